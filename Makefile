@@ -1,0 +1,37 @@
+# Billing Desk: `make run` starts the console (on the embedded sandbox unless an API is configured);
+# `make test` installs what the tests need (Debian's chromium included) and runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test sandbox bench clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the browser tests..."
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+run: $(VENV)/.runtime
+	@echo "The console is not built yet: starting the Payments sandbox alone."
+	$(PY) -m sandbox
+
+sandbox: $(VENV)/.runtime
+	$(PY) -m sandbox
+
+test: $(VENV)/.dev $(CHROMIUM)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache

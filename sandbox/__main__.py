@@ -1,0 +1,43 @@
+"""`python -m sandbox`: serve the Payments API twin on loopback until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import uvicorn
+
+from .app import create_app
+from .settings import DEFAULT_DB, SandboxSettings, new_test_key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--api-key", default=os.environ.get("SANDBOX_API_KEY"),
+                        help="bsk_test_ + 32 hex characters; a new one is made and printed if omitted")
+    parser.add_argument("--db", default=str(DEFAULT_DB), help="SQLite file holding the sandbox's state")
+    parser.add_argument("--rate-limit", type=int, default=1000, help="requests per minute per key")
+    parser.add_argument("--rate-burst", type=int, default=None, help="bucket size (default: one minute's worth)")
+    parser.add_argument("--latency-ms", type=int, default=0, help="added to every API call")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="share of API calls answered with a 500")
+    parser.add_argument("--organizations", type=int, default=74, help="organizations seeded on first start")
+    args = parser.parse_args(argv)
+    try:
+        settings = SandboxSettings(api_key=args.api_key or new_test_key(), db_path=args.db,
+                                   rate_limit=args.rate_limit, rate_burst=args.rate_burst,
+                                   latency_ms=args.latency_ms, error_rate=args.error_rate,
+                                   organizations=args.organizations)
+    except ValueError as problem:
+        parser.error(str(problem))
+    print(f"Payments sandbox (test mode) on http://{args.host}:{args.port}/api/v1", flush=True)
+    print(f"API key: {settings.api_key}", flush=True)
+    print(f"State: {args.db} · OpenAPI: http://{args.host}:{args.port}/openapi.json", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

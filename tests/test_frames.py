@@ -1,0 +1,28 @@
+"""Plans and customers as DataFrames, from the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from services.frames import customers_frame, plans_frame
+from services.payments_client import PaymentsClient
+
+
+def test_plans_frame_has_money_as_numbers_and_marks_the_current_plan(client: PaymentsClient) -> None:
+    frame = plans_frame(client.list_plans("org_abc123"))
+    starter = frame[(frame.plan == "Starter") & (frame.interval == "year")].iloc[0]
+    assert starter.price == 1790.0 and pd.api.types.is_float_dtype(frame.price)
+    assert frame[frame.current].plan.unique().tolist() == ["Growth"]
+    enterprise = frame[frame.plan == "Enterprise"]
+    assert len(enterprise) == 1 and pd.isna(enterprise.iloc[0].price) and enterprise.iloc[0].custom
+    assert len(frame) == 1 + 4 * 2 + 1  # trial, four plans monthly and yearly, enterprise
+
+
+def test_customers_frame_has_dates_as_datetimes(client: PaymentsClient, control) -> None:
+    ids = ["org_abc123"] + [row["id"] for row in control.organizations("none")[:2]]
+    customers = [client.get_customer(organization_id) for organization_id in ids]
+    frame = customers_frame(customers, client.list_plans("org_abc123"))
+    assert pd.api.types.is_datetime64_any_dtype(frame.period_end)
+    first = frame.iloc[0]
+    assert (first.plan, first.price, first.status, first.card_last4) == ("Growth", 399.0, "active", "4242")
+    assert frame.iloc[1].status == "none" and pd.isna(frame.iloc[1].period_end) and pd.isna(frame.iloc[1].plan)
