@@ -94,6 +94,10 @@ def register(app: FastAPI, store: Store) -> None:
 </form></section></main>"""
         return _page(f"Checkout — {plan.name}", body, status)
 
+    @app.get("/sandbox/checkout/cancelled", include_in_schema=False)
+    def checkout_cancelled() -> HTMLResponse:
+        return _message_page("Checkout cancelled", "No payment was taken. You can close this page.", 200)
+
     @app.get("/sandbox/checkout/{session_id}", include_in_schema=False)
     def checkout_page(session_id: str) -> HTMLResponse:
         return checkout_form(session_id)

@@ -1,0 +1,58 @@
+"""Billing Desk: the router. Builds the page list from the login state and role; pages render, services act."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from services.roles import Page, pages_for
+from ui import auth, chrome, organization
+from ui.routing import ensure_router_runs
+from ui.runtime import get_runtime
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+ensure_router_runs()
+st.set_page_config(page_title="Billing Desk", page_icon=":material/payments:", layout="wide")
+
+# Every page: its file, title, icon and URL. The login form answers at all of these URLs until login.
+PAGES: dict[Page, tuple[str, str, str]] = {
+    Page.CUSTOMER: ("pages/customer.py", "Customer", ":material/person_search:"),
+    Page.PLANS: ("pages/plans.py", "Plans", ":material/sell:"),
+    Page.SUBSCRIPTION: ("pages/subscription.py", "Subscription actions", ":material/tune:"),
+    Page.AUDIT: ("pages/audit_log.py", "Audit log", ":material/history:"),
+}
+SECTIONS = {"Customers": (Page.CUSTOMER, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
+
+runtime = get_runtime()
+authenticator = auth.authenticator()
+auth.restore_from_cookie(authenticator)
+actor = auth.current_actor()
+organization.remember_deep_link()
+
+if actor is None:
+    login = [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="login", default=True)]
+    login += [st.Page("pages/login.py", title="Log in", url_path=page.value, visibility="hidden") for page in PAGES]
+    page = st.navigation(login, position="hidden")
+else:
+    allowed = pages_for(actor.role)
+    built = {page: st.Page(path, title=title, icon=icon, url_path=page.value, default=page is allowed[0])
+             for page, (path, title, icon) in PAGES.items() if page in allowed}
+    hidden = [st.Page("pages/home.py", title="Billing Desk", url_path="login", visibility="hidden")]
+    hidden += [st.Page("pages/not_allowed.py", title="Not available", url_path=page.value, visibility="hidden")
+               for page in PAGES if page not in allowed]
+    sections = {name: [built[page] for page in members if page in built] for name, members in SECTIONS.items()}
+    sections = {name: pages for name, pages in sections.items() if pages}
+    first_section = next(iter(sections))
+    sections[first_section] = sections[first_section] + hidden
+    page = st.navigation(sections)
+    chrome.sidebar(actor, runtime)
+
+auth.settle_cookie(authenticator)
+chrome.environment_banner(runtime)
+try:
+    page.run()
+except Exception:  # st.stop/st.rerun are BaseExceptions and pass through
+    logging.getLogger("billing_desk").exception("Page %s failed", page.title)
+    st.error("Something went wrong on this page. Refresh to try again; if it persists, tell the engineering team.",
+             icon=":material/error:")

@@ -1,0 +1,49 @@
+"""Audit log: every write attempt, filterable, downloadable as CSV."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import streamlit as st
+
+from services.audit import OUTCOMES, AuditFilter
+from services.roles import Action, Page, require
+from ui import auth
+from ui.runtime import get_runtime
+
+actor = auth.require_page(Page.AUDIT)
+require(actor.role, Action.READ_AUDIT_LOG)
+audit = get_runtime().audit
+
+st.title("Audit log")
+st.caption("Every write attempt: who, what, on which organization, why, and how it ended. Links and keys are "
+           "never recorded.")
+with st.container(border=True):
+    users_column, organization_column, actions_column = st.columns(3)
+    users = users_column.multiselect("User", audit.distinct("user"))
+    organization = organization_column.text_input("Organization contains", placeholder="org_…")
+    actions = actions_column.multiselect("Action", audit.distinct("action"))
+    outcomes_column, dates_column, _ = st.columns(3)
+    outcomes = outcomes_column.multiselect("Outcome", list(OUTCOMES))
+    today = date.today()
+    dates = dates_column.date_input("Dates", value=(today - timedelta(days=30), today), max_value=today)
+
+since, until = (dates if isinstance(dates, tuple) and len(dates) == 2 else (None, None))
+events = audit.events(AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes), since, until))
+
+summary = events.outcome.value_counts()
+st.markdown(f"**{len(events)}** events" + "".join(f" · {count} {outcome}" for outcome, count in summary.items()))
+st.dataframe(
+    events, hide_index=True, width="stretch",
+    column_config={
+        "id": st.column_config.NumberColumn("#", width="small"),
+        "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm:ss"),
+        "user": "User", "role": "Role", "action": "Action", "organization_id": "Organization",
+        "parameters": st.column_config.TextColumn("Parameters", width="medium"),
+        "reason": st.column_config.TextColumn("Reason", width="medium"),
+        "outcome": "Outcome", "error": st.column_config.TextColumn("Error", width="medium"),
+        "request_id": "Request id", "attempts": st.column_config.NumberColumn("Tries", width="small"),
+        "completed_at": st.column_config.DatetimeColumn("Completed (UTC)", format="D MMM YYYY, HH:mm:ss"),
+    })
+st.download_button("Download CSV", events.to_csv(index=False).encode(), file_name=f"audit-{today}.csv",
+                   mime="text/csv", icon=":material/download:", on_click="ignore")

@@ -1,0 +1,35 @@
+"""Log in. The only page that exists before login."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from services.users import DEMO_PASSWORDS
+from ui import auth
+from ui.routing import ensure_router_runs
+from ui.runtime import get_runtime
+
+ROLE_SUMMARY = {"support": "look up customers and plans, send checkout and portal links",
+                "finance": "also change plans, cancel, process checkouts, read the audit log",
+                "admin": "everything"}
+
+ensure_router_runs()
+runtime = get_runtime()
+_, middle, _ = st.columns([1, 1.3, 1])
+with middle:
+    st.title("Billing Desk")
+    st.caption("Subscriptions console for finance and support staff.")
+    with st.form("login"):
+        st.text_input("Username", key="login_username", autocomplete="username")
+        st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
+        st.form_submit_button("Log in", type="primary", on_click=auth.attempt_login, width="stretch")
+    if error := st.session_state.get("login_error"):
+        st.error(error, icon=":material/lock:")
+    if runtime.config.sandbox:
+        with st.container(border=True):
+            st.badge("TEST · SANDBOX", color="orange", icon=":material/science:")
+            st.markdown("Connected to the built-in sandbox: test data, no real money. Demo users:")
+            st.markdown("\n".join(f"- `{name}` / `{password}` — {ROLE_SUMMARY[name]}"
+                                   for name, password in DEMO_PASSWORDS.items()))
+    elif runtime.environment == "live":
+        st.badge("LIVE", color="red", icon=":material/bolt:")

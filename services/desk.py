@@ -1,0 +1,180 @@
+"""Billing Desk's operations: what a person may do, checked, audited, and re-read afterwards.
+
+Pages call these and only render. Every write:
+1. validates its input (InvalidInputError names the field) and the person's role (PermissionDenied, audited);
+2. stores its audit row before the API call (AuditUnavailable: the call is not made);
+3. calls the API with the intent's idempotency key;
+4. completes the audit row with the outcome, and re-reads the customer so the page shows the resulting state.
+Checkout and portal URLs are returned to the caller once and never stored; audit rows hold no URL or key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from . import validation
+from .audit import AuditLog
+from .payments_client import PaymentsClient
+from .payments_errors import InvalidInputError, PaymentsError
+from .payments_models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
+from .roles import Action, PermissionDenied, Role, require
+
+MAX_REASON_LENGTH = 500
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Actor:
+    username: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    audit_id: int
+    customer: CustomerInfo | None  # re-read after the write; None if the re-read failed
+    reread_error: PaymentsError | None = None
+    change: PlanChangeResult | None = None
+    processed: ProcessResult | None = None
+
+
+def mask_session_id(session_id: str) -> str:
+    """Checkout session ids are the key to a checkout page: audit rows keep only their end."""
+    return f"{session_id[:8]}…{session_id[-6:]}" if len(session_id) > 16 else "cs_…"
+
+
+def reason_text(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInputError("reason", "Give a reason: it goes in the audit log with your name.")
+    text = " ".join(raw.split())
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidInputError("reason", f"Keep the reason under {MAX_REASON_LENGTH} characters.")
+    if any(not ch.isprintable() for ch in text):
+        raise InvalidInputError("reason", "The reason contains control characters.")
+    return text
+
+
+def _error_text(error: PaymentsError) -> str:
+    detail = ", ".join(part for part in (f"code {error.code}" if error.code else "",
+                                         f"request {error.request_id}" if error.request_id else "") if part)
+    return f"{error.user_message} ({detail})" if detail else error.user_message
+
+
+class BillingDesk:
+    def __init__(self, client: PaymentsClient, audit: AuditLog) -> None:
+        self.client, self.audit = client, audit
+
+    # --- reads ------------------------------------------------------------------------------------------
+    def customer(self, actor: Actor, organization_id: str) -> CustomerInfo:
+        require(actor.role, Action.LOOK_UP_CUSTOMER)
+        return self.client.get_customer(organization_id)
+
+    def plans(self, actor: Actor, organization_id: str) -> PlanCatalog:
+        require(actor.role, Action.VIEW_PLANS)
+        return self.client.list_plans(organization_id)
+
+    # --- writes -----------------------------------------------------------------------------------------
+    def create_portal_link(self, actor: Actor, organization_id: str, idempotency_key: str) -> SessionLink:
+        organization_id = validation.organization_id(organization_id)
+        link, _ = self._write(actor, Action.CREATE_PORTAL_LINK, organization_id, {}, "", idempotency_key,
+                              lambda: self.client.create_portal(organization_id, idempotency_key=idempotency_key),
+                              summarise=lambda link: {"expiresAt": link.expires_at})
+        return link
+
+    def create_checkout_link(self, actor: Actor, organization_id: str, price_id: str, product_id: str,
+                             success_url: str | None, cancel_url: str | None, idempotency_key: str) -> SessionLink:
+        organization_id = validation.organization_id(organization_id)
+        parameters = {"priceId": validation.price_id(price_id), "productId": validation.product_id(product_id),
+                      "successUrl": validation.redirect_url(success_url, "success URL") if success_url else None,
+                      "cancelUrl": validation.redirect_url(cancel_url, "cancel URL") if cancel_url else None}
+        link, _ = self._write(
+            actor, Action.CREATE_CHECKOUT_LINK, organization_id, parameters, "", idempotency_key,
+            lambda: self.client.create_checkout(organization_id, parameters["priceId"], parameters["productId"],
+                                                parameters["successUrl"], parameters["cancelUrl"],
+                                                idempotency_key=idempotency_key),
+            summarise=lambda link: {"expiresAt": link.expires_at,
+                                    "checkoutSession": mask_session_id(link.checkout_session_id or "")})
+        return link
+
+    def process_checkout(self, actor: Actor, checkout_session_id: str, reason: str,
+                         idempotency_key: str) -> WriteResult:
+        session_id = validation.checkout_session_id(checkout_session_id)
+        reason = reason_text(reason)
+        processed, audit_id = self._write(
+            actor, Action.PROCESS_CHECKOUT, None, {"checkoutSession": mask_session_id(session_id)}, reason,
+            idempotency_key, lambda: self.client.process_checkout(session_id, idempotency_key=idempotency_key),
+            summarise=lambda result: {"organizationId": result.organization_id, "status": result.status,
+                                      "subscriptionId": result.subscription_id,
+                                      "alreadyProcessed": result.already_processed},
+            organization_of=lambda result: result.organization_id)
+        customer, problem = self._reread(processed.organization_id)
+        return WriteResult(audit_id, customer, problem, processed=processed)
+
+    def change_plan(self, actor: Actor, organization_id: str, price_id: str, product_id: str, reason: str,
+                    idempotency_key: str) -> WriteResult:
+        organization_id = validation.organization_id(organization_id)
+        parameters = {"priceId": validation.price_id(price_id), "productId": validation.product_id(product_id)}
+        reason = reason_text(reason)
+        change, audit_id = self._write(
+            actor, Action.CHANGE_PLAN, organization_id, parameters, reason, idempotency_key,
+            lambda: self.client.update_subscription(organization_id, parameters["priceId"], parameters["productId"],
+                                                    idempotency_key=idempotency_key),
+            summarise=lambda result: {"change": result.change, "effective": result.effective,
+                                      "effectiveAt": result.effective_at, "prorationAmount": result.proration_amount})
+        customer, problem = self._reread(organization_id)
+        return WriteResult(audit_id, customer, problem, change=change)
+
+    def cancel_subscription(self, actor: Actor, organization_id: str, reason: str, typed_confirmation: str,
+                            idempotency_key: str) -> WriteResult:
+        organization_id = validation.organization_id(organization_id)
+        reason = reason_text(reason)
+        if (typed_confirmation or "").strip() != organization_id:
+            raise InvalidInputError("confirmation", f"Type the organization id ({organization_id}) exactly to confirm.")
+        _, audit_id = self._write(actor, Action.CANCEL_SUBSCRIPTION, organization_id, {}, reason, idempotency_key,
+                                  lambda: self.client.cancel_subscription(organization_id,
+                                                                          idempotency_key=idempotency_key))
+        customer, problem = self._reread(organization_id)
+        return WriteResult(audit_id, customer, problem)
+
+    def settle_unknown(self, actor: Actor, audit_id: int, organization_id: str) -> CustomerInfo:
+        """Re-reads the customer of an interrupted write and records that a person looked."""
+        customer = self.customer(actor, organization_id)
+        self.audit.settle(audit_id, "unknown", f"Re-read by {actor.username}: status {customer.status}, "
+                                               f"plan {customer.subscription.plan_name if customer.subscription else '—'}")
+        return customer
+
+    # --- the shape every write shares ----------------------------------------------------------------------
+    def _write(self, actor: Actor, action: Action, organization_id: str | None, parameters: dict[str, Any],
+               reason: str, idempotency_key: str, call: Callable[[], T],
+               summarise: Callable[[T], dict[str, Any]] | None = None,
+               organization_of: Callable[[T], str | None] | None = None) -> tuple[T, int]:
+        try:
+            require(actor.role, action)
+        except PermissionDenied as denied:
+            self.audit.record(user=actor.username, role=actor.role.value, action=action.value,
+                              organization_id=organization_id, outcome="denied", error=denied.user_message,
+                              parameters=parameters, reason=reason)
+            raise
+        audit_id = self.audit.begin(user=actor.username, role=actor.role.value, action=action.value,
+                                    organization_id=organization_id, parameters=parameters, reason=reason,
+                                    idempotency_key=idempotency_key)
+        try:
+            result = call()
+        except PaymentsError as error:
+            self.audit.complete(audit_id, "failed", _error_text(error), error.request_id)
+            raise
+        except Exception:
+            self.audit.complete(audit_id, "failed", "Unexpected error in Billing Desk.")
+            raise
+        self.audit.complete(audit_id, "succeeded", result=summarise(result) if summarise else None,
+                            organization_id=organization_of(result) if organization_of else None)
+        return result, audit_id
+
+    def _reread(self, organization_id: str | None) -> tuple[CustomerInfo | None, PaymentsError | None]:
+        if not organization_id:
+            return None, None
+        try:
+            return self.client.get_customer(organization_id), None
+        except PaymentsError as problem:
+            return None, problem

@@ -1,0 +1,79 @@
+"""How values read on screen: money, dates, statuses. Pure functions, shared by every page."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+
+from .payments_models import CustomerInfo
+
+# Streamlit markdown treats these as syntax ($ even starts LaTeX); API data must show literally.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+
+STATUS_STYLE: dict[str, tuple[str, str]] = {  # status -> (label, badge colour)
+    "active": ("Active", "green"), "trialing": ("Trialing", "blue"), "past_due": ("Past due", "orange"),
+    "canceled": ("Canceled", "gray"), "incomplete": ("Incomplete", "red"), "none": ("No subscription", "gray"),
+    "unpaid": ("Unpaid", "red"), "incomplete_expired": ("Expired", "gray"),
+}
+ENVIRONMENT_STYLE: dict[str, tuple[str, str]] = {
+    "sandbox": ("TEST · SANDBOX", "orange"), "test": ("TEST", "orange"), "live": ("LIVE", "red"),
+}
+
+
+def escape_markdown(text: object) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def money(amount: Decimal | float | int | None, currency: str = "usd") -> str:
+    if amount is None:
+        return "—"
+    symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency.lower(), "")
+    text = f"{symbol}{Decimal(str(amount)):,.2f}"
+    return text if symbol else f"{text} {currency.upper()}"
+
+
+def price_with_interval(amount: Decimal | None, interval: str | None, currency: str = "usd") -> str:
+    if amount is None:
+        return "Custom pricing"
+    return f"{money(amount, currency)} per {interval}" if interval else money(amount, currency)
+
+
+def day(moment: datetime | None) -> str:
+    return moment.strftime("%d %b %Y") if moment else "—"
+
+
+def status_style(status: str) -> tuple[str, str]:
+    return STATUS_STYLE.get(status, (status.replace("_", " ").capitalize() or "Unknown", "gray"))
+
+
+def card(customer: CustomerInfo) -> str:
+    if not customer.card_last4:
+        return "No card on file"
+    brand = (customer.card_brand or "card").replace("_", " ").title()
+    return f"{brand} •••• {customer.card_last4}"
+
+
+def customer_notices(customer: CustomerInfo) -> list[tuple[str, str]]:
+    """(kind, sentence) notices a person must not miss: cancelling, a scheduled downgrade, a failed payment."""
+    subscription = customer.subscription
+    notices: list[tuple[str, str]] = []
+    if subscription is None:
+        return notices
+    if subscription.cancel_at_period_end:
+        notices.append(("warning", f"Cancels at period end: the subscription ends on "
+                                   f"{day(subscription.current_period_end)} and will not renew."))
+    if subscription.scheduled_change:
+        change = subscription.scheduled_change
+        notices.append(("info", f"Downgrade scheduled: moves to {change.plan_name or change.product_id} "
+                                f"({price_with_interval(_dollars(change.unit_amount), change.interval)}) on "
+                                f"{day(change.effective_at or subscription.current_period_end)}."))
+    if subscription.status == "past_due":
+        notices.append(("error", "The last payment failed. Send the customer a portal link to update their card."))
+    if subscription.status == "trialing":
+        notices.append(("info", f"Free trial ends on {day(subscription.trial_end or subscription.current_period_end)}."))
+    return notices
+
+
+def _dollars(cents: int | None) -> Decimal | None:
+    return None if cents is None else Decimal(cents) / 100

@@ -1,0 +1,78 @@
+"""Who may do what. Enforced here, in the service layer; the menu only mirrors it."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Role(str, Enum):
+    SUPPORT = "support"
+    FINANCE = "finance"
+    ADMIN = "admin"
+
+
+class Action(str, Enum):
+    VIEW_PLANS = "view plans"
+    LOOK_UP_CUSTOMER = "look up customer"
+    CREATE_CHECKOUT_LINK = "create checkout link"
+    CREATE_PORTAL_LINK = "create portal link"
+    PROCESS_CHECKOUT = "process checkout"
+    CHANGE_PLAN = "change plan"
+    CANCEL_SUBSCRIPTION = "cancel subscription"
+    READ_AUDIT_LOG = "read audit log"
+    BULK_LOOKUP = "bulk lookup"
+
+
+class Page(str, Enum):
+    CUSTOMER = "customer"
+    PLANS = "plans"
+    SUBSCRIPTION = "subscription"
+    AUDIT = "audit"
+
+
+_SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_CHECKOUT_LINK,
+                      Action.CREATE_PORTAL_LINK, Action.BULK_LOOKUP})
+_FINANCE = _SUPPORT | {Action.PROCESS_CHECKOUT, Action.CHANGE_PLAN, Action.CANCEL_SUBSCRIPTION, Action.READ_AUDIT_LOG}
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.SUPPORT: _SUPPORT,
+    Role.FINANCE: _FINANCE,
+    Role.ADMIN: frozenset(Action),
+}
+# A page is open to a role when the role may take the action the page exists for.
+PAGE_ACTIONS: dict[Page, Action] = {
+    Page.CUSTOMER: Action.LOOK_UP_CUSTOMER,
+    Page.PLANS: Action.VIEW_PLANS,
+    Page.SUBSCRIPTION: Action.CHANGE_PLAN,
+    Page.AUDIT: Action.READ_AUDIT_LOG,
+}
+
+
+class PermissionDenied(Exception):
+    def __init__(self, role: str | None, action: Action) -> None:
+        super().__init__(f"The {role or 'unknown'} role may not {action.value}.")
+        self.role, self.action = role, action
+
+    @property
+    def user_message(self) -> str:
+        return f"Your role ({self.role or 'none'}) may not {self.action.value}. Ask a finance lead or an admin."
+
+
+def parse_role(value: object) -> Role | None:
+    try:
+        return Role(str(value).strip().lower()) if value is not None else None
+    except ValueError:
+        return None
+
+
+def allowed(role: Role | str | None, action: Action) -> bool:
+    parsed = role if isinstance(role, Role) else parse_role(role)
+    return parsed is not None and action in PERMISSIONS[parsed]
+
+
+def require(role: Role | str | None, action: Action) -> None:
+    if not allowed(role, action):
+        raise PermissionDenied(role.value if isinstance(role, Role) else role, action)
+
+
+def pages_for(role: Role | str | None) -> list[Page]:
+    return [page for page, action in PAGE_ACTIONS.items() if allowed(role, action)]

@@ -1,0 +1,71 @@
+"""The organization being worked on: shared by every page, carried in `?org=` deep links, with recent lookups."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from services import validation
+from services.payments_errors import InvalidInputError
+
+MAX_RECENT = 8
+
+
+def remember_deep_link() -> None:
+    """Called by the router before login too, so `?org=` survives the login form."""
+    requested = st.query_params.get("org")
+    if requested and requested != st.session_state.get("organization_id"):
+        st.session_state["requested_organization"] = requested
+
+
+def _select(organization_id: str) -> None:
+    st.session_state["organization_id"] = organization_id
+    recent = [org for org in st.session_state.get("recent_organizations", []) if org != organization_id]
+    st.session_state["recent_organizations"] = [organization_id, *recent][:MAX_RECENT]
+
+
+def current() -> str | None:
+    """The current organization, taking a deep link first; keeps `?org=` in the address bar in step."""
+    requested = st.session_state.pop("requested_organization", None) or st.query_params.get("org")
+    if requested and requested != st.session_state.get("organization_id"):
+        try:
+            _select(validation.organization_id(requested))
+        except InvalidInputError as problem:
+            st.session_state["lookup_error"] = f"The link's organization id is not valid: {problem.message}"
+    organization_id = st.session_state.get("organization_id")
+    if organization_id and st.query_params.get("org") != organization_id:
+        st.query_params["org"] = organization_id
+    return organization_id
+
+
+def _submit_lookup() -> None:
+    raw = st.session_state.get("lookup_input", "")
+    try:
+        _select(validation.organization_id(raw))
+        st.session_state["lookup_error"] = None
+        st.session_state["lookup_input"] = ""
+    except InvalidInputError as problem:
+        st.session_state["lookup_error"] = problem.message
+
+
+def _pick_recent() -> None:
+    choice = st.session_state.get("recent_pick")
+    if choice:
+        _select(choice)
+    st.session_state["recent_pick"] = None
+
+
+def picker() -> str | None:
+    """The lookup box and recent lookups. Returns the current organization id."""
+    organization_id = current()
+    with st.form("lookup", border=False, enter_to_submit=True):
+        box, button = st.columns([4, 1], vertical_alignment="bottom")
+        box.text_input("Organization id", key="lookup_input", placeholder=organization_id or "org_abc123",
+                       help="Paste the organization id, e.g. org_abc123. Links with ?org= open it directly.")
+        button.form_submit_button("Look up", type="primary", on_click=_submit_lookup, width="stretch",
+                                  icon=":material/search:")
+    if error := st.session_state.get("lookup_error"):
+        st.error(error, icon=":material/edit:")
+    recent = [org for org in st.session_state.get("recent_organizations", []) if org != organization_id]
+    if recent:
+        st.pills("Recent", recent, key="recent_pick", on_change=_pick_recent, label_visibility="collapsed")
+    return st.session_state.get("organization_id")

@@ -1,0 +1,63 @@
+"""Widgets every page shares: errors, badges, field rows, the once-only link panel."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from services import intents
+from services.audit import AuditUnavailable
+from services.formatting import escape_markdown, status_style
+from services.payments_errors import InvalidInputError, PaymentsError
+from services.payments_models import CustomerInfo
+from services.roles import PermissionDenied
+
+log = logging.getLogger("billing_desk.ui")
+
+
+def show_error(error: BaseException, doing: str) -> None:
+    """One clear sentence: what failed and what to do. Never a traceback, never a URL or key."""
+    if isinstance(error, InvalidInputError):
+        st.error(error.user_message, icon=":material/edit:")
+    elif isinstance(error, PermissionDenied):
+        st.error(error.user_message, icon=":material/lock:")
+    elif isinstance(error, AuditUnavailable):
+        st.error(error.user_message, icon=":material/history:")
+    elif isinstance(error, PaymentsError):
+        st.error(f"Couldn't {doing}. {error.user_message}", icon=":material/error:")
+        if error.request_id:
+            st.caption(f"Request id for the engineering team: {error.request_id}")
+    else:
+        log.exception("Unexpected error while trying to %s", doing)
+        st.error(f"Couldn't {doing}: something unexpected went wrong in Billing Desk. Try again; if it "
+                 "persists, tell the engineering team.", icon=":material/error:")
+
+
+def status_badge(customer: CustomerInfo) -> None:
+    label, colour = status_style(customer.status)
+    st.badge(label, color=colour)  # type: ignore[arg-type]
+
+
+def field(label: str, value: object) -> None:
+    """A label over a value, the value shown literally (API data may contain markdown or HTML)."""
+    st.caption(label)
+    st.markdown(escape_markdown(value) if value not in (None, "") else "—")
+
+
+def fresh_link_panel(kind: str, organization_id: str) -> None:
+    """Shows a just-created checkout or portal link to the person who made it, once; it is never stored."""
+    link = st.session_state.get("fresh_link")
+    if not link or link["kind"] != kind or link["organization_id"] != organization_id:
+        return
+    with st.container(border=True):
+        st.markdown(f"**{kind.capitalize()} link for {escape_markdown(organization_id)}**")
+        st.caption("Shown only to you, only now: copy it or open it. It isn't saved anywhere."
+                   + (f" It expires {link['expires']}." if link.get("expires") else ""))
+        st.code(link["url"], language=None, wrap_lines=True)
+        left, right = st.columns([1, 1])
+        left.link_button(f"Open {kind} page", link["url"], icon=":material/open_in_new:")
+        if right.button("Done, hide it", key=f"hide_{kind}_link"):
+            st.session_state.pop("fresh_link", None)
+            intents.retire(st.session_state, *link["intent"])  # the next link is a new write
+            st.rerun()
