@@ -31,14 +31,20 @@ actor = auth.current_actor()
 organization.remember_deep_link()
 
 if actor is None:
-    login = [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="login", default=True)]
-    login += [st.Page("pages/login.py", title="Log in", url_path=page.value, visibility="hidden") for page in PAGES]
+    # The default page answers at "/"; every other address, /login included, shows the same form.
+    login = [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="sign-in", default=True)]
+    login += [st.Page("pages/login.py", title="Log in", url_path=path, visibility="hidden")
+              for path in ("login", *(page.value for page in PAGES))]
     page = st.navigation(login, position="hidden")
 else:
     allowed = pages_for(actor.role)
-    built = {page: st.Page(path, title=title, icon=icon, url_path=page.value, default=page is allowed[0])
+    built = {page: st.Page(path, title=title, icon=icon, url_path=page.value)
              for page, (path, title, icon) in PAGES.items() if page in allowed}
-    hidden = [st.Page("pages/home.py", title="Billing Desk", url_path="login", visibility="hidden")]
+    # "/" and "/login" show the role's first page directly (no redirect: a rerun right after login would
+    # lose the authenticator's cookie), while every page keeps its own address for links and ?org=.
+    first_path, first_title, _ = PAGES[allowed[0]]
+    hidden = [st.Page(first_path, title=first_title, url_path="start", default=True, visibility="hidden"),
+              st.Page(first_path, title=first_title, url_path="login", visibility="hidden")]
     hidden += [st.Page("pages/not_allowed.py", title="Not available", url_path=page.value, visibility="hidden")
                for page in PAGES if page not in allowed]
     sections = {name: [built[page] for page in members if page in built] for name, members in SECTIONS.items()}

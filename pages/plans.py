@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from services import intents
-from services.formatting import escape_markdown, money
+from services.formatting import escape_markdown
 from services.frames import plans_frame
-from services.payments_errors import InvalidInputError
+from services.plan_change import checkout_options
 from services.roles import Page
 from ui import auth, data, organization
 from ui.runtime import get_runtime
@@ -33,11 +32,18 @@ except Exception as problem:
 
 frame = plans_frame(catalog)
 current = catalog.plan(catalog.active_product_id)
+try:  # the customer's exact price, to mark one row rather than both intervals of the plan
+    subscription = data.customer(actor, organization_id).subscription
+    current_price = subscription.price_id if subscription and subscription.is_live else None
+except Exception:
+    current_price = None
+if current_price in set(frame.price_id):
+    frame["current"] = frame.price_id == current_price
 st.caption(f"Plans for **{escape_markdown(organization_id)}** · current plan: "
-           f"**{escape_markdown(current.name) if current else 'none'}** (marked ✓). Select a row to send a checkout link.")
+           f"**{escape_markdown(current.name) if current else 'none'}** (marked ✓). Select a row (or pick below) to send a checkout link.")
 table = frame.assign(current=frame.current.map({True: "✓", False: ""}))
 selection = st.dataframe(
-    table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+    table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", placeholder="—",
     key="plans_table",
     column_order=["current", "plan", "interval", "price", "credits", "overage_rate", "seats", "features",
                   "product_id", "price_id"],
@@ -60,7 +66,7 @@ if not priced.empty:
     priced["per_month"] = priced.apply(lambda row: row.price / 12 if row.interval == "year" else row.price, axis=1)
     priced["billing"] = priced.interval.map({"month": "Monthly", "year": "Yearly (per month)"})
     chart = alt.Chart(priced).mark_bar().encode(
-        x=alt.X("plan:N", sort=list(dict.fromkeys(priced.plan)), title=None),
+        x=alt.X("plan:N", sort=list(dict.fromkeys(priced.plan)), title=None, axis=alt.Axis(labelAngle=0)),
         xOffset="billing:N",
         y=alt.Y("per_month:Q", title="Cost per month ($)"),
         color=alt.Color("billing:N", title=None, legend=alt.Legend(orient="top")),
@@ -69,30 +75,30 @@ if not priced.empty:
                  alt.Tooltip("credits:Q", title="Credits", format=",")])
     st.altair_chart(chart.properties(height=260), width="stretch")
 
+options = checkout_options(catalog)
 rows = selection.selection.rows if selection else []
-chosen = table.iloc[rows[0]] if rows else None
+picked = table.iloc[rows[0]].price_id if rows else None
 with st.container(border=True):
     st.markdown("**Checkout link**")
-    if chosen is None:
-        st.caption("Select a plan in the table above to create a checkout link for it.")
-    elif chosen.custom or pd.isna(chosen.price_id):
-        st.info(f"{escape_markdown(chosen.plan)} is sold by contract: hand the customer to the sales team.")
-    else:
-        st.markdown(f"{escape_markdown(chosen.plan)} · {escape_markdown(money(chosen.price))} per "
-                    f"{escape_markdown(chosen.interval)} for **{escape_markdown(organization_id)}**")
+    custom = [plan.name for plan in catalog.plans if plan.custom]
+    choice = st.selectbox("Plan", options, format_func=lambda option: option.label, key=f"checkout_plan_{picked}",
+                          index=next((i for i, option in enumerate(options) if option.price.price_id == picked), None),
+                          placeholder="Choose a plan, or select a row in the table",
+                          help=(f"{', '.join(custom)}: sold by contract through sales." if custom else None))
+    if choice is not None:
+        st.markdown(f"{escape_markdown(choice.label)} for **{escape_markdown(organization_id)}**")
         success_url = st.text_input("Success URL", value=runtime.success_url or "", key="success_url",
                                     help="Where the customer lands after paying.")
         cancel_url = st.text_input("Cancel URL", value=runtime.cancel_url or "", key="cancel_url",
                                    help="Where the customer lands if they leave the checkout.")
         if st.button("Create checkout link", type="primary", icon=":material/shopping_cart:"):
-            intent = ("checkout", {"organization": organization_id, "price": chosen.price_id,
+            intent = ("checkout", {"organization": organization_id, "price": choice.price.price_id,
                                    "success": success_url.strip(), "cancel": cancel_url.strip()})
             try:
-                link = runtime.desk.create_checkout_link(actor, organization_id, chosen.price_id, chosen.product_id,
-                                                         success_url.strip() or None, cancel_url.strip() or None,
+                link = runtime.desk.create_checkout_link(actor, organization_id, choice.price.price_id,
+                                                         choice.plan.product_id, success_url.strip() or None,
+                                                         cancel_url.strip() or None,
                                                          intents.key_for(st.session_state, *intent))
-            except InvalidInputError as problem:
-                st.error(problem.user_message, icon=":material/edit:")
             except Exception as problem:
                 show_error(problem, "create a checkout link")
             else:

@@ -55,6 +55,14 @@ login_attempts = Table(
 )
 
 
+logouts = Table(
+    "logouts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+
 class AuditUnavailable(Exception):
     user_message = "The audit log can't be written right now, so nothing was changed. Try again shortly."
 
@@ -198,6 +206,14 @@ class AuditLog:
     def record_login(self, username: str, succeeded: bool) -> None:
         with self.engine.begin() as conn:
             conn.execute(login_attempts.insert().values(username=username, at=_now(), succeeded=succeeded))
+
+    def record_logout(self, username: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(logouts.insert().values(username=username, at=_now()))
+
+    def last_logout(self, username: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return _utc(conn.execute(select(func.max(logouts.c.at)).where(logouts.c.username == username)).scalar())
 
     def recent_failures(self, username: str, window: timedelta) -> list[datetime]:
         """Failed attempts within the window since the last success, oldest first."""

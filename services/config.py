@@ -34,6 +34,8 @@ class ConsoleConfig:
     checkout_success_url: str | None = None
     checkout_cancel_url: str | None = None
     cache_ttl_seconds: int = 60
+    sandbox_port: int = 0  # 0: any free port; tests pin it to reach the sandbox's controls
+    sandbox_api_key: str | None = field(default=None, repr=False)
 
     @property
     def sandbox(self) -> bool:
@@ -70,7 +72,8 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         cookie_key=environ.get("BILLING_DESK_COOKIE_KEY") or auth.get("cookie_key"), audit_database_url=str(audit_url),
         checkout_success_url=environ.get("CHECKOUT_SUCCESS_URL") or checkout.get("success_url"),
         checkout_cancel_url=environ.get("CHECKOUT_CANCEL_URL") or checkout.get("cancel_url"),
-        cache_ttl_seconds=int(environ.get("BILLING_DESK_CACHE_TTL") or 60))
+        cache_ttl_seconds=int(environ.get("BILLING_DESK_CACHE_TTL") or 60),
+        sandbox_port=int(environ.get("SANDBOX_PORT") or 0), sandbox_api_key=environ.get("SANDBOX_API_KEY"))
     if not api_url:
         return config
     try:

@@ -36,9 +36,11 @@ def build_runtime(config: ConsoleConfig) -> ConsoleRuntime:
     sandbox = None
     success_url, cancel_url = config.checkout_success_url, config.checkout_cancel_url
     if config.sandbox:
-        from sandbox import SandboxSettings, start_sandbox  # only the test mode needs the twin
+        from sandbox import SandboxSettings, new_test_key, start_sandbox  # only the test mode needs the twin
 
-        sandbox = start_sandbox(SandboxSettings(db_path=config.data_dir / "sandbox.sqlite3"))
+        settings = SandboxSettings(api_key=config.sandbox_api_key or new_test_key(),
+                                   db_path=config.data_dir / "sandbox.sqlite3")
+        sandbox = start_sandbox(settings, port=config.sandbox_port)
         client = PaymentsClient(sandbox.base_url, sandbox.api_key)
         success_url = success_url or f"{sandbox.root_url}/sandbox/checkout/{{CHECKOUT_SESSION_ID}}/success"
         cancel_url = cancel_url or f"{sandbox.root_url}/sandbox/checkout/cancelled"

@@ -49,8 +49,15 @@ def restore_from_cookie(auth: stauth.Authenticate) -> None:
     if st.session_state.get("authentication_status"):
         return
     token = auth.cookie_controller.get_cookie()
-    if token and token.get("username") in get_runtime().users:
-        auth.authentication_controller.login(token=token)
+    if not token or token.get("username") not in get_runtime().users:
+        return
+    # A logout ends every session of that person: a cookie issued before it no longer signs anyone in,
+    # even if the browser kept it.
+    issued_at = float(token.get("exp_date", 0)) - COOKIE_DAYS * 86400
+    last_logout = get_runtime().audit.last_logout(token["username"])
+    if last_logout is not None and issued_at <= last_logout.timestamp():
+        return
+    auth.authentication_controller.login(token=token)
 
 
 def current_actor() -> Actor | None:
@@ -97,7 +104,10 @@ def attempt_login() -> None:
 
 
 def logout() -> None:
-    """Logout button callback: clears the session; the router deletes the cookie in the next run."""
+    """Logout button callback: clears the session and revokes its cookie; the router deletes the cookie."""
+    username = st.session_state.get("username")
+    if username:
+        get_runtime().audit.record_logout(username)
     _controller().logout()
     for key in _PERSONAL_KEYS:
         st.session_state.pop(key, None)

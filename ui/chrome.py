@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from services.desk import Actor
-from services.formatting import ENVIRONMENT_STYLE
+from services.formatting import ENVIRONMENT_STYLE, escape_markdown
 from services.runtime import ConsoleRuntime
 
 from . import auth
@@ -25,5 +25,6 @@ def sidebar(actor: Actor, runtime: ConsoleRuntime) -> None:
         if runtime.environment == "sandbox":
             st.caption("Connected to the built-in sandbox: test data, no real money.")
         user = runtime.users[actor.username]
-        st.markdown(f"**{user.name}**  \n{actor.role.value.capitalize()}")
+        st.markdown(f"**{escape_markdown(user.name)}**")
+        st.caption(f"Role: {actor.role.value.capitalize()}")
         st.button("Log out", on_click=auth.logout, icon=":material/logout:", width="stretch")

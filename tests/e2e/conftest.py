@@ -1,0 +1,184 @@
+"""Browser tests on the console as `make run` starts it: `streamlit run app.py` on the embedded sandbox.
+
+After Streamlit's own e2e suite: a fixture starts the server headless on a free port and waits for
+`/_stcore/health`; tests drive Debian's Chromium through Playwright with auto-waiting `expect`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from sandbox.control_client import SandboxControl
+from sandbox.settings import new_test_key
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# The flags a root, offline, headless machine needs (no background calls to Google's hosts).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else "test-results/screenshots")
+PASSWORDS = {"support": "support-demo", "finance": "finance-demo", "admin": "admin-demo"}
+
+expect.set_options(timeout=15_000)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Console:
+    url: str
+    sandbox: SandboxControl
+    data_dir: Path
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_console(data_dir: Path, extra_env: dict[str, str] | None = None) -> Console:
+    port, sandbox_port, key = free_port(), free_port(), new_test_key()
+    env = {**os.environ, "BILLING_DESK_DATA_DIR": str(data_dir), "SANDBOX_PORT": str(sandbox_port),
+           "SANDBOX_API_KEY": key, **(extra_env or {})}
+    for name in ("PAYMENTS_API_URL", "PAYMENTS_API_KEY"):  # the sandbox, unless a test asks otherwise
+        if name not in (extra_env or {}):
+            env.pop(name, None)
+    log = open(data_dir / "console.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                "--server.address", "127.0.0.1", "--server.headless", "true"],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{url}/_stcore/health", timeout=2).text == "ok":
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"The console did not start: {(data_dir / 'console.log').read_text()[-2000:]}")
+        time.sleep(0.2)
+    return Console(url, SandboxControl(f"http://127.0.0.1:{sandbox_port}", key), data_dir, process)
+
+
+def warm_up(console: Console, browser: Browser) -> None:
+    """The runtime (and its embedded sandbox) starts with the first browser session: open one."""
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(console.url)
+    wait_for_app(tab)
+    context.close()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            console.sandbox.stats()
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Console]:
+    running = start_console(tmp_path_factory.mktemp("console"))
+    warm_up(running, browser)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    with sync_playwright() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    chromium = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield chromium
+    chromium.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    yield tab
+    if request.node.stash.get(_FAILED, False):  # what the browser showed when the test failed
+        failures = ROOT / "test-results" / "failures"
+        failures.mkdir(parents=True, exist_ok=True)
+        for index, open_tab in enumerate(context.pages):
+            open_tab.screenshot(path=str(failures / f"{request.node.name}-{index}.png"), full_page=True)
+    context.close()
+
+
+IDLE = "document.querySelector(\"[data-testid='stApp']\")?.dataset.testScriptState === 'notRunning'"
+
+
+def wait_for_app(page: Page, settle_ms: int = 400) -> None:
+    """Waits until the app is connected and its script has stayed idle for `settle_ms`.
+
+    A run can be followed by another that no click asked for (the authenticator's cookie component
+    reports back once it has loaded), so one idle moment is not enough.
+    """
+    expect(page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']")).to_be_attached()
+    page.wait_for_function(f"""() => {{
+        const now = performance.now();
+        if (!({IDLE})) {{ window.__busySince = now; return false; }}
+        return now - (window.__busySince ?? 0) > {settle_ms};
+    }}""", polling=50)
+
+
+def open_page(page: Page, console: Console, path: str = "") -> None:
+    page.goto(f"{console.url}/{path.lstrip('/')}")
+    wait_for_app(page)
+
+
+def login(page: Page, console: Console, username: str, path: str = "") -> None:
+    open_page(page, console, path)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORDS[username])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    wait_for_app(page)
+
+
+def nav_links(page: Page) -> list[str]:
+    # Each link reads "<icon ligature>\n\n<title>": the title is the last line.
+    return [text.strip().splitlines()[-1] for text in
+            page.get_by_test_id("stSidebarNav").get_by_role("link").all_inner_texts()]
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

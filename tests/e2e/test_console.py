@@ -1,0 +1,209 @@
+"""Each role's whole job in a real browser, on the console `make run` starts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import Console, login, nav_links, open_page, screenshot, wait_for_app
+
+ROLE_PAGES = {
+    "support": ["Customer", "Plans"],
+    "finance": ["Customer", "Plans", "Subscription actions", "Audit log"],
+    "admin": ["Customer", "Plans", "Subscription actions", "Audit log"],
+}
+
+
+@pytest.mark.parametrize("path", ["", "login", "customer", "plans", "subscription", "audit",
+                                  "customer?org=org_abc123", "audit?org=org_abc123"])
+def test_unauthenticated_visits_show_only_the_login_form(page: Page, console: Console, path: str) -> None:
+    open_page(page, console, path)
+    expect(page.get_by_label("Username")).to_be_visible()
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+    expect(page.get_by_text("Acme Analytics")).to_have_count(0)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    expect(page.get_by_text("TEST · SANDBOX")).to_be_visible()
+
+
+def test_wrong_password_is_refused(page: Page, console: Console) -> None:
+    open_page(page, console)
+    page.get_by_label("Username").fill("finance")
+    page.get_by_label("Password", exact=True).fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Wrong username or password.")).to_be_visible()
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+    screenshot(page, "login-refused")
+
+
+@pytest.mark.parametrize("role", list(ROLE_PAGES))
+def test_each_role_sees_exactly_its_pages(page: Page, console: Console, role: str) -> None:
+    login(page, console, role)
+    assert nav_links(page) == ROLE_PAGES[role]
+    expect(page.get_by_test_id("stSidebar").get_by_text(f"Role: {role.capitalize()}")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text("TEST · SANDBOX")).to_be_visible()
+    if role == "support":  # a forbidden page's address says so, and shows nothing of it
+        open_page(page, console, "audit")
+        expect(page.get_by_text("can't use this page")).to_be_visible()
+        expect(page.get_by_role("heading", name="Audit log")).to_have_count(0)
+        open_page(page, console, "subscription?org=org_abc123")
+        expect(page.get_by_text("can't use this page")).to_be_visible()
+
+
+def test_deep_link_survives_login(page: Page, console: Console) -> None:
+    login(page, console, "support", "customer?org=org_abc123")
+    expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
+    assert "org=org_abc123" in page.url
+
+
+def test_support_looks_up_a_customer_and_creates_a_portal_link(page: Page, console: Console) -> None:
+    login(page, console, "support")
+    page.get_by_role("textbox", name="Organization id").fill("org_abc123")
+    page.get_by_role("button", name="Look up").click()
+    expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
+    expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
+    expect(page.get_by_text("$399.00 per month")).to_be_visible()
+    expect(page.get_by_role("button", name="Subscription actions")).to_have_count(0)  # not support's
+    screenshot(page, "customer")
+    page.get_by_role("button", name="Create portal link").click()
+    link = page.get_by_role("link", name="Open portal page")
+    expect(link).to_be_visible()
+    url = link.get_attribute("href")
+    assert url and "/sandbox/portal/bps_" in url
+    screenshot(page, "customer-portal-link")
+    portal = page.context.new_page()
+    portal.goto(url)
+    expect(portal.get_by_role("heading", name="Billing")).to_be_visible()
+    expect(portal.get_by_text("Visa •••• 4242")).to_be_visible()
+    portal.screenshot(path=str(_shot_path("sandbox-portal")), full_page=True)
+    portal.close()
+
+
+def _shot_path(name: str):
+    from .conftest import SCREENSHOTS
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{name}.png"
+
+
+def _confirm_in_dialog(page: Page, button: str, reason: str, typed: str | None = None) -> None:
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("textbox", name="Reason").fill(reason)
+    if typed is not None:
+        dialog.get_by_label(re.compile("^Type ")).fill(typed)
+    dialog.get_by_role("button", name=button).click()
+    expect(dialog).to_have_count(0)
+    wait_for_app(page)
+
+
+def _choose(page: Page, label: str, option: str) -> None:
+    """Picks a select box option; retries when a rerun closes the list as it opens."""
+    for _ in range(5):
+        wait_for_app(page)
+        page.get_by_role("combobox", name=label).click()
+        choice = page.get_by_role("option", name=option, exact=True)
+        try:
+            choice.wait_for(state="visible", timeout=3000)
+            choice.click()
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    wait_for_app(page)
+    expect(page.get_by_role("combobox", name=label)).to_have_value(option)
+
+
+def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: Console) -> None:
+    organization_id = console.sandbox.organizations("none")[0]["id"]
+    login(page, console, "finance", f"plans?org={organization_id}")
+    expect(page.get_by_text(f"Plans for {organization_id}")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    _choose(page, "Plan", "Starter · $179.00 per month")
+    screenshot(page, "plans")
+    page.get_by_role("button", name="Create checkout link").click()
+    link = page.get_by_role("link", name="Open checkout page")
+    expect(link).to_be_visible()
+    checkout_url = link.get_attribute("href")
+    assert checkout_url and "/sandbox/checkout/cs_test_" in checkout_url
+
+    customer_tab = page.context.new_page()  # the customer pays on the hosted page
+    customer_tab.goto(checkout_url)
+    expect(customer_tab.get_by_role("button", name="Pay $179.00")).to_be_visible()
+    customer_tab.screenshot(path=str(_shot_path("sandbox-checkout")), full_page=True)
+    customer_tab.get_by_label("Card number").fill("4242 4242 4242 4242")
+    customer_tab.get_by_label("Expiry (MM / YY)").fill("12 / 34")
+    customer_tab.get_by_label("CVC").fill("123")
+    customer_tab.get_by_role("button", name=re.compile("^Pay")).click()
+    expect(customer_tab.get_by_role("heading", name="Payment received")).to_be_visible()
+    session_id = customer_tab.locator("#session-id").inner_text()
+    customer_tab.close()
+
+    page.get_by_role("link", name="Subscription actions").click()
+    wait_for_app(page)
+    page.get_by_role("tab", name="Process a checkout").click()
+    page.get_by_role("textbox", name="Checkout session id").fill(session_id)
+    page.get_by_role("button", name="Process checkout…").click()
+    _confirm_in_dialog(page, "Process checkout", "Customer paid the Starter checkout link")
+    expect(page.get_by_text("Checkout processed: the subscription is active.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Now: Starter · active"))).to_be_visible()
+
+    _choose(page, "Move to", "Scale · $699.00 per month")
+    expect(page.get_by_text(re.compile("takes effect immediately"))).to_be_visible()
+    page.get_by_role("button", name="Change plan…").click()
+    screenshot(page, "subscription-confirm-upgrade")
+    _confirm_in_dialog(page, "Confirm upgrade", "Customer needs more seats")
+    expect(page.get_by_text(re.compile(r"Upgraded to Scale .* effective immediately"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Now: Scale · active"))).to_be_visible()
+
+    _choose(page, "Move to", "Growth · $399.00 per month")
+    expect(page.get_by_text(re.compile("takes effect at the end of the current period"))).to_be_visible()
+    page.get_by_role("button", name="Change plan…").click()
+    _confirm_in_dialog(page, "Confirm downgrade", "Customer asked to reduce cost")
+    expect(page.get_by_text(re.compile(r"Downgrade to Growth .* scheduled for"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Downgrade scheduled: moves to Growth")).first).to_be_visible()
+
+    page.get_by_role("tab", name="Cancel").click()
+    page.get_by_role("button", name="Cancel subscription…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("textbox", name="Reason").fill("Customer is closing the account")
+    dialog.get_by_label(re.compile("^Type ")).fill("org_wrong")
+    dialog.get_by_role("button", name="Cancel subscription").click()
+    expect(dialog.get_by_text(f"Type the organization id ({organization_id}) exactly")).to_be_visible()
+    screenshot(page, "subscription-confirm-cancel")
+    _confirm_in_dialog(page, "Cancel subscription", "Customer is closing the account", typed=organization_id)
+    expect(page.get_by_text(re.compile(r"Subscription set to cancel on"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Cancels at period end")).first).to_be_visible()
+    screenshot(page, "subscription")
+
+    assert len(console.sandbox.mutations("update")) >= 2
+    assert [m["organization_id"] for m in console.sandbox.mutations("cancel")].count(organization_id) == 1
+
+    page.get_by_role("link", name="Audit log").click()
+    wait_for_app(page)
+    page.get_by_role("textbox", name="Organization contains").fill(organization_id)
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+    expect(page.get_by_text(re.compile(r"^\*?\*?5\*?\*? events"))).to_be_visible()
+    grid = page.get_by_test_id("stDataFrame")
+    expect(grid).to_be_visible()
+    screenshot(page, "audit-log")
+    events = page.get_by_text(re.compile(r"5 succeeded"))
+    expect(events).to_be_visible()
+
+
+def test_logout_ends_the_session(page: Page, console: Console) -> None:
+    login(page, console, "admin")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("Username")).to_be_visible()
+    wait_for_app(page)
+    open_page(page, console, "customer?org=org_abc123")  # a reload: the cookie is gone too
+    expect(page.get_by_label("Username")).to_be_visible()
+    expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+
+
+def test_a_reload_keeps_a_signed_in_person_signed_in(page: Page, console: Console) -> None:
+    login(page, console, "finance")
+    page.wait_for_timeout(500)  # the cookie component sets the cookie in the browser
+    open_page(page, console, "customer?org=org_abc123")
+    expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
