@@ -24,8 +24,7 @@ $(CHROMIUM):
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
 run: $(VENV)/.runtime
-	@echo "The console is not built yet: starting the Payments sandbox alone."
-	$(PY) -m sandbox
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 sandbox: $(VENV)/.runtime
 	$(PY) -m sandbox

@@ -8,11 +8,11 @@ import streamlit as st
 
 from services.roles import Page, pages_for
 from ui import auth, chrome, organization
-from ui.routing import ensure_router_runs
+from ui.routing import router_started
 from ui.runtime import get_runtime
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-ensure_router_runs()
+router_started()
 st.set_page_config(page_title="Billing Desk", page_icon=":material/payments:", layout="wide")
 
 # Every page: its file, title, icon and URL. The login form answers at all of these URLs until login.
@@ -20,7 +20,7 @@ PAGES: dict[Page, tuple[str, str, str]] = {
     Page.CUSTOMER: ("pages/customer.py", "Customer", ":material/person_search:"),
     Page.PLANS: ("pages/plans.py", "Plans", ":material/sell:"),
     Page.SUBSCRIPTION: ("pages/subscription.py", "Subscription actions", ":material/tune:"),
-    Page.AUDIT: ("pages/audit_log.py", "Audit log", ":material/history:"),
+    Page.AUDIT: ("pages/audit.py", "Audit log", ":material/history:"),
 }
 SECTIONS = {"Customers": (Page.CUSTOMER, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
 

@@ -70,7 +70,7 @@ with st.container(border=True):
         field("Address", customer.address.one_line() if customer.address else None)
 
 portal_column, refresh_column, actions_column, _ = st.columns([1.3, 1, 1.6, 2])
-if portal_column.button("Create portal link", icon=":material/link:", type="primary",
+if portal_column.button("Create portal link", key="create_portal_link", icon=":material/link:", type="primary",
                         help="A link to the customer's billing portal, where they update their card or cancel."):
     existing = st.session_state.get("fresh_link")
     if existing and existing["expires_at"] and existing["expires_at"] < datetime.now(timezone.utc):
@@ -85,10 +85,11 @@ if portal_column.button("Create portal link", icon=":material/link:", type="prim
                                           "expires_at": link.expires_at,
                                           "intent": ("portal", {"organization": organization_id}),
                                           "expires": f"{link.expires_at:%H:%M} UTC" if link.expires_at else None}
-if refresh_column.button("Refresh", icon=":material/refresh:", help="Read this customer again from the API."):
+if refresh_column.button("Refresh", key="refresh_customer", icon=":material/refresh:",
+                         help="Read this customer again from the API."):
     data.forget_reads()
     st.rerun()
 if allowed(actor.role, Action.CHANGE_PLAN) and actions_column.button("Subscription actions",
-                                                                        icon=":material/tune:"):
+                                                                        key="to_subscription", icon=":material/tune:"):
     st.switch_page("pages/subscription.py", query_params={"org": organization_id})
 fresh_link_panel("portal", organization_id)

@@ -101,7 +101,7 @@ class AuditLog:
               parameters: dict[str, Any], reason: str, idempotency_key: str | None) -> int:
         """Stores the intent before the call. Raises AuditUnavailable if it can't, so the call is not made."""
         row = {"at": _now(), "user": user, "role": role, "action": action, "organization_id": organization_id,
-               "parameters": json.dumps(parameters, sort_keys=True, default=str), "reason": reason,
+               "parameters": json.dumps(parameters, sort_keys=True, default=str, ensure_ascii=False), "reason": reason,
                "outcome": "pending", "idempotency_key": idempotency_key, "attempts": 1, "boot_id": self.boot_id}
         try:
             with self.engine.begin() as conn:
@@ -134,7 +134,7 @@ class AuditLog:
                 if result:
                     current = conn.execute(select(audit_events.c.parameters).where(
                         audit_events.c.id == event_id)).scalar_one()
-                    values["parameters"] = json.dumps({**json.loads(current), "result": result}, sort_keys=True,
+                    values["parameters"] = json.dumps({**json.loads(current), "result": result}, sort_keys=True, ensure_ascii=False,
                                                       default=str)
                 conn.execute(update(audit_events).where(audit_events.c.id == event_id).values(**values))
         except SQLAlchemyError:
@@ -147,7 +147,7 @@ class AuditLog:
             with self.engine.begin() as conn:
                 conn.execute(audit_events.insert().values(
                     at=_now(), user=user, role=role, action=action, organization_id=organization_id,
-                    parameters=json.dumps(parameters or {}, sort_keys=True, default=str), reason=reason,
+                    parameters=json.dumps(parameters or {}, sort_keys=True, default=str, ensure_ascii=False), reason=reason,
                     outcome=outcome, error=error, attempts=1, boot_id=self.boot_id, completed_at=_now()))
         except SQLAlchemyError:
             pass

@@ -34,7 +34,9 @@ events = audit.events(AuditFilter(tuple(users), organization, tuple(actions), tu
 summary = events.outcome.value_counts()
 st.markdown(f"**{len(events)}** events" + "".join(f" · {count} {outcome}" for outcome, count in summary.items()))
 st.dataframe(
-    events, hide_index=True, width="stretch",
+    events, hide_index=True, width="stretch", placeholder="",
+    column_order=["at", "user", "role", "action", "organization_id", "outcome", "reason", "error", "parameters",
+                  "request_id", "attempts", "completed_at", "id"],
     column_config={
         "id": st.column_config.NumberColumn("#", width="small"),
         "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm:ss"),

@@ -1,0 +1,254 @@
+"""Every page and role through Streamlit's AppTest: menus, refusals, validation, fault messages, audit rows.
+
+Flows that need a click inside a confirmation dialog run in the browser tests (AppTest can't click there).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from sandbox.control_client import SandboxControl
+from sandbox.settings import new_test_key
+from tests.e2e.conftest import free_port
+
+PAGES = {"customer": "pages/customer.py", "plans": "pages/plans.py", "subscription": "pages/subscription.py",
+         "audit": "pages/audit.py"}
+MENUS = {"support": {"customer", "plans"}, "finance": set(PAGES), "admin": set(PAGES)}
+
+
+@pytest.fixture(scope="module")
+def sandbox_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxControl]:
+    """One console runtime for the module (it is cached per process): its own data and a pinned sandbox."""
+    port, key = free_port(), new_test_key()
+    names = {"BILLING_DESK_DATA_DIR": str(tmp_path_factory.mktemp("apptest")), "SANDBOX_PORT": str(port),
+             "SANDBOX_API_KEY": key}
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    yield SandboxControl(f"http://127.0.0.1:{port}", key)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def fresh_reads(sandbox_control: SandboxControl) -> Iterator[None]:
+    st.cache_data.clear()
+    yield
+    try:
+        sandbox_control.clear_faults()
+    except Exception:
+        pass
+
+
+def app(user: str | None = None, org: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=30)
+    if user:
+        at.session_state["authentication_status"] = True
+        at.session_state["username"] = user
+        at.session_state["roles"] = [user]
+    if org:
+        at.query_params["org"] = org
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [element.value for kind in ("markdown", "caption", "error", "warning", "info", "success", "subheader",
+                                        "title") for element in getattr(at, kind)]
+    return "\n".join(str(part) for part in parts).replace("\\", "")  # as read on screen, without escapes
+
+
+def look_up(at: AppTest, organization_id: str) -> AppTest:
+    at.text_input(key="lookup_input").input(organization_id)
+    next(button for button in at.button if button.label == "Look up").click()
+    return at.run()
+
+
+# --- before login ----------------------------------------------------------------------------------
+def test_before_login_only_the_login_form_exists(sandbox_control: SandboxControl) -> None:
+    at = app(org="org_abc123")
+    assert [title.value for title in at.title] == ["Billing Desk"]
+    assert {field.key for field in at.text_input} == {"login_username", "login_password"}
+    assert "Acme Analytics" not in texts(at) and "support-demo" in texts(at)
+    for path in PAGES.values():
+        with pytest.raises(ValueError):  # not even registered before login
+            at.switch_page(path)
+
+
+def test_login_form_signs_in_and_keeps_the_deep_link(sandbox_control: SandboxControl) -> None:
+    at = app(org="org_abc123")
+    at.text_input(key="login_username").input("finance")
+    at.text_input(key="login_password").input("finance-demo")
+    next(button for button in at.button if button.label == "Log in").click()
+    at.run()
+    assert at.session_state["authentication_status"] is True
+    assert at.title[0].value == "Customer" and "Acme Analytics" in texts(at)
+
+
+def test_wrong_passwords_then_lockout(sandbox_control: SandboxControl) -> None:
+    at = app()
+    for _ in range(5):
+        at.text_input(key="login_username").input("admin")
+        at.text_input(key="login_password").input("wrong password")
+        next(button for button in at.button if button.label == "Log in").click()
+        at.run()
+    assert "locked" in at.error[0].value
+    at.text_input(key="login_username").input("admin")
+    at.text_input(key="login_password").input("admin-demo")  # right, but too late
+    next(button for button in at.button if button.label == "Log in").click()
+    at.run()
+    assert not at.session_state["authentication_status"] and "locked" in at.error[0].value
+
+
+# --- menus and refusals ----------------------------------------------------------------------------
+@pytest.mark.parametrize("role", list(MENUS))
+def test_each_role_reaches_exactly_its_pages(sandbox_control: SandboxControl, role: str) -> None:
+    at = app(role)
+    assert at.title[0].value == "Customer" and f"Role: {role.capitalize()}" in texts(at)
+    for name, path in PAGES.items():
+        if name in MENUS[role]:
+            at.switch_page(path).run()
+            assert not at.exception and at.title[0].value != "Not available", name
+        else:
+            with pytest.raises(ValueError):
+                at.switch_page(path)
+            at.switch_page("pages/not_allowed.py").run()
+            assert "can't use this page" in at.error[0].value
+
+
+@pytest.mark.parametrize(("username", "roles"), [("support", ["admin"]), ("mallory", ["admin"]),
+                                                 ("finance", ["superuser"]), ("support", [])])
+def test_tampered_session_state_gets_the_login_form(sandbox_control: SandboxControl, username: str,
+                                                    roles: list[str]) -> None:
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=30)
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = username
+    at.session_state["roles"] = roles
+    at.run()
+    assert at.title[0].value == "Billing Desk" and "login_username" in {field.key for field in at.text_input}
+
+
+# --- customer --------------------------------------------------------------------------------------
+def test_customer_page_shows_the_customer(sandbox_control: SandboxControl) -> None:
+    at = look_up(app("support"), "org_abc123")
+    page = texts(at)
+    for expected in ("Acme Analytics", "Growth", "$399.00 per month", "Visa •••• 4242", "Active"):
+        assert expected in page, expected
+    assert at.query_params["org"] in ("org_abc123", ["org_abc123"])
+    assert not any(button.label == "Subscription actions" for button in at.button)  # support can't
+
+
+@pytest.mark.parametrize(("entered", "message"), [("org abc", "no spaces"), ("cus_123", "customer id"),
+                                                  ("", "Enter an organization id"), ("<b>x</b>", "only letters"),
+                                                  ("x" * 101, "at most 100")])
+def test_lookup_validation_sends_nothing(sandbox_control: SandboxControl, entered: str, message: str) -> None:
+    at = app("support")
+    before = sandbox_control.stats()["requests"]
+    at = look_up(at, entered)
+    assert message in at.error[0].value
+    assert sandbox_control.stats()["requests"] == before
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ({"status": 503}, "internal error"), ({"status": 401, "code": "api_key_revoked"}, "API key"),
+    ({"malformed": True}, "can't read"), ({"status": 404, "code": "organization_not_found",
+                                          "message": "No organization with id 'org_abc123'."}, "No organization"),
+])
+def test_api_failures_become_clear_messages(sandbox_control: SandboxControl, fault: dict, message: str) -> None:
+    sandbox_control.add_fault("customer-info", **fault)
+    at = look_up(app("finance"), "org_abc123")
+    assert not at.exception
+    assert "Couldn't look up org_abc123" in at.error[0].value and message in at.error[0].value
+    sandbox_control.clear_faults()
+    next(button for button in at.button if button.label == "Try again").click()
+    at.run()
+    assert "Acme Analytics" in texts(at)  # once the fault clears, the same lookup works
+
+
+def test_portal_link_is_shown_once_and_audited_without_its_url(sandbox_control: SandboxControl) -> None:
+    at = look_up(app("support"), "org_abc123")
+    next(button for button in at.button if button.label == "Create portal link").click()
+    at.run()
+    url = at.code[0].value
+    assert "/sandbox/portal/bps_" in url
+    at.switch_page("pages/plans.py").run()
+    assert not any("/sandbox/portal/" in code.value for code in at.code)  # not shown elsewhere
+    finance = app("finance")
+    finance.switch_page("pages/audit.py").run()
+    frame = finance.dataframe[0].value
+    row = frame[frame.action == "create portal link"].iloc[0]
+    assert (row.user, row.outcome, row.organization_id) == ("support", "succeeded", "org_abc123")
+    assert url not in frame.to_csv()
+
+
+# --- plans -------------------------------------------------------------------------------------------
+def test_plans_page_and_a_refused_checkout_link(sandbox_control: SandboxControl) -> None:
+    at = app("support", org="org_abc123")
+    at.switch_page("pages/plans.py").run()
+    frame = at.dataframe[0].value
+    assert list(frame[frame.current == "✓"].plan) == ["Growth"] and len(frame) == 10
+    at.selectbox[0].select_index(1).run()  # Starter monthly
+    next(button for button in at.button if button.label == "Create checkout link").click()
+    at.run()
+    assert "already has a subscription" in at.error[0].value  # the API's own words, clearly
+    assert not at.code
+
+
+def test_checkout_link_for_an_organization_without_a_subscription(sandbox_control: SandboxControl) -> None:
+    organization_id = sandbox_control.organizations("none")[0]["id"]
+    at = app("support", org=organization_id)
+    at.switch_page("pages/plans.py").run()
+    at.selectbox[0].select_index(2).run()  # Starter yearly
+    at.text_input(key="cancel_url").input("javascript:alert(1)").run()
+    next(button for button in at.button if button.label == "Create checkout link").click()
+    at.run()
+    assert "must start with https://" in at.error[0].value and not at.code
+    at.text_input(key="cancel_url").input("https://desk.example.com/back").run()
+    next(button for button in at.button if button.label == "Create checkout link").click()
+    at.run()
+    assert "/sandbox/checkout/cs_test_" in at.code[0].value
+
+
+# --- subscription and audit ----------------------------------------------------------------------------
+def test_subscription_page_previews_and_validates(sandbox_control: SandboxControl) -> None:
+    at = app("finance", org="org_abc123")
+    at.switch_page("pages/subscription.py").run()
+    assert "Growth · $399.00 per month" in texts(at)
+    move = at.selectbox[0]
+    labels = move.options
+    assert "Growth · $399.00 per month" not in labels and "Scale · $699.00 per month" in labels
+    move.select("Scale · $699.00 per month").run()
+    assert "takes effect immediately" in at.warning[0].value
+    at.selectbox[0].select("Starter · $179.00 per month").run()
+    assert "end of the current period" in at.info[0].value
+    at.text_input(key="process_session").input("sub_123")
+    next(button for button in at.button if button.label == "Process checkout…").click()
+    at.run()
+    assert "checkout session id looks like" in at.error[0].value
+    assert not at.session_state["dialog"] if "dialog" in at.session_state else True
+
+
+def test_subscription_page_without_a_subscription(sandbox_control: SandboxControl) -> None:
+    organization_id = sandbox_control.organizations("none")[0]["id"]
+    at = app("admin", org=organization_id)
+    at.switch_page("pages/subscription.py").run()
+    assert "no live subscription to change" in texts(at)
+
+
+def test_audit_log_filters_and_downloads(sandbox_control: SandboxControl) -> None:
+    at = app("admin")
+    at.switch_page("pages/audit.py").run()
+    assert at.title[0].value == "Audit log"
+    all_rows = at.dataframe[0].value
+    assert {"at", "user", "role", "action", "organization_id", "reason", "outcome", "error"} <= set(all_rows.columns)
+    at.multiselect[2].select("denied").run()  # outcome filter
+    filtered = at.dataframe[0].value
+    assert set(filtered.outcome) <= {"denied"} and len(filtered) <= len(all_rows)
+    assert any(button.label == "Download CSV" for button in at.get("download_button"))
