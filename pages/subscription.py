@@ -9,7 +9,7 @@ import streamlit as st
 
 from services import intents, validation
 from services.desk import WriteResult
-from services.formatting import customer_notices, day, escape_markdown, price_with_interval
+from services.formatting import code_span, customer_notices, day, escape_markdown, price_with_interval
 from services.payments_errors import InvalidInputError
 from services.plan_change import change_options, preview_change
 from services.roles import Page
@@ -50,7 +50,7 @@ def _buttons(confirm_label: str, danger: bool = False) -> bool:
 @st.dialog("Confirm plan change", width="large", on_dismiss=_close_dialog)
 def confirm_change(intent: dict[str, Any]) -> None:
     st.markdown(f"**Organization:** {escape_markdown(intent['organization_name'])} "
-                f"(`{escape_markdown(intent['organization_id'])}`)")
+                f"({code_span(intent['organization_id'])})")
     st.markdown(f"**From:** {escape_markdown(intent['current_label'])}  \n**To:** {escape_markdown(intent['label'])}")
     (st.warning if intent["change_kind"] == "upgrade" else st.info)(escape_markdown(intent["consequence"]))
     reason = _reason_box()
@@ -74,7 +74,7 @@ def confirm_change(intent: dict[str, Any]) -> None:
 @st.dialog("Confirm cancellation", width="large", on_dismiss=_close_dialog)
 def confirm_cancel(intent: dict[str, Any]) -> None:
     st.markdown(f"**Organization:** {escape_markdown(intent['organization_name'])} "
-                f"(`{escape_markdown(intent['organization_id'])}`)")
+                f"({code_span(intent['organization_id'])})")
     st.warning(escape_markdown(intent["consequence"]))
     reason = _reason_box()
     typed = st.text_input(f"Type {intent['organization_id']} to confirm", key="dialog_typed")
@@ -91,7 +91,7 @@ def confirm_cancel(intent: dict[str, Any]) -> None:
 def confirm_process(intent: dict[str, Any]) -> None:
     st.markdown(f"**Checkout session:** `{escape_markdown(intent['masked_session'])}`  \n"
                 f"**Expected organization:** {escape_markdown(intent['organization_name'])} "
-                f"(`{escape_markdown(intent['organization_id'])}`)")
+                f"({code_span(intent['organization_id'])})")
     st.warning("Processing starts the subscription the customer paid for, immediately. Processing the same "
                "session again never creates a second subscription.")
     reason = _reason_box()

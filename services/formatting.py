@@ -25,6 +25,11 @@ def escape_markdown(text: object) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
+def code_span(text: object) -> str:
+    """Inline code: markdown is not interpreted inside, so only backticks need neutralising."""
+    return "`" + str(text).replace("`", "ˋ").replace("\n", " ") + "`"
+
+
 def money(amount: Decimal | float | int | None, currency: str = "usd") -> str:
     if amount is None:
         return "—"

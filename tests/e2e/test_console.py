@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Console, login, nav_links, open_page, screenshot, wait_for_app
+from .conftest import Console, login, nav_links, open_page, screenshot, start_console, wait_for_app
 
 ROLE_PAGES = {
     "support": ["Customer", "Plans"],
@@ -26,6 +26,20 @@ def test_unauthenticated_visits_show_only_the_login_form(page: Page, console: Co
     expect(page.get_by_text("Acme Analytics")).to_have_count(0)
     expect(page.get_by_text("Page not found")).to_have_count(0)
     expect(page.get_by_text("TEST · SANDBOX")).to_be_visible()
+
+
+def test_first_request_of_a_fresh_server_to_a_page_url_shows_only_the_login_form(
+        page: Page, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Streamlit runs a pages/ file directly on a fresh server's first request; the router must still decide.
+    fresh = start_console(tmp_path_factory.mktemp("fresh"))
+    try:
+        page.goto(f"{fresh.url}/audit?org=org_abc123")
+        wait_for_app(page)
+        expect(page.get_by_label("Username")).to_be_visible()
+        expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+        expect(page.get_by_text("You don't have access")).to_have_count(0)
+    finally:
+        fresh.stop()
 
 
 def test_wrong_password_is_refused(page: Page, console: Console) -> None:
@@ -87,12 +101,16 @@ def _shot_path(name: str):
     return SCREENSHOTS / f"{name}.png"
 
 
-def _confirm_in_dialog(page: Page, button: str, reason: str, typed: str | None = None) -> None:
+def _confirm_in_dialog(page: Page, button: str, reason: str, typed: str | None = None,
+                       shot: str | None = None) -> None:
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
     dialog.get_by_role("textbox", name="Reason").fill(reason)
     if typed is not None:
         dialog.get_by_label(re.compile("^Type ")).fill(typed)
+    if shot:
+        dialog.get_by_role("textbox", name="Reason").press("Tab")  # commit the text so the screenshot shows it
+        screenshot(page, shot)
     dialog.get_by_role("button", name=button).click()
     expect(dialog).to_have_count(0)
     wait_for_app(page)
@@ -151,8 +169,7 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
     _choose(page, "Move to", "Scale · $699.00 per month")
     expect(page.get_by_text(re.compile("takes effect immediately"))).to_be_visible()
     page.get_by_role("button", name="Change plan…").click()
-    screenshot(page, "subscription-confirm-upgrade")
-    _confirm_in_dialog(page, "Confirm upgrade", "Customer needs more seats")
+    _confirm_in_dialog(page, "Confirm upgrade", "Customer needs more seats", shot="subscription-confirm-upgrade")
     expect(page.get_by_text(re.compile(r"Upgraded to Scale .* effective immediately"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"Now: Scale · active"))).to_be_visible()
 
@@ -170,8 +187,8 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
     dialog.get_by_label(re.compile("^Type ")).fill("org_wrong")
     dialog.get_by_role("button", name="Cancel subscription").click()
     expect(dialog.get_by_text(f"Type the organization id ({organization_id}) exactly")).to_be_visible()
-    screenshot(page, "subscription-confirm-cancel")
-    _confirm_in_dialog(page, "Cancel subscription", "Customer is closing the account", typed=organization_id)
+    _confirm_in_dialog(page, "Cancel subscription", "Customer is closing the account", typed=organization_id,
+                       shot="subscription-confirm-cancel")
     expect(page.get_by_text(re.compile(r"Subscription set to cancel on"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"Cancels at period end")).first).to_be_visible()
     screenshot(page, "subscription")
