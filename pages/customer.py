@@ -18,11 +18,8 @@ actor = auth.require_page(Page.CUSTOMER)
 desk = get_runtime().desk
 
 st.title("Customer")
-organization_id = organization.picker()
-if not organization_id:
-    st.info("Look up an organization by its id to see its subscription, card and contact details.",
-            icon=":material/search:")
-    st.stop()
+organization_id = organization.chosen_or_stop(
+    "Look up an organization by its id to see its subscription, card and contact details.")
 
 try:
     customer = data.customer(actor, organization_id)

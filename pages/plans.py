@@ -18,11 +18,8 @@ actor = auth.require_page(Page.PLANS)
 runtime = get_runtime()
 
 st.title("Plans")
-organization_id = organization.picker()
-if not organization_id:
-    st.info("Look up an organization to see the plans it can buy and to send it a checkout link.",
-            icon=":material/search:")
-    st.stop()
+organization_id = organization.chosen_or_stop(
+    "Look up an organization to see the plans it can buy and to send it a checkout link.")
 
 try:
     catalog = data.plans(actor, organization_id)

@@ -120,11 +120,8 @@ def _open(kind: str, **intent: Any) -> None:
 
 # --- the page ------------------------------------------------------------------------------------------
 st.title("Subscription actions")
-organization_id = organization.picker()
-if not organization_id:
-    st.info("Look up an organization to change its plan, cancel it, or process its checkout.",
-            icon=":material/search:")
-    st.stop()
+organization_id = organization.chosen_or_stop(
+    "Look up an organization to change its plan, cancel it, or process its checkout.")
 
 outcome = st.session_state.get("write_result")
 if outcome and outcome["organization_id"] == organization_id:

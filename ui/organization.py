@@ -69,3 +69,12 @@ def picker() -> str | None:
     if recent:
         st.pills("Recent", recent, key="recent_pick", on_change=_pick_recent, label_visibility="collapsed")
     return st.session_state.get("organization_id")
+
+
+def chosen_or_stop(hint: str) -> str:
+    """The picker; with no organization chosen yet, a hint and the end of the page."""
+    organization_id = picker()
+    if not organization_id:
+        st.info(hint, icon=":material/search:")
+        st.stop()
+    return organization_id
