@@ -18,11 +18,12 @@ st.set_page_config(page_title="Billing Desk", page_icon=":material/payments:", l
 # Every page: its file, title, icon and URL. The login form answers at all of these URLs until login.
 PAGES: dict[Page, tuple[str, str, str]] = {
     Page.CUSTOMER: ("pages/customer.py", "Customer", ":material/person_search:"),
+    Page.BULK: ("pages/bulk.py", "Bulk lookup", ":material/checklist:"),
     Page.PLANS: ("pages/plans.py", "Plans", ":material/sell:"),
     Page.SUBSCRIPTION: ("pages/subscription.py", "Subscription actions", ":material/tune:"),
     Page.AUDIT: ("pages/audit.py", "Audit log", ":material/history:"),
 }
-SECTIONS = {"Customers": (Page.CUSTOMER, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
+SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
 
 runtime = get_runtime()
 authenticator = auth.authenticator()

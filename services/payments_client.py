@@ -150,6 +150,7 @@ class PaymentsClient:
         try:
             response = self.session.request(method, self.base_url + path, params=params, json=json,
                                             headers=headers, timeout=self.timeout)
+            self.pacer.observe(response.headers)  # while this request still counts as in flight
         except requests.exceptions.ConnectTimeout:
             # `from None`: requests' own message holds the URL, and a process call's URL holds its secret.
             raise ApiConnectionError(f"Could not connect to the Payments API in time ({operation}).",
@@ -166,7 +167,8 @@ class PaymentsClient:
         except requests.exceptions.RequestException as problem:
             raise ApiConnectionError(f"Could not reach the Payments API ({operation}): {type(problem).__name__}.",
                                      code="connection_error", operation=operation) from None
-        self.pacer.observe(response.headers)
+        finally:
+            self.pacer.release()
         request_id = response.headers.get("X-Request-Id") or response.headers.get("Request-Id")
         log.info("%s %s -> %s (%s)", method, path, response.status_code, request_id)
         if response.status_code >= 400:

@@ -1,9 +1,10 @@
-"""Keeps a client under the API's rate limit by reading `X-RateLimit-*` and spacing requests.
+"""Keeps a client under the API's rate limit by mirroring its bucket from `X-RateLimit-*` headers.
 
-While the API reports plenty of headroom, requests go at once (the local count of what is left drops with
-each one, so concurrent callers don't all spend the same headroom). Near the bottom, requests are spaced at
-the refill rate, `window / limit`, so that steady use settles just above empty and never meets a 429. A 429
-that happens anyway pushes the next slot past its `Retry-After`.
+The API refills `limit` requests per `window` (a minute). After each answer the pacer knows how many requests
+were left (`X-RateLimit-Remaining`); it counts those still in flight against that, adds the refill since, and
+lets a request go at once while at least one spare token would remain. When short, requests queue at exactly
+the refill rate, so steady use runs at the limit and meets no 429. Until the first answer tells the limit, only
+one request is in flight. A 429 that comes anyway holds every request until its `Retry-After` has passed.
 """
 
 from __future__ import annotations
@@ -22,37 +23,43 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
 
 
 class RatePacer:
-    def __init__(self, window_seconds: float = 60.0, reserve_fraction: float = 0.05, min_reserve: int = 4,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    SPARE_TOKENS = 1.0  # absorbs the jitter between when we send and when the server counts
+    PROBE_WAIT_SECONDS = 5.0
+
+    def __init__(self, window_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.window_seconds = window_seconds
-        self.reserve_fraction = reserve_fraction
-        self.min_reserve = min_reserve
         self._clock, self._sleep = clock, sleep
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.limit: int | None = None
-        self.remaining: int | None = None
-        self._next_slot = 0.0
+        self._tokens = 0.0  # tokens left at the last observation, less what was then in flight
+        self._observed_at = 0.0
+        self._sent_since = 0  # requests let go since that observation
+        self._in_flight = 0
+        self._hold_until = 0.0
         self.waited_seconds = 0.0  # total time spent pacing, for benchmarks
 
     @property
-    def reserve(self) -> int:
-        return max(self.min_reserve, int((self.limit or 0) * self.reserve_fraction))
+    def rate(self) -> float:
+        return (self.limit or 0) / self.window_seconds
 
     def delay_for_next(self) -> float:
-        """Reserves the next request's slot and returns how long to wait for it."""
+        """Reserves a place for the next request and returns how long it must wait for it."""
         with self._lock:
+            if self.limit is None:
+                deadline = self._clock() + self.PROBE_WAIT_SECONDS
+                while self.limit is None and self._in_flight > 0 and self._clock() < deadline:
+                    self._lock.wait(0.05)  # one probe at a time until the limit is known
             now = self._clock()
-            if self.limit is None or self.remaining is None:
-                delay = max(0.0, self._next_slot - now)
-            elif self.remaining > self.reserve and self._next_slot <= now:
-                self.remaining -= 1
-                delay = 0.0
-            else:
-                slot = max(now, self._next_slot)
-                self._next_slot = slot + self.window_seconds / max(1, self.limit)
-                delay = slot - now
+            self._in_flight += 1
+            if self.limit is None:
+                return max(0.0, self._hold_until - now)
+            available = min(float(self.limit), self._tokens + (now - self._observed_at) * self.rate) - self._sent_since
+            needed = 1.0 + self.SPARE_TOKENS
+            delay = max(self._hold_until - now, (needed - available) / self.rate if available < needed else 0.0)
+            self._sent_since += 1
             self.waited_seconds += delay
-            return delay
+            return max(0.0, delay)
 
     def wait(self) -> None:
         delay = self.delay_for_next()
@@ -65,9 +72,20 @@ class RatePacer:
         if limit is None or remaining is None or limit <= 0:
             return
         with self._lock:
-            self.limit, self.remaining = limit, remaining
+            now = self._clock()
+            # Requests still in flight (other than the one answered) will spend tokens this answer didn't see.
+            self.limit, self._tokens = limit, float(remaining - max(0, self._in_flight - 1))
+            self._observed_at, self._sent_since = max(now, self._hold_until), 0
+            self._lock.notify_all()
+
+    def release(self) -> None:
+        """A request finished (answered or failed)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._lock.notify_all()
 
     def rate_limited(self, retry_after: float | None) -> None:
         with self._lock:
-            self.remaining = 0
-            self._next_slot = max(self._next_slot, self._clock() + (retry_after if retry_after else 1.0))
+            now = self._clock()
+            self._hold_until = max(self._hold_until, now + (retry_after if retry_after else 1.0))
+            self._tokens, self._observed_at, self._sent_since = 0.0, self._hold_until, 0

@@ -25,6 +25,7 @@ class Action(str, Enum):
 
 class Page(str, Enum):
     CUSTOMER = "customer"
+    BULK = "bulk"
     PLANS = "plans"
     SUBSCRIPTION = "subscription"
     AUDIT = "audit"
@@ -41,6 +42,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 # A page is open to a role when the role may take the action the page exists for.
 PAGE_ACTIONS: dict[Page, Action] = {
     Page.CUSTOMER: Action.LOOK_UP_CUSTOMER,
+    Page.BULK: Action.BULK_LOOKUP,
     Page.PLANS: Action.VIEW_PLANS,
     Page.SUBSCRIPTION: Action.CHANGE_PLAN,
     Page.AUDIT: Action.READ_AUDIT_LOG,

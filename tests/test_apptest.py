@@ -17,9 +17,9 @@ from sandbox.control_client import SandboxControl
 from sandbox.settings import new_test_key
 from tests.e2e.conftest import free_port
 
-PAGES = {"customer": "pages/customer.py", "plans": "pages/plans.py", "subscription": "pages/subscription.py",
+PAGES = {"customer": "pages/customer.py", "bulk": "pages/bulk.py", "plans": "pages/plans.py", "subscription": "pages/subscription.py",
          "audit": "pages/audit.py"}
-MENUS = {"support": {"customer", "plans"}, "finance": set(PAGES), "admin": set(PAGES)}
+MENUS = {"support": {"customer", "bulk", "plans"}, "finance": set(PAGES), "admin": set(PAGES)}
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def sandbox_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
              "SANDBOX_API_KEY": key}
     saved = {name: os.environ.get(name) for name in names}
     os.environ.update(names)
+    app()  # the runtime, and its sandbox, start with the first run
     yield SandboxControl(f"http://127.0.0.1:{port}", key)
     for name, value in saved.items():
         if value is None:
@@ -252,3 +253,24 @@ def test_audit_log_filters_and_downloads(sandbox_control: SandboxControl) -> Non
     filtered = at.dataframe[0].value
     assert set(filtered.outcome) <= {"denied"} and len(filtered) <= len(all_rows)
     assert any(button.label == "Download CSV" for button in at.get("download_button"))
+
+
+# --- bulk lookup -------------------------------------------------------------------------------------
+def test_bulk_lookup_of_fifty_ids(sandbox_control: SandboxControl) -> None:
+    known = [row["id"] for row in sandbox_control.organizations()][:48]
+    pasted = ", ".join(known + ["org_nobody", "bad$id", known[0], "cus_123"])
+    at = app("support")
+    at.switch_page("pages/bulk.py").run()
+    at.text_area(key="bulk_text").input(pasted).run()
+    summary = texts(at)
+    assert "**49** to look up · 1 duplicates skipped · 2 invalid, not sent" in summary
+    at.button(key="bulk_start").click().run()
+    job = at.session_state["bulk_job"]
+    job.wait(60)
+    at.run()
+    frame = at.dataframe[-1].value
+    assert len(frame) == 49 and list(frame.organization_id[:48]) == known
+    assert frame.set_index("organization_id").loc["org_nobody", "status"] == "not found"
+    assert "49 of 49 looked up · 1 not found · 0 failed" in at.get("progress")[0].proto.text
+    assert any(button.label == "Download CSV" for button in at.get("download_button"))
+    assert {metric.label for metric in at.metric} >= {"Active", "Not found"} or len(at.metric) >= 3

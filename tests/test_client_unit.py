@@ -209,14 +209,34 @@ def test_ill_typed_fields_are_named(client: PaymentsClient) -> None:
         client.get_customer("org_abc123")
 
 
-def test_pacer_goes_at_once_with_headroom_and_spaces_requests_near_the_bottom() -> None:
+def test_pacer_goes_at_once_with_headroom_and_queues_at_the_refill_rate_when_short() -> None:
     now = [0.0]
     pacer = RatePacer(clock=lambda: now[0], sleep=lambda seconds: None)
-    assert pacer.delay_for_next() == 0  # nothing known yet
-    pacer.observe({"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "40", "X-RateLimit-Reset": "0"})
-    assert [pacer.delay_for_next() for _ in range(10)] == [0.0] * 10  # headroom: no waiting
-    pacer.observe({"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "0"})
-    delays = [pacer.delay_for_next() for _ in range(4)]
-    assert delays == pytest.approx([0.0, 0.1, 0.2, 0.3])  # 600 a minute = one every 0.1 s
+    assert pacer.delay_for_next() == 0  # the probe: nothing known yet
+    pacer.observe({"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "12", "X-RateLimit-Reset": "0"})
+    pacer.release()
+    assert [pacer.delay_for_next() for _ in range(11)] == [0.0] * 11  # 12 left, one kept spare
+    delays = [pacer.delay_for_next() for _ in range(3)]
+    assert delays == pytest.approx([0.1, 0.2, 0.3])  # then 600 a minute: one every 0.1 s
+    now[0] = 10.0
+    pacer.observe({"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0"})
+    # 13 still in flight besides the answered one: they will spend tokens this answer didn't see
+    assert pacer.delay_for_next() == pytest.approx((13 + 2) / 10)
     pacer.rate_limited(retry_after=5)
-    assert pacer.delay_for_next() == pytest.approx(5.0)
+    assert pacer.delay_for_next() >= 5.0
+
+
+def test_pacer_lets_one_probe_go_until_the_limit_is_known() -> None:
+    import threading
+    pacer = RatePacer()
+    assert pacer.delay_for_next() == 0
+    released = threading.Event()
+
+    def second() -> None:
+        pacer.delay_for_next()
+        released.set()
+
+    threading.Thread(target=second, daemon=True).start()
+    assert not released.wait(0.2)  # waits for the probe's answer
+    pacer.observe({"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "999"})
+    assert released.wait(2)

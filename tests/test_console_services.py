@@ -21,8 +21,8 @@ COOKIE = "c" * 40
 
 
 def test_roles() -> None:
-    assert pages_for(Role.SUPPORT) == [Page.CUSTOMER, Page.PLANS]
-    assert pages_for(Role.FINANCE) == [Page.CUSTOMER, Page.PLANS, Page.SUBSCRIPTION, Page.AUDIT]
+    assert pages_for(Role.SUPPORT) == [Page.CUSTOMER, Page.BULK, Page.PLANS]
+    assert pages_for(Role.FINANCE) == [Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION, Page.AUDIT]
     assert pages_for("admin") == pages_for(Role.FINANCE)
     assert allowed("support", Action.CREATE_PORTAL_LINK) and not allowed("support", Action.CANCEL_SUBSCRIPTION)
     assert not allowed(None, Action.VIEW_PLANS) and not allowed("superuser", Action.VIEW_PLANS)

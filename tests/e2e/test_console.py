@@ -10,9 +10,9 @@ from playwright.sync_api import Page, expect
 from .conftest import Console, login, nav_links, open_page, screenshot, start_console, wait_for_app
 
 ROLE_PAGES = {
-    "support": ["Customer", "Plans"],
-    "finance": ["Customer", "Plans", "Subscription actions", "Audit log"],
-    "admin": ["Customer", "Plans", "Subscription actions", "Audit log"],
+    "support": ["Customer", "Bulk lookup", "Plans"],
+    "finance": ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Audit log"],
+    "admin": ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Audit log"],
 }
 
 
@@ -224,3 +224,18 @@ def test_a_reload_keeps_a_signed_in_person_signed_in(page: Page, console: Consol
     page.wait_for_timeout(500)  # the cookie component sets the cookie in the browser
     open_page(page, console, "customer?org=org_abc123")
     expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
+
+
+def test_bulk_lookup_of_fifty_organizations(page: Page, console: Console) -> None:
+    ids = [row["id"] for row in console.sandbox.organizations()][:49] + ["org_nobody"]
+    login(page, console, "support", "bulk")
+    page.get_by_role("textbox", name="Organization ids").fill("\n".join(ids))
+    page.get_by_role("textbox", name="Organization ids").press("Control+Enter")
+    wait_for_app(page)
+    expect(page.get_by_text("50 to look up")).to_be_visible()
+    page.get_by_role("button", name="Look up 50 organizations").click()
+    expect(page.get_by_text(re.compile(r"50 of 50 looked up · 1 not found · 0 failed"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Download CSV")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    wait_for_app(page)
+    screenshot(page, "bulk-lookup")

@@ -1,0 +1,112 @@
+"""Bulk lookup: customer info for a pasted or uploaded list of organizations, under the API's rate limit."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from services.bulk import MAX_IDS, BulkLookup, ids_from_csv, ids_from_text, parse_ids, status_counts
+from services.formatting import STATUS_STYLE
+from services.roles import Action, Page, require
+from ui import auth
+from ui.runtime import get_runtime
+
+actor = auth.require_page(Page.BULK)
+runtime = get_runtime()
+
+
+def _start(organization_ids: list[str]) -> None:
+    require(actor.role, Action.BULK_LOOKUP)
+    previous = st.session_state.get("bulk_job")
+    if previous is not None:
+        previous.stop()
+    st.session_state["bulk_job"] = BulkLookup(runtime.client, organization_ids).start()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+st.title("Bulk lookup")
+st.caption(f"Look up many organizations at once: a renewal list, an incident's blast radius, a churn review. "
+           f"Up to {MAX_IDS:,} ids; the lookup keeps under the Payments API's rate limit.")
+
+job: BulkLookup | None = st.session_state.get("bulk_job")
+running = job is not None and not job.progress().finished
+
+paste_column, upload_column = st.columns([3, 2])
+text = paste_column.text_area("Organization ids", key="bulk_text", height=160,
+                              placeholder="org_abc123, org_def456 …  (any separators: lines, commas, spaces)")
+upload = upload_column.file_uploader("…or a CSV with an id column", type=["csv"], key="bulk_csv",
+                                     help="A column named organization_id, org_id, org or id; else the first column.")
+tokens = ids_from_text(text) + (ids_from_csv(upload.getvalue()) if upload is not None else [])
+parsed = parse_ids(tokens)
+
+if tokens:
+    notes = [f"**{len(parsed.valid):,}** to look up"]
+    if parsed.duplicates:
+        notes.append(f"{len(parsed.duplicates):,} duplicates skipped")
+    if parsed.invalid:
+        notes.append(f"{len(parsed.invalid):,} invalid, not sent")
+    if parsed.over_limit:
+        notes.append(f"{parsed.over_limit:,} beyond the {MAX_IDS:,} limit, not sent")
+    st.markdown(" · ".join(notes))
+    if parsed.invalid:
+        with st.expander(f"Invalid ids ({len(parsed.invalid):,})"):
+            st.dataframe([{"Given": given, "Problem": problem} for given, problem in parsed.invalid],
+                         hide_index=True, width="stretch")
+    limit = runtime.client.pacer.limit or 1000
+    st.caption(f"At {limit:,} requests a minute this takes at least {_duration(len(parsed.valid) / limit * 60)}.")
+
+if st.button(f"Look up {len(parsed.valid):,} organizations" if parsed.valid else "Look up", type="primary",
+             icon=":material/search:", disabled=not parsed.valid or running, key="bulk_start"):
+    _start(parsed.valid)
+    st.rerun()
+
+
+@st.fragment(run_every=0.5 if running else None)
+def progress_and_results() -> None:
+    current: BulkLookup | None = st.session_state.get("bulk_job")
+    if current is None:
+        return
+    progress = current.progress()
+    if running and progress.finished:
+        st.rerun()  # the whole page, to stop polling
+    fraction = progress.done / progress.total if progress.total else 1.0
+    label = (f"{progress.done:,} of {progress.total:,} looked up · {progress.not_found:,} not found · "
+             f"{progress.failed:,} failed · {_duration(progress.elapsed)} elapsed")
+    if not progress.finished:
+        label += f" · about {_duration(progress.eta_seconds)} left"
+    st.progress(fraction, text=label)
+    if progress.rate_limited:
+        st.caption(f"The API asked us to slow down {progress.rate_limited:,} times; those ids were retried.")
+    if not progress.finished:
+        if st.button("Stop", icon=":material/stop:", key="bulk_stop"):
+            current.stop()
+        return
+    if progress.stopped and progress.done < progress.total:
+        st.warning(f"Stopped: {progress.done:,} of {progress.total:,} were looked up; their results are below.")
+    frame = current.frame()
+    if frame.empty:
+        return
+    counts = status_counts(frame)
+    metric_columns = st.columns(min(len(counts), 6))
+    for column, (_, row) in zip(metric_columns, counts.iterrows()):
+        column.metric(STATUS_STYLE.get(row.status, (row.status.capitalize(),))[0], f"{row.organizations:,}")
+    st.altair_chart(alt.Chart(counts).mark_bar().encode(
+        x=alt.X("organizations:Q", title="Organizations"), y=alt.Y("status:N", sort="-x", title=None),
+        tooltip=["status", "organizations"]).properties(height=max(120, 28 * len(counts))), width="stretch")
+    st.dataframe(frame, hide_index=True, width="stretch", placeholder="—", column_config={
+        "organization_id": "Organization", "status": "Status", "plan": "Plan",
+        "price": st.column_config.NumberColumn("Price", format="dollar"), "interval": "Billed",
+        "period_end": st.column_config.DatetimeColumn("Period ends", format="D MMM YYYY"),
+        "cancel_at_period_end": st.column_config.CheckboxColumn("Cancelling"),
+        "card_last4": "Card", "email": "Email", "error": "Error"})
+    st.download_button("Download CSV", frame.to_csv(index=False).encode(), file_name="bulk-lookup.csv",
+                       mime="text/csv", icon=":material/download:", on_click="ignore")
+
+
+progress_and_results()
