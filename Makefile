@@ -32,5 +32,8 @@ sandbox: $(VENV)/.runtime
 test: $(VENV)/.dev $(CHROMIUM)
 	$(PY) -m pytest
 
+bench: $(VENV)/.dev $(CHROMIUM)
+	$(PY) -m bench
+
 clean:
 	rm -rf $(VENV) .data .pytest_cache

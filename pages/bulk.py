@@ -93,12 +93,15 @@ def progress_and_results() -> None:
     if frame.empty:
         return
     counts = status_counts(frame)
-    metric_columns = st.columns(min(len(counts), 6))
+    counts["label"] = counts.status.map(lambda status: STATUS_STYLE.get(status, (status.capitalize(),))[0])
+    metric_columns = st.columns(max(len(counts), 4))
     for column, (_, row) in zip(metric_columns, counts.iterrows()):
-        column.metric(STATUS_STYLE.get(row.status, (row.status.capitalize(),))[0], f"{row.organizations:,}")
+        column.metric(row.label, f"{row.organizations:,}")
     st.altair_chart(alt.Chart(counts).mark_bar().encode(
-        x=alt.X("organizations:Q", title="Organizations"), y=alt.Y("status:N", sort="-x", title=None),
-        tooltip=["status", "organizations"]).properties(height=max(120, 28 * len(counts))), width="stretch")
+        x=alt.X("organizations:Q", title="Organizations", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
+        tooltip=[alt.Tooltip("label:N", title="Status"), alt.Tooltip("organizations:Q", title="Organizations")],
+    ).properties(height=36 * len(counts) + 40), width="stretch")
     st.dataframe(frame, hide_index=True, width="stretch", placeholder="—", column_config={
         "organization_id": "Organization", "status": "Status", "plan": "Plan",
         "price": st.column_config.NumberColumn("Price", format="dollar"), "interval": "Billed",

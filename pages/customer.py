@@ -54,9 +54,12 @@ with st.container(border=True):
         field("Price", price_with_interval(subscription.amount, subscription.interval, subscription.currency)
               if subscription and subscription.unit_amount is not None else "—")
     with period_column:
-        ending = subscription and subscription.cancel_at_period_end
-        field("Ends" if ending else "Current period ends",
-              day(subscription.current_period_end) if subscription else "—")
+        if subscription and subscription.status == "canceled":
+            field("Canceled on", day(subscription.canceled_at or subscription.current_period_end))
+        else:
+            ending = subscription and subscription.cancel_at_period_end
+            field("Ends" if ending else "Current period ends",
+                  day(subscription.current_period_end) if subscription else "—")
 with st.container(border=True):
     card_column, email_column, address_column = st.columns(3)
     with card_column:

@@ -19,6 +19,7 @@ def remember_deep_link() -> None:
 
 def _select(organization_id: str) -> None:
     st.session_state["organization_id"] = organization_id
+    st.query_params["org"] = organization_id  # the address follows the choice, or it would win it back
     recent = [org for org in st.session_state.get("recent_organizations", []) if org != organization_id]
     st.session_state["recent_organizations"] = [organization_id, *recent][:MAX_RECENT]
 

@@ -81,6 +81,15 @@ def test_support_looks_up_a_customer_and_creates_a_portal_link(page: Page, conso
     expect(page.get_by_text("$399.00 per month")).to_be_visible()
     expect(page.get_by_role("button", name="Subscription actions")).to_have_count(0)  # not support's
     screenshot(page, "customer")
+    other = console.sandbox.organizations("canceled")[0]
+    page.get_by_role("textbox", name="Organization id").fill(other["id"])
+    page.get_by_role("button", name="Look up").click()  # a second lookup replaces the first
+    expect(page.get_by_role("heading", name=other["name"], exact=True)).to_be_visible()
+    expect(page.get_by_text("Canceled", exact=True)).to_be_visible()
+    assert f"org={other['id']}" in page.url
+    page.get_by_text("org_abc123", exact=True).click()  # back through the recent lookups
+    expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
+    wait_for_app(page)
     page.get_by_role("button", name="Create portal link").click()
     link = page.get_by_role("link", name="Open portal page")
     expect(link).to_be_visible()

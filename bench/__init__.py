@@ -1,0 +1,1 @@
+"""Benchmarks for Billing Desk (`make bench`)."""
