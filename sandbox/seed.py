@@ -32,6 +32,7 @@ _STREETS = ["Market Street", "Congress Avenue", "Broadway", "Old Street", "Torst
             "George Street", "Damrak", "Rue du Sentier"]
 _CARDS = [("visa", "4242"), ("mastercard", "4444"), ("amex", "8431"), ("visa", "1881"), ("mastercard", "5100")]
 _PAID_PLANS = ["Starter", "Growth", "Scale", "Expansion"]
+MARKUP_NAME = "<b>Bold</b> **Stars** $5 [x](javascript:alert(1))"
 
 
 def seed(store: Store, organizations: int = 74, random_seed: int = 20261122) -> None:
@@ -43,9 +44,12 @@ def seed(store: Store, organizations: int = 74, random_seed: int = 20261122) -> 
     states = [state for state, count in STATE_COUNTS.items() for _ in range(count)]
     states += ["active"] * max(0, organizations - len(states) - 1)
     rng.shuffle(states)
-    used_ids: set[str] = {"org_abc123"}
+    used_ids: set[str] = {"org_abc123", "org_markup"}
     with store.transaction() as conn:
         _seed_organization(conn, rng, now, "org_abc123", "Acme Analytics", "active", plan="Growth", interval="month",
+                           card=("visa", "4242"))
+        # Customer-typed data is not markup: the console must show this name exactly as written.
+        _seed_organization(conn, rng, now, "org_markup", MARKUP_NAME, "active", plan="Starter", interval="month",
                            card=("visa", "4242"))
         for index, state in enumerate(states):
             organization_id = _fresh_id(rng, used_ids)

@@ -14,6 +14,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from sandbox.control_client import SandboxControl
+from services import validation
+from services.payments_errors import InvalidInputError
+from tests.hostile_inputs import HOSTILE_INPUTS
 from sandbox.settings import new_test_key
 from tests.e2e.conftest import free_port
 
@@ -274,3 +277,47 @@ def test_bulk_lookup_of_fifty_ids(sandbox_control: SandboxControl) -> None:
     assert "49 of 49 looked up · 1 not found · 0 failed" in at.get("progress")[0].proto.text
     assert any(button.label == "Download CSV" for button in at.get("download_button"))
     assert {metric.label for metric in at.metric} >= {"Active", "Not found"} or len(at.metric) >= 3
+
+
+# --- hostile input through every page input ---------------------------------------------------------------
+@pytest.mark.parametrize("value", HOSTILE_INPUTS, ids=lambda value: repr(value[:20]))
+def test_every_page_input_refuses_hostile_values(sandbox_control: SandboxControl, value: str) -> None:
+    unsent = _refused_by(validation.organization_id, value)
+    at = app("finance", org="org_abc123")
+    before = sandbox_control.stats()["requests"]
+    at = look_up(at, value)
+    if unsent:
+        assert at.error and at.error[0].value, "the lookup box says what is wrong"
+    at.switch_page("pages/subscription.py").run()
+    before = sandbox_control.stats()["requests"]
+    at.text_input(key="process_session").input(value)
+    next(button for button in at.button if button.label == "Process checkout…").click()
+    at.run()
+    if _refused_by(validation.checkout_session_id, value):
+        assert any("checkout session id" in error.value for error in at.error)
+        assert not at.session_state["dialog"] if "dialog" in at.session_state else True
+    if value.strip() and _refused_by(lambda text: validation.redirect_url(text, "success URL"), value):
+        at.switch_page("pages/plans.py").run()
+        at.selectbox[0].select_index(1).run()
+        at.text_input(key="success_url").input(value).run()
+        before = sandbox_control.stats()["requests"]
+        next(button for button in at.button if button.label == "Create checkout link").click()
+        at.run()
+        assert any("success URL" in error.value for error in at.error) and not at.code
+    assert sandbox_control.stats()["requests"] == before, "nothing was sent"
+    assert not at.exception
+
+
+def _refused_by(check, value: str) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        check(value)
+    except InvalidInputError:
+        return True
+    return False
+
+
+def test_api_data_with_markup_is_shown_literally(sandbox_control: SandboxControl) -> None:
+    at = app("support", org="org_markup")
+    heading = at.subheader[0].value
+    assert "\\<b\\>" in heading and "\\*\\*Stars\\*\\*" in heading and "\\$5" in heading
+    assert texts(at).splitlines()[0] != "" and "<b>Bold</b> **Stars** $5" in texts(at)

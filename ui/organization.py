@@ -64,7 +64,7 @@ def picker() -> str | None:
                        help="Paste the organization id, e.g. org_abc123. Links with ?org= open it directly.")
         button.form_submit_button("Look up", type="primary", on_click=_submit_lookup, width="stretch",
                                   icon=":material/search:")
-    if error := st.session_state.get("lookup_error"):
+    if error := st.session_state.pop("lookup_error", None):  # once, after the lookup that caused it
         st.error(error, icon=":material/edit:")
     recent = [org for org in st.session_state.get("recent_organizations", []) if org != organization_id]
     if recent:

@@ -1,0 +1,19 @@
+"""Hostile or mistaken inputs a console must refuse clearly: used by the client, service and page tests."""
+
+HOSTILE_INPUTS: list[str] = [
+    "", " ", "\t", "\n", "   \n  ", "x" * 10_000, "a" * 101,
+    "org_abc123\x00", "org\x07abc", "org_abc123\nrm", "org abc123", " org_abc 123 ", "org_abc123\r\nX: y",
+    "org_аbc123",  # Cyrillic a
+    "org_abc１２３",  # full-width digits
+    "ｏｒｇ_abc", "org_abc123\u200b", "org_abc\u202e321", "org_\u00e9t\u00e9",
+    "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "**bold**", "[link](javascript:alert(1))",
+    "# heading", "`code`", "$x^2$", "> quote", "| table |",
+    "'; DROP TABLE audit_events; --", "1 OR 1=1", "org_abc123' OR '1'='1", "\" OR \"\"=\"",
+    "cus_123", "sub_123", "in_123", "bps_123", "cs_test_a1", "price_1", "prod_1",
+    "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,<b>hi</b>", "vbscript:msgbox(1)",
+    "file:///etc/passwd", "ftp://example.com", "//evil.example.com", "http://", "https://",
+    "http:// example.com", "https://exa mple.com", "https://example.com/\nSet-Cookie: x",
+    "../../etc/passwd", "%00", "%0d%0a", "{{7*7}}", "${jndi:ldap://x}", "😀", "org_😀", "\\", "org/abc",
+    "org?abc=1", "org#abc", "org&org=x", "org.abc", "-org", "_org",
+]
+assert len(HOSTILE_INPUTS) >= 50
