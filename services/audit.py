@@ -199,7 +199,7 @@ class AuditLog:
         with self.engine.connect() as conn:
             rows = conn.execute(select(audit_events).where(
                 (audit_events.c.organization_id == organization_id)
-                & audit_events.c.outcome.in_(("unknown",))).order_by(audit_events.c.id.desc()))
+                & (audit_events.c.outcome == "unknown") & ~audit_events.c.error.startswith("Re-read by")).order_by(audit_events.c.id.desc()))
             return [dict(row._mapping) for row in rows]
 
     # --- login attempts (throttling) -------------------------------------------------------------------

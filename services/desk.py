@@ -16,7 +16,8 @@ from typing import Any, Callable, TypeVar
 from . import validation
 from .audit import AuditLog
 from .payments_client import PaymentsClient
-from .payments_errors import InvalidInputError, PaymentsError
+from .payments_errors import (ApiConnectionError, ApiTimeoutError, InvalidInputError, PaymentsError,
+                              UnexpectedResponseError)
 from .payments_models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
 from .roles import Action, PermissionDenied, Role, require
 
@@ -37,6 +38,28 @@ class WriteResult:
     reread_error: PaymentsError | None = None
     change: PlanChangeResult | None = None
     processed: ProcessResult | None = None
+
+
+class WriteOutcomeUnknown(PaymentsError):
+    """The request went out but no usable answer came back: the write may have happened."""
+
+    def __init__(self, cause: PaymentsError, action: Action) -> None:
+        super().__init__(f"No usable answer to {action.value}: {cause.message}", code=cause.code,
+                         request_id=cause.request_id, operation=action.value)
+        self.action = action
+
+    @property
+    def user_message(self) -> str:
+        return (f"The Payments API didn't confirm the {self.action.value}, so it may or may not have happened. "
+                "Re-read the customer before doing anything else; trying again is safe, it can't happen twice.")
+
+
+def _outcome_unknown(error: PaymentsError) -> bool:
+    """A timeout after sending, or an unreadable answer, leaves a write's outcome unknown; a refused
+    connection (nothing sent) does not."""
+    if isinstance(error, ApiTimeoutError) or isinstance(error, UnexpectedResponseError):
+        return True
+    return isinstance(error, ApiConnectionError) and error.code == "connection_broken"
 
 
 def mask_session_id(session_id: str) -> str:
@@ -162,6 +185,11 @@ class BillingDesk:
         try:
             result = call()
         except PaymentsError as error:
+            if _outcome_unknown(error):
+                unknown = WriteOutcomeUnknown(error, action)
+                self.audit.complete(audit_id, "unknown", unknown.user_message + f" ({error.code or 'no answer'})",
+                                    error.request_id)
+                raise unknown from None
             self.audit.complete(audit_id, "failed", _error_text(error), error.request_id)
             raise
         except Exception:

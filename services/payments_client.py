@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from . import validation
@@ -162,7 +162,9 @@ class PaymentsClient:
             if _read_timed_out(problem):  # read timeouts that used up the retries arrive wrapped
                 raise ApiTimeoutError(f"The Payments API did not answer in time ({operation}).", code="timeout",
                                       operation=operation) from None
-            raise ApiConnectionError(f"Could not reach the Payments API ({operation}).", code="connection_error",
+            # Refused: nothing was sent. Broken mid-request: the API may have acted on it.
+            code = "connection_refused" if _refused(problem) else "connection_broken"
+            raise ApiConnectionError(f"Could not reach the Payments API ({operation}).", code=code,
                                      operation=operation) from None
         except requests.exceptions.RequestException as problem:
             raise ApiConnectionError(f"Could not reach the Payments API ({operation}): {type(problem).__name__}.",
@@ -200,6 +202,12 @@ class PaymentsClient:
                                   details=details, operation=operation, retry_after=retry_after)
         return error_class(message, status_code=status, code=code, request_id=request_id, details=details,
                            operation=operation)
+
+
+def _refused(problem: requests.exceptions.ConnectionError) -> bool:
+    inner = problem.args[0] if problem.args else None
+    reason = inner.reason if isinstance(inner, MaxRetryError) else inner
+    return isinstance(reason, NewConnectionError)
 
 
 def _read_timed_out(problem: requests.exceptions.ConnectionError) -> bool:

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Console, login, nav_links, open_page, screenshot, start_console, wait_for_app
+from .conftest import Console, choose, login, nav_links, open_page, screenshot, start_console, wait_for_app
 
 ROLE_PAGES = {
     "support": ["Customer", "Bulk lookup", "Plans"],
@@ -125,28 +125,12 @@ def _confirm_in_dialog(page: Page, button: str, reason: str, typed: str | None =
     wait_for_app(page)
 
 
-def _choose(page: Page, label: str, option: str) -> None:
-    """Picks a select box option; retries when a rerun closes the list as it opens."""
-    for _ in range(5):
-        wait_for_app(page)
-        page.get_by_role("combobox", name=label).click()
-        choice = page.get_by_role("option", name=option, exact=True)
-        try:
-            choice.wait_for(state="visible", timeout=3000)
-            choice.click()
-            break
-        except Exception:
-            page.keyboard.press("Escape")
-    wait_for_app(page)
-    expect(page.get_by_role("combobox", name=label)).to_have_value(option)
-
-
 def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: Console) -> None:
     organization_id = console.sandbox.organizations("none")[0]["id"]
     login(page, console, "finance", f"plans?org={organization_id}")
     expect(page.get_by_text(f"Plans for {organization_id}")).to_be_visible()
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
-    _choose(page, "Plan", "Starter · $179.00 per month")
+    choose(page, "Plan", "Starter · $179.00 per month")
     screenshot(page, "plans")
     page.get_by_role("button", name="Create checkout link").click()
     link = page.get_by_role("link", name="Open checkout page")
@@ -175,14 +159,14 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
     expect(page.get_by_text("Checkout processed: the subscription is active.")).to_be_visible()
     expect(page.get_by_text(re.compile(r"Now: Starter · active"))).to_be_visible()
 
-    _choose(page, "Move to", "Scale · $699.00 per month")
+    choose(page, "Move to", "Scale · $699.00 per month")
     expect(page.get_by_text(re.compile("takes effect immediately"))).to_be_visible()
     page.get_by_role("button", name="Change plan…").click()
     _confirm_in_dialog(page, "Confirm upgrade", "Customer needs more seats", shot="subscription-confirm-upgrade")
     expect(page.get_by_text(re.compile(r"Upgraded to Scale .* effective immediately"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"Now: Scale · active"))).to_be_visible()
 
-    _choose(page, "Move to", "Growth · $399.00 per month")
+    choose(page, "Move to", "Growth · $399.00 per month")
     expect(page.get_by_text(re.compile("takes effect at the end of the current period"))).to_be_visible()
     page.get_by_role("button", name="Change plan…").click()
     _confirm_in_dialog(page, "Confirm downgrade", "Customer asked to reduce cost")
