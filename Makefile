@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test sandbox bench clean
+.PHONY: run test sandbox bench load clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ test: $(VENV)/.dev $(CHROMIUM)
 
 bench: $(VENV)/.dev $(CHROMIUM)
 	$(PY) -m bench
+
+load: $(VENV)/.dev $(CHROMIUM)
+	$(PY) -m pytest -m load -s tests/e2e/test_load.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

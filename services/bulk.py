@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import validation
-from .frames import plan_name
+from .frames import customer_record, typed_customer_frame
 from .payments_client import PaymentsClient
 from .payments_errors import InvalidInputError, NotFoundError, PaymentsError, RateLimitError
 from .payments_models import CustomerInfo, PlanCatalog
@@ -186,26 +186,10 @@ class BulkLookup:
         with self._lock:
             rows = [self.rows[organization_id] for organization_id in self.organization_ids
                     if organization_id in self.rows]
-        records = []
-        for row in rows:
-            customer = row.customer
-            subscription = customer.subscription if customer else None
-            records.append({
-                "organization_id": row.organization_id,
-                "status": row.status,
-                "plan": plan_name(customer, self._plans(customer)) if customer else None,
-                "price": float(subscription.amount) if subscription and subscription.amount is not None else None,
-                "interval": subscription.interval if subscription else None,
-                "period_end": subscription.current_period_end if subscription else None,
-                "cancel_at_period_end": bool(subscription and subscription.cancel_at_period_end),
-                "card_last4": customer.card_last4 if customer else None,
-                "email": customer.email if customer else None,
-                "error": row.error,
-            })
-        frame = pd.DataFrame(records, columns=RESULT_COLUMNS)
-        frame["price"] = frame["price"].astype("Float64")
-        frame["period_end"] = pd.to_datetime(frame["period_end"], utc=True)
-        return frame
+        records = [{**(customer_record(row.customer, self._plans(row.customer)) if row.customer else
+                       {"organization_id": row.organization_id, "price": None, "period_end": None}),
+                    "status": row.status, "error": row.error} for row in rows]
+        return typed_customer_frame(records, RESULT_COLUMNS)
 
     def _plans(self, customer: CustomerInfo) -> PlanCatalog | None:
         """The catalog, fetched once and only if some subscription lacks a plan name."""

@@ -51,27 +51,33 @@ def plan_name(customer: CustomerInfo, catalog: PlanCatalog | None = None) -> str
     return plan.name if plan else product_id
 
 
-def customers_frame(customers: Iterable[CustomerInfo], catalog: PlanCatalog | None = None) -> pd.DataFrame:
-    rows = []
-    for customer in customers:
-        subscription = customer.subscription
-        scheduled = subscription.scheduled_change if subscription else None
-        rows.append({
-            "organization_id": customer.organization_id,
-            "name": customer.display_name,
-            "status": customer.status,
-            "plan": plan_name(customer, catalog),
-            "price": float(subscription.amount) if subscription and subscription.amount is not None else None,
-            "interval": subscription.interval if subscription else None,
-            "period_end": subscription.current_period_end if subscription else None,
-            "cancel_at_period_end": bool(subscription and subscription.cancel_at_period_end),
-            "scheduled_plan": (scheduled.plan_name or scheduled.product_id) if scheduled else None,
-            "card_brand": customer.card_brand,
-            "card_last4": customer.card_last4,
-            "email": customer.email,
-            "customer_id": customer.customer_id,
-        })
-    frame = pd.DataFrame(rows, columns=CUSTOMER_COLUMNS)
+def customer_record(customer: CustomerInfo, catalog: PlanCatalog | None = None) -> dict[str, object]:
+    """One customer as a row: the shape every customer table in the console shares."""
+    subscription = customer.subscription
+    scheduled = subscription.scheduled_change if subscription else None
+    return {
+        "organization_id": customer.organization_id,
+        "name": customer.display_name,
+        "status": customer.status,
+        "plan": plan_name(customer, catalog),
+        "price": float(subscription.amount) if subscription and subscription.amount is not None else None,
+        "interval": subscription.interval if subscription else None,
+        "period_end": subscription.current_period_end if subscription else None,
+        "cancel_at_period_end": bool(subscription and subscription.cancel_at_period_end),
+        "scheduled_plan": (scheduled.plan_name or scheduled.product_id) if scheduled else None,
+        "card_brand": customer.card_brand,
+        "card_last4": customer.card_last4,
+        "email": customer.email,
+        "customer_id": customer.customer_id,
+    }
+
+
+def typed_customer_frame(records: list[dict[str, object]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(records, columns=columns)
     frame["price"] = frame["price"].astype("Float64")
     frame["period_end"] = pd.to_datetime(frame["period_end"], utc=True)
     return frame
+
+
+def customers_frame(customers: Iterable[CustomerInfo], catalog: PlanCatalog | None = None) -> pd.DataFrame:
+    return typed_customer_frame([customer_record(customer, catalog) for customer in customers], CUSTOMER_COLUMNS)

@@ -321,3 +321,59 @@ def test_api_data_with_markup_is_shown_literally(sandbox_control: SandboxControl
     heading = at.subheader[0].value
     assert "\\<b\\>" in heading and "\\*\\*Stars\\*\\*" in heading and "\\$5" in heading
     assert texts(at).splitlines()[0] != "" and "<b>Bold</b> **Stars** $5" in texts(at)
+
+
+# --- faults on every action AppTest can click -----------------------------------------------------------
+PAGE_FAULTS = {"503": {"status": 503}, "429 storm": {"status": 429}, "malformed JSON": {"malformed": True},
+               "key revoked": {"status": 401, "code": "api_key_revoked"}}
+
+
+def _plans_page(at: AppTest) -> AppTest:
+    return at.switch_page("pages/plans.py").run()
+
+
+def _portal_link(at: AppTest) -> AppTest:
+    at.button(key="create_portal_link").click()
+    return at.run()
+
+
+def _checkout_link(at: AppTest) -> AppTest:
+    at.switch_page("pages/plans.py").run()
+    at.selectbox[0].select_index(1).run()
+    next(button for button in at.button if button.label == "Create checkout link").click()
+    return at.run()
+
+
+ACTIONS = {  # operation: (what the page says it couldn't do, how to do it, what success shows)
+    "subscription-plans": ("load the plans", _plans_page, lambda at: bool(at.dataframe)),
+    "customer-portal": ("create a portal link", _portal_link, lambda at: "/sandbox/portal/" in at.code[0].value),
+    "subscription-checkout": ("create a checkout link", _checkout_link,
+                              lambda at: "/sandbox/checkout/" in at.code[0].value),
+}
+
+
+@pytest.mark.parametrize("fault", list(PAGE_FAULTS))
+@pytest.mark.parametrize("operation", list(ACTIONS))
+def test_page_actions_under_faults(sandbox_control: SandboxControl, operation: str, fault: str) -> None:
+    doing, act, succeeded = ACTIONS[operation]
+    organization_id = sandbox_control.organizations("none")[0]["id"]
+    at = app("admin", org=organization_id)
+    sandbox_control.add_fault(operation, **PAGE_FAULTS[fault])
+    at = act(at)
+    assert not at.exception
+    assert any(f"Couldn't {doing}" in error.value for error in at.error), [error.value for error in at.error]
+    if operation != "subscription-plans":
+        assert not at.code  # no link shown
+    sandbox_control.clear_faults()
+    st.cache_data.clear()
+    at = act(app("admin", org=organization_id))
+    assert succeeded(at)
+
+
+def test_misconfiguration_stops_with_a_clear_message(sandbox_control: SandboxControl,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMENTS_API_URL", "http://payments.example.com/api/v1")
+    monkeypatch.setenv("PAYMENTS_API_KEY", "bsk_live_" + "ab" * 16)
+    at = app()
+    assert "Billing Desk can't start" in at.error[0].value and "https" in at.error[0].value
+    assert not at.text_input  # no login form, nothing else

@@ -194,9 +194,9 @@ def choose(page: Page, label: str, option: str | None = None) -> str:
     """Picks a select box option (the first if none is named); retries when a rerun closes the list."""
     for _ in range(5):
         wait_for_app(page)
-        page.get_by_role("combobox", name=label).click()
         choice = page.get_by_role("option", name=option, exact=True) if option else page.get_by_role("option").first
         try:
+            page.get_by_role("combobox", name=label).last.click(timeout=5000)  # .last: the newest, mid-rerun
             choice.wait_for(state="visible", timeout=3000)
             option = option or choice.inner_text().strip()
             choice.click()
@@ -204,5 +204,5 @@ def choose(page: Page, label: str, option: str | None = None) -> str:
         except Exception:
             page.keyboard.press("Escape")
     wait_for_app(page)
-    expect(page.get_by_role("combobox", name=label)).to_have_value(option or "")
+    expect(page.get_by_role("combobox", name=label).last).to_have_value(option or "")
     return option or ""

@@ -29,6 +29,16 @@ def _open_cancel_dialog(page: Page, organization_id: str) -> None:
     wait_for_app(page)
 
 
+def _open_change_dialog(page: Page, reason: str):  # type: ignore[no-untyped-def]
+    choose(page, "Move to")
+    page.get_by_role("button", name="Change plan…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("textbox", name="Reason").fill(reason)
+    dialog.get_by_role("textbox", name="Reason").press("Tab")
+    wait_for_app(page)
+    return dialog
+
+
 def test_a_double_click_on_confirm_cancels_once(page: Page, console: Console) -> None:
     organization_id = _active_organization(console, 0)
     login(page, console, "finance", f"subscription?org={organization_id}")
@@ -44,12 +54,7 @@ def test_a_rerun_during_a_write_changes_the_plan_once(page: Page, console: Conso
     organization_id = _active_organization(console, 1)
     console.sandbox.add_fault("subscription-update", latencyMs=1500, count=1)
     login(page, console, "finance", f"subscription?org={organization_id}")
-    choose(page, "Move to")
-    page.get_by_role("button", name="Change plan…").click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_role("textbox", name="Reason").fill("Testing a rerun mid-write")
-    dialog.get_by_role("textbox", name="Reason").press("Tab")
-    wait_for_app(page)
+    dialog = _open_change_dialog(page, "Testing a rerun mid-write")
     dialog.get_by_role("button", name=re.compile("^Confirm")).click()
     page.wait_for_timeout(400)
     page.keyboard.press("r")  # Streamlit's rerun shortcut, while the write is in flight
@@ -127,3 +132,19 @@ def test_secrets_do_not_leak(page: Page, console: Console) -> None:
     with sqlite3.connect(console.data_dir / "audit.sqlite3") as db:
         rows = "\n".join(str(row) for row in db.execute("SELECT * FROM audit_events"))
     assert rows and key not in rows and url not in rows and "bps_" not in rows
+
+
+def test_a_failed_plan_change_says_so_and_the_same_confirm_works_after(page: Page, console: Console) -> None:
+    organization_id = _active_organization(console, 3)
+    login(page, console, "finance", f"subscription?org={organization_id}")
+    dialog = _open_change_dialog(page, "Customer asked for a change")
+    console.sandbox.add_fault("subscription-update", status=503)  # until cleared: outlasts every retry
+    dialog.get_by_role("button", name=re.compile("^Confirm")).click()
+    expect(dialog.get_by_text(re.compile("Couldn't change the plan. The Payments API had an internal error"))) \
+        .to_be_visible()
+    expect(page.get_by_text("Traceback")).to_have_count(0)
+    assert not [m for m in console.sandbox.mutations("update") if m["organization_id"] == organization_id]
+    console.sandbox.clear_faults()
+    dialog.get_by_role("button", name=re.compile("^Confirm")).click()  # the same intent, once the fault clears
+    expect(page.get_by_text(re.compile(r"(effective immediately|scheduled for \d)"))).to_be_visible()
+    assert len([m for m in console.sandbox.mutations("update") if m["organization_id"] == organization_id]) == 1
