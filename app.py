@@ -26,8 +26,7 @@ PAGES: dict[Page, tuple[str, str, str]] = {
 SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
 
 runtime = get_runtime()
-authenticator = auth.authenticator()
-auth.restore_from_cookie(authenticator)
+auth.restore_from_cookie()
 actor = auth.current_actor()
 organization.remember_deep_link()
 
@@ -55,7 +54,7 @@ else:
     page = st.navigation(sections)
     chrome.sidebar(actor, runtime)
 
-auth.settle_cookie(authenticator)
+auth.settle_cookie()
 chrome.environment_banner(runtime)
 try:
     page.run()

@@ -7,8 +7,10 @@ after it (the authenticator's cookie component must reach the browser).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.controllers import AuthenticationController
@@ -44,20 +46,32 @@ def _controller() -> AuthenticationController:
     return AuthenticationController(_session_credentials(), auto_hash=False)
 
 
-def restore_from_cookie(auth: stauth.Authenticate) -> None:
-    """A new browser session (reload, new tab, deep link) signs in again from a valid cookie."""
-    if st.session_state.get("authentication_status"):
+def restore_from_cookie() -> None:
+    """A new browser session (reload, new tab, deep link) signs in again from a valid cookie.
+
+    The cookie is read server-side and verified with the authenticator's own key and algorithm, so no run
+    needs to render the authenticator's cookie component except the one that sets or deletes the cookie.
+    """
+    if st.session_state.get("authentication_status") or st.session_state.get("logout"):
         return
-    token = auth.cookie_controller.get_cookie()
-    if not token or token.get("username") not in get_runtime().users:
+    raw = st.context.cookies.get(COOKIE_NAME)
+    if not raw:
+        return
+    try:
+        token = jwt.decode(raw, get_runtime().cookie_key, algorithms=["HS256"])
+    except jwt.PyJWTError:
+        return
+    username = token.get("username") if isinstance(token, dict) else None
+    expires = float(token.get("exp_date", 0)) if isinstance(token, dict) else 0.0
+    if username not in get_runtime().users or expires <= time.time():
         return
     # A logout ends every session of that person: a cookie issued before it no longer signs anyone in,
     # even if the browser kept it.
-    issued_at = float(token.get("exp_date", 0)) - COOKIE_DAYS * 86400
-    last_logout = get_runtime().audit.last_logout(token["username"])
+    issued_at = expires - COOKIE_DAYS * 86400
+    last_logout = get_runtime().audit.last_logout(username)
     if last_logout is not None and issued_at <= last_logout.timestamp():
         return
-    auth.authentication_controller.login(token=token)
+    _controller().login(token=token)
 
 
 def current_actor() -> Actor | None:
@@ -114,12 +128,16 @@ def logout() -> None:
     st.session_state["just_logged_out"] = True
 
 
-def settle_cookie(auth: stauth.Authenticate) -> None:
+def settle_cookie() -> None:
     """Sets or deletes the re-authentication cookie after a login or logout (never followed by a rerun)."""
-    if st.session_state.pop("just_logged_in", False):
-        auth.cookie_controller.set_cookie()
-    if st.session_state.pop("just_logged_out", False):
-        auth.cookie_controller.delete_cookie()
+    logged_in = st.session_state.pop("just_logged_in", False)
+    logged_out = st.session_state.pop("just_logged_out", False)
+    if logged_in or logged_out:
+        auth = authenticator()
+        if logged_in:
+            auth.cookie_controller.set_cookie()
+        else:
+            auth.cookie_controller.delete_cookie()
 
 
 def personal(key: str, default: Any = None) -> Any:

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 SCREENSHOTS = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else "test-results/screenshots")
 PASSWORDS = {"support": "support-demo", "finance": "finance-demo", "admin": "admin-demo"}
 
-expect.set_options(timeout=15_000)
+expect.set_options(timeout=30_000)  # generous: a slow CI machine is not a failure
 
 
 def free_port() -> int:
