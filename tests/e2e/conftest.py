@@ -137,8 +137,8 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     if request.node.stash.get(_FAILED, False):  # what the browser showed when the test failed
         failures = ROOT / "test-results" / "failures"
         failures.mkdir(parents=True, exist_ok=True)
-        for index, open_tab in enumerate(context.pages):
-            open_tab.screenshot(path=str(failures / f"{request.node.name}-{index}.png"), full_page=True)
+        for index, browser_tab in enumerate(context.pages):
+            browser_tab.screenshot(path=str(failures / f"{request.node.name}-{index}.png"), full_page=True)
     context.close()
 
 
@@ -170,6 +170,11 @@ def login(page: Page, console: Console, username: str, path: str = "") -> None:
     page.get_by_label("Password", exact=True).fill(PASSWORDS[username])
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    # The cookie component reports back once it has set the cookie, which reruns the page: wait for both.
+    deadline = time.monotonic() + 20
+    while not any(cookie["name"] == "billing_desk_auth" for cookie in page.context.cookies()):
+        assert time.monotonic() < deadline, "the login cookie was never set"
+        page.wait_for_timeout(100)
     wait_for_app(page)
 
 
@@ -206,3 +211,17 @@ def choose(page: Page, label: str, option: str | None = None) -> str:
     wait_for_app(page)
     expect(page.get_by_role("combobox", name=label).last).to_have_value(option or "")
     return option or ""
+
+
+def open_tab(page: Page, name: str) -> None:
+    """Switches tab, clicking again if a rerun swallowed the click."""
+    tab = page.get_by_role("tab", name=name)
+    for _ in range(5):
+        wait_for_app(page)
+        tab.click()
+        try:
+            expect(tab).to_have_attribute("aria-selected", "true", timeout=3000)
+            return
+        except AssertionError:
+            continue
+    expect(tab).to_have_attribute("aria-selected", "true")

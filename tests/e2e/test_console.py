@@ -7,7 +7,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Console, choose, login, nav_links, open_page, screenshot, start_console, wait_for_app
+from .conftest import (Console, choose, login, nav_links, open_page, open_tab, screenshot, start_console,
+                       wait_for_app)
 
 ROLE_PAGES = {
     "support": ["Customer", "Bulk lookup", "Plans"],
@@ -152,7 +153,7 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
 
     page.get_by_role("link", name="Subscription actions").click()
     wait_for_app(page)
-    page.get_by_role("tab", name="Process a checkout").click()
+    open_tab(page, "Process a checkout")
     page.get_by_role("textbox", name="Checkout session id").fill(session_id)
     page.get_by_role("button", name="Process checkout…").click()
     _confirm_in_dialog(page, "Process checkout", "Customer paid the Starter checkout link")
@@ -173,7 +174,7 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
     expect(page.get_by_text(re.compile(r"Downgrade to Growth .* scheduled for"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"Downgrade scheduled: moves to Growth")).first).to_be_visible()
 
-    page.get_by_role("tab", name="Cancel").click()
+    open_tab(page, "Cancel")
     page.get_by_role("button", name="Cancel subscription…").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("textbox", name="Reason").fill("Customer is closing the account")

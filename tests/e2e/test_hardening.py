@@ -11,7 +11,8 @@ import time
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .conftest import Console, choose, login, open_page, start_console, wait_for_app, warm_up
+from .conftest import (Console, choose, login, open_page, open_tab, start_console, wait_for_app,
+                       warm_up)
 
 
 def _active_organization(console: Console, skip: int = 0) -> str:
@@ -20,7 +21,7 @@ def _active_organization(console: Console, skip: int = 0) -> str:
 
 
 def _open_cancel_dialog(page: Page, organization_id: str) -> None:
-    page.get_by_role("tab", name="Cancel").click()
+    open_tab(page, "Cancel")
     page.get_by_role("button", name="Cancel subscription…").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("textbox", name="Reason").fill("Customer asked to cancel")
