@@ -7,7 +7,7 @@ import logging
 import streamlit as st
 
 from services.roles import Page, pages_for
-from ui import auth, chrome, organization
+from ui import auth, chrome
 from ui.routing import router_started
 from ui.runtime import get_runtime
 
@@ -28,7 +28,6 @@ SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTIO
 runtime = get_runtime()
 auth.restore_from_cookie()
 actor = auth.current_actor()
-organization.remember_deep_link()
 
 if actor is None:
     # The default page answers at "/"; every other address, /login included, shows the same form.

@@ -21,7 +21,7 @@ from .models import (CheckoutBody, ClockAdvance, CustomerInfo, Empty, ErrorEnvel
 from .ratelimit import RateLimiter
 from .seed import seed
 from .settings import SandboxSettings
-from .store import Store, new_id
+from .store import Store, iso, new_id
 
 API_PREFIX = "/api/v1/payment"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -202,7 +202,6 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     # --- test controls (same key as the API) ----------------------------------------------------------
     @app.get("/sandbox/control/clock", tags=["sandbox"])
     def clock() -> dict[str, Any]:
-        from .store import iso
         return {"now": iso(store.now()), "offsetSeconds": store.clock_offset().total_seconds()}
 
     @app.post("/sandbox/control/clock/advance", tags=["sandbox"], summary="Move the test clock forward")

@@ -11,6 +11,7 @@ Rules (documented in docs/payments-api.md):
 from __future__ import annotations
 
 import calendar
+import json
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,7 +84,6 @@ def subscription_json(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _address_json(raw: str) -> dict[str, Any]:
-    import json
     return json.loads(raw)
 
 

@@ -195,7 +195,7 @@ class AuditLog:
                           if value)
 
     def pending_for(self, organization_id: str) -> list[dict[str, Any]]:
-        """Unsettled writes on an organization (outcome pending or unknown), newest first."""
+        """Writes on an organization whose outcome is unknown and not yet settled by a re-read, newest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(audit_events).where(
                 (audit_events.c.organization_id == organization_id)

@@ -10,13 +10,6 @@ from services.payments_errors import InvalidInputError
 MAX_RECENT = 8
 
 
-def remember_deep_link() -> None:
-    """Called by the router before login too, so `?org=` survives the login form."""
-    requested = st.query_params.get("org")
-    if requested and requested != st.session_state.get("organization_id"):
-        st.session_state["requested_organization"] = requested
-
-
 def _select(organization_id: str) -> None:
     st.session_state["organization_id"] = organization_id
     st.query_params["org"] = organization_id  # the address follows the choice, or it would win it back
@@ -26,7 +19,7 @@ def _select(organization_id: str) -> None:
 
 def current() -> str | None:
     """The current organization, taking a deep link first; keeps `?org=` in the address bar in step."""
-    requested = st.session_state.pop("requested_organization", None) or st.query_params.get("org")
+    requested = st.query_params.get("org")  # the address keeps it through the login form
     if requested and requested != st.session_state.get("organization_id"):
         try:
             _select(validation.organization_id(requested))
