@@ -129,15 +129,22 @@ def logout() -> None:
 
 
 def settle_cookie() -> None:
-    """Sets or deletes the re-authentication cookie after a login or logout (never followed by a rerun)."""
+    """Sets or deletes the re-authentication cookie after a login or logout (never followed by a rerun).
+
+    The cookie component lives in a slot that every run creates, empty or not: the component reruns the
+    script once it reaches the browser, and if it took a place of its own, everything below it would move
+    one place down in that rerun and be drawn twice (once faded) until the rerun ended.
+    """
     logged_in = st.session_state.pop("just_logged_in", False)
     logged_out = st.session_state.pop("just_logged_out", False)
+    slot = st.container()
     if logged_in or logged_out:
-        auth = authenticator()
-        if logged_in:
-            auth.cookie_controller.set_cookie()
-        else:
-            auth.cookie_controller.delete_cookie()
+        with slot:
+            auth = authenticator()
+            if logged_in:
+                auth.cookie_controller.set_cookie()
+            else:
+                auth.cookie_controller.delete_cookie()
 
 
 def personal(key: str, default: Any = None) -> Any:

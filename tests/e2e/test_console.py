@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import (Console, choose, login, nav_links, open_page, open_tab, screenshot, start_console,
+from .conftest import (PASSWORDS, Console, choose, login, nav_links, open_page, open_tab, screenshot, start_console,
                        wait_for_app)
 
 ROLE_PAGES = {
@@ -211,6 +211,27 @@ def test_logout_ends_the_session(page: Page, console: Console) -> None:
     open_page(page, console, "customer?org=org_abc123")  # a reload: the cookie is gone too
     expect(page.get_by_label("Username")).to_be_visible()
     expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+
+
+def most_seen(page: Page, selector: str, seconds: float = 3.0) -> int:
+    """The largest number of elements matching `selector` at any moment over `seconds` (sampled in-page)."""
+    return page.evaluate("""([selector, ms]) => new Promise(resolve => {
+        let most = 0;
+        const sample = () => { most = Math.max(most, document.querySelectorAll(selector).length); };
+        const timer = setInterval(sample, 5);
+        setTimeout(() => { clearInterval(timer); sample(); resolve(most); }, ms);
+    })""", [selector, int(seconds * 1000)])
+
+
+def test_login_and_logout_draw_the_page_once(page: Page, console: Console) -> None:
+    """The cookie component reruns the script after login and logout; nothing may be drawn twice meanwhile."""
+    open_page(page, console)
+    page.get_by_role("textbox", name="Username").fill("admin")
+    page.get_by_role("textbox", name="Password").fill(PASSWORDS["admin"])
+    page.get_by_role("button", name="Log in").click()
+    assert most_seen(page, "[data-testid='stMain'] h1") == 1
+    page.get_by_role("button", name="Log out").click()
+    assert most_seen(page, "input[aria-label='Username']") == 1
 
 
 def test_a_reload_keeps_a_signed_in_person_signed_in(page: Page, console: Console) -> None:
