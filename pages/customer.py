@@ -12,7 +12,7 @@ from services.frames import plan_name
 from services.roles import Action, Page, allowed
 from ui import auth, data, organization
 from ui.runtime import get_runtime
-from ui.widgets import field, fresh_link_panel, show_error, status_badge
+from ui.widgets import field, fresh_link_panel, show_error, status_badge, stop_on_read_error
 
 actor = auth.require_page(Page.CUSTOMER)
 desk = get_runtime().desk
@@ -24,11 +24,7 @@ organization_id = organization.chosen_or_stop(
 try:
     customer = data.customer(actor, organization_id)
 except Exception as problem:  # shown as a sentence, never a traceback
-    show_error(problem, f"look up {organization_id}")
-    if st.button("Try again", icon=":material/refresh:"):
-        data.forget_reads()
-        st.rerun()
-    st.stop()
+    stop_on_read_error(problem, f"look up {organization_id}")
 
 subscription = customer.subscription
 heading, badge = st.columns([5, 1], vertical_alignment="center")

@@ -12,7 +12,7 @@ from services.plan_change import checkout_options
 from services.roles import Page
 from ui import auth, data, organization
 from ui.runtime import get_runtime
-from ui.widgets import fresh_link_panel, show_error
+from ui.widgets import fresh_link_panel, show_error, stop_on_read_error
 
 actor = auth.require_page(Page.PLANS)
 runtime = get_runtime()
@@ -24,8 +24,7 @@ organization_id = organization.chosen_or_stop(
 try:
     catalog = data.plans(actor, organization_id)
 except Exception as problem:
-    show_error(problem, f"load the plans for {organization_id}")
-    st.stop()
+    stop_on_read_error(problem, f"load the plans for {organization_id}")
 
 frame = plans_frame(catalog)
 current = catalog.plan(catalog.active_product_id)

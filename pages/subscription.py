@@ -15,7 +15,7 @@ from services.plan_change import change_options, preview_change
 from services.roles import Page
 from ui import auth, data, organization
 from ui.runtime import get_runtime
-from ui.widgets import field, show_error, status_badge
+from ui.widgets import field, show_error, status_badge, stop_on_read_error
 
 actor = auth.require_page(Page.SUBSCRIPTION)
 runtime = get_runtime()
@@ -89,7 +89,7 @@ def confirm_cancel(intent: dict[str, Any]) -> None:
 
 @st.dialog("Confirm processing the checkout", width="large", on_dismiss=_close_dialog)
 def confirm_process(intent: dict[str, Any]) -> None:
-    st.markdown(f"**Checkout session:** `{escape_markdown(intent['masked_session'])}`  \n"
+    st.markdown(f"**Checkout session:** {code_span(intent['masked_session'])}  \n"
                 f"**Expected organization:** {escape_markdown(intent['organization_name'])} "
                 f"({code_span(intent['organization_id'])})")
     st.warning("Processing starts the subscription the customer paid for, immediately. Processing the same "
@@ -97,7 +97,8 @@ def confirm_process(intent: dict[str, Any]) -> None:
     reason = _reason_box()
     if _buttons("Process checkout"):
         try:
-            result = desk.process_checkout(actor, intent["parameters"]["session"], reason, intent["key"])
+            result = desk.process_checkout(actor, intent["parameters"]["session"], reason, intent["key"],
+                                           intent["organization_id"])
         except Exception as problem:
             show_error(problem, "process the checkout")
             return
@@ -157,8 +158,7 @@ try:
     customer = data.customer(actor, organization_id)
     catalog = data.plans(actor, organization_id)
 except Exception as problem:
-    show_error(problem, f"load {organization_id}")
-    st.stop()
+    stop_on_read_error(problem, f"load {organization_id}")
 
 subscription = customer.subscription
 current_price = catalog.find_price(subscription.price_id if subscription else None)

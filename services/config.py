@@ -33,7 +33,7 @@ class ConsoleConfig:
     audit_database_url: str = ""
     checkout_success_url: str | None = None
     checkout_cancel_url: str | None = None
-    cache_ttl_seconds: int = 60
+    api_timeout_seconds: float = 10.0  # how long to wait for each answer of the API (reads are retried once)
     sandbox_port: int = 0  # 0: any free port; tests pin it to reach the sandbox's controls
     sandbox_api_key: str | None = field(default=None, repr=False)
 
@@ -54,6 +54,18 @@ def _section(secrets: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _number(raw: object, name: str, default: float, low: float, high: float) -> float:
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(str(raw))
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also refuses nan
+        raise ConfigError(f"{name} must be a number from {low:g} to {high:g}.")
+    return value
+
+
 def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> ConsoleConfig:
     environ = os.environ if environ is None else environ
     secrets = secrets or {}
@@ -72,7 +84,8 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         cookie_key=environ.get("BILLING_DESK_COOKIE_KEY") or auth.get("cookie_key"), audit_database_url=str(audit_url),
         checkout_success_url=environ.get("CHECKOUT_SUCCESS_URL") or checkout.get("success_url"),
         checkout_cancel_url=environ.get("CHECKOUT_CANCEL_URL") or checkout.get("cancel_url"),
-        cache_ttl_seconds=int(environ.get("BILLING_DESK_CACHE_TTL") or 60),
+        api_timeout_seconds=_number(environ.get("PAYMENTS_API_TIMEOUT") or payments.get("timeout_seconds"),
+                                    "PAYMENTS_API_TIMEOUT", 10.0, 0.5, 120),
         sandbox_port=int(environ.get("SANDBOX_PORT") or 0), sandbox_api_key=environ.get("SANDBOX_API_KEY"))
     if not api_url:
         return config

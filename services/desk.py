@@ -50,7 +50,7 @@ class WriteOutcomeUnknown(PaymentsError):
 
     @property
     def user_message(self) -> str:
-        return (f"The Payments API didn't confirm the {self.action.value}, so it may or may not have happened. "
+        return ("The Payments API didn't confirm it, so it may or may not have happened. "
                 "Re-read the customer before doing anything else; trying again is safe, it can't happen twice.")
 
 
@@ -120,12 +120,16 @@ class BillingDesk:
                                     "checkoutSession": mask_session_id(link.checkout_session_id or "")})
         return link
 
-    def process_checkout(self, actor: Actor, checkout_session_id: str, reason: str,
-                         idempotency_key: str) -> WriteResult:
+    def process_checkout(self, actor: Actor, checkout_session_id: str, reason: str, idempotency_key: str,
+                         expected_organization_id: str | None = None) -> WriteResult:
+        """`expected_organization_id`, the organization the person is working on, is where the audit row is
+        filed until the API says which organization the session belonged to (so a failure or an unknown
+        outcome shows up on that organization's page)."""
         session_id = validation.checkout_session_id(checkout_session_id)
+        expected = validation.organization_id(expected_organization_id) if expected_organization_id else None
         reason = reason_text(reason)
         processed, audit_id = self._write(
-            actor, Action.PROCESS_CHECKOUT, None, {"checkoutSession": mask_session_id(session_id)}, reason,
+            actor, Action.PROCESS_CHECKOUT, expected, {"checkoutSession": mask_session_id(session_id)}, reason,
             idempotency_key, lambda: self.client.process_checkout(session_id, idempotency_key=idempotency_key),
             summarise=lambda result: {"organizationId": result.organization_id, "status": result.status,
                                       "subscriptionId": result.subscription_id,

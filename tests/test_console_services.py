@@ -60,6 +60,15 @@ def test_production_refuses_unsafe_configuration(env: dict[str, str], message: s
         load_config({"BILLING_DESK_USERS": "users.yaml", **env} if "users file" not in message else env, {})
 
 
+def test_api_timeout_is_configurable_and_checked() -> None:
+    assert load_config({}, {}).api_timeout_seconds == 10.0
+    assert load_config({"PAYMENTS_API_TIMEOUT": "2.5"}, {}).api_timeout_seconds == 2.5
+    assert load_config({}, {"payments": {"timeout_seconds": 30}}).api_timeout_seconds == 30.0
+    for bad in ("0", "-1", "soon", "nan", "1e9"):
+        with pytest.raises(ConfigError, match="PAYMENTS_API_TIMEOUT must be a number from 0.5 to 120"):
+            load_config({"PAYMENTS_API_TIMEOUT": bad}, {})
+
+
 def test_loopback_may_use_http(tmp_path: Path) -> None:
     env = {"PAYMENTS_API_URL": "http://127.0.0.1:8790/api/v1", "PAYMENTS_API_KEY": LIVE_KEY,
            "BILLING_DESK_COOKIE_KEY": COOKIE, "BILLING_DESK_USERS": "u.yaml"}

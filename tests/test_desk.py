@@ -142,3 +142,22 @@ def test_plan_change_preview_matches_what_the_api_does(client: PaymentsClient, c
     assert "immediately" in upgrade.consequence and "end of the current period" in downgrade.consequence
     actual = client.update_subscription("org_abc123", "price_ScaleMonthly01", "prod_Scale0001")
     assert abs(actual.proration - upgrade.estimated_charge) <= Decimal("0.05")  # type: ignore[operator]
+
+
+def test_processing_is_filed_under_the_expected_organization_until_the_api_names_the_real_one(
+        desk: BillingDesk, audit: AuditLog, client: PaymentsClient, control: SandboxControl) -> None:
+    payer = control.organizations("none")[0]["id"]
+    with pytest.raises(UnprocessableError):  # not paid yet: the API refuses, the row stays where it was filed
+        desk.process_checkout(FINANCE, client.create_checkout(payer, "price_StarterMonthly01",
+                                                              "prod_Starter0001").checkout_session_id or "",
+                              "paid by phone", "process-1", "org_abc123")
+    failed = audit.events().iloc[0]
+    assert (failed.action, failed.organization_id, failed.outcome) == ("process checkout", "org_abc123", "failed")
+    assert audit.pending_for("org_abc123") == []  # failed is known, not unknown
+    link = client.create_checkout(payer, "price_StarterMonthly01", "prod_Starter0001")
+    control.pay(link.url)
+    result = desk.process_checkout(FINANCE, link.checkout_session_id or "", "paid", "process-2", "org_abc123")
+    assert result.processed and result.processed.organization_id == payer
+    assert audit.events().iloc[0].organization_id == payer  # the API's answer wins over the guess
+    with pytest.raises(InvalidInputError):
+        desk.process_checkout(FINANCE, link.checkout_session_id or "", "paid", "process-3", "<script>")

@@ -27,7 +27,7 @@ def get_runtime() -> ConsoleRuntime:
     """The runtime for the current environment; stops the page with a clear message if misconfigured."""
     relevant = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "BILLING_DESK_DATA_DIR", "BILLING_DESK_USERS",
                 "BILLING_DESK_COOKIE_KEY", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL", "CHECKOUT_CANCEL_URL",
-                "SANDBOX_PORT", "SANDBOX_API_KEY")
+                "SANDBOX_PORT", "SANDBOX_API_KEY", "PAYMENTS_API_TIMEOUT")
     signature = tuple(sorted((name, os.environ[name]) for name in relevant if name in os.environ))
     try:
         return _runtime_for(signature)

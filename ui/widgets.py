@@ -13,6 +13,8 @@ from services.payments_errors import InvalidInputError, PaymentsError
 from services.payments_models import CustomerInfo
 from services.roles import PermissionDenied
 
+from . import data
+
 log = logging.getLogger("billing_desk.ui")
 
 
@@ -32,6 +34,15 @@ def show_error(error: BaseException, doing: str) -> None:
         log.exception("Unexpected error while trying to %s", doing)
         st.error(f"Couldn't {doing}: something unexpected went wrong in Billing Desk. Try again; if it "
                  "persists, tell the engineering team.", icon=":material/error:")
+
+
+def stop_on_read_error(error: BaseException, doing: str) -> None:
+    """A page that can't show anything without this read: the error, a way to try again, and nothing else."""
+    show_error(error, doing)
+    if st.button("Try again", key="retry_read", icon=":material/refresh:"):
+        data.forget_reads()
+        st.rerun()
+    st.stop()
 
 
 def status_badge(customer: CustomerInfo) -> None:

@@ -164,10 +164,10 @@ def open_page(page: Page, console: Console, path: str = "") -> None:
     wait_for_app(page)
 
 
-def login(page: Page, console: Console, username: str, path: str = "") -> None:
+def login(page: Page, console: Console, username: str, path: str = "", password: str | None = None) -> None:
     open_page(page, console, path)
     page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(PASSWORDS[username])
+    page.get_by_label("Password", exact=True).fill(password or PASSWORDS[username])
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     # The cookie component reports back once it has set the cookie, which reruns the page: wait for both.
