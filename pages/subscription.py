@@ -42,7 +42,10 @@ def _reason_box() -> str:
 
 def _buttons(confirm_label: str, danger: bool = False) -> bool:
     confirm, back = st.columns(2)
-    back.button("Go back", on_click=_close_dialog, width="stretch")
+    if back.button("Go back", width="stretch"):
+        # A click inside a dialog reruns only the dialog; closing it takes a rerun of the whole page.
+        _close_dialog()
+        st.rerun()
     return confirm.button(confirm_label, type="primary", width="stretch",
                           icon=":material/warning:" if danger else ":material/check:")
 
@@ -124,10 +127,12 @@ st.title("Subscription actions")
 organization_id = organization.chosen_or_stop(
     "Look up an organization to change its plan, cancel it, or process its checkout.")
 
+# The outcome of the last write and any unsettled ones come and go; in one container they don't move the tabs.
+notices = st.container()
 outcome = st.session_state.get("write_result")
 if outcome and outcome["organization_id"] == organization_id:
     result: WriteResult = outcome["result"]
-    with st.container(border=True):
+    with notices.container(border=True):
         st.success(escape_markdown(outcome["headline"]), icon=":material/check_circle:")
         if result.customer is not None:
             after = result.customer
@@ -142,7 +147,7 @@ if outcome and outcome["organization_id"] == organization_id:
         st.button("Dismiss", on_click=lambda: st.session_state.pop("write_result", None))
 
 for unsettled in runtime.audit.pending_for(organization_id):
-    with st.container(border=True):
+    with notices.container(border=True):
         st.warning(f"Outcome unknown: {escape_markdown(unsettled['action'])} by {escape_markdown(unsettled['user'])} "
                    f"at {unsettled['at']:%d %b %H:%M} UTC was interrupted before the API answered.")
         if st.button("Re-read the customer to settle it", key=f"settle_{unsettled['id']}"):
@@ -181,7 +186,8 @@ with st.container(border=True):
         getattr(st, kind)(sentence)
 
 live = subscription is not None and subscription.is_live
-change_tab, cancel_tab, process_tab = st.tabs(["Change plan", "Cancel", "Process a checkout"])
+change_tab, cancel_tab, process_tab = st.tabs(["Change plan", "Cancel", "Process a checkout"],
+                                              key="subscription_tab")
 with change_tab:
     if not live:
         st.info("There is no live subscription to change. Send a checkout link from the Plans page instead.")

@@ -17,3 +17,13 @@ HOSTILE_INPUTS: list[str] = [
     "org?abc=1", "org#abc", "org&org=x", "org.abc", "-org", "_org",
 ]
 assert len(HOSTILE_INPUTS) >= 50
+
+# One of each kind, for the browser, where every value costs a round trip through a real page: empty,
+# whitespace, 10,000 characters, control characters, line breaks, look-alikes, HTML, markdown, SQL, wrong
+# prefixes, javascript: and data: URLs, header injection, scheme-relative URLs.
+BROWSER_SAMPLE: list[str] = [
+    "", "   \n  ", "x" * 10_000, "org_abc123\x00", "org_abc123\nrm", "org abc123", "org_аbc123",
+    "org_abc123\u200b", "<script>alert(1)</script>", "**bold**", "'; DROP TABLE audit_events; --", "cus_123",
+    "javascript:alert(1)", "data:text/html,<b>hi</b>", "https://example.com/\nSet-Cookie: x", "//evil.example.com",
+]
+assert set(BROWSER_SAMPLE) <= set(HOSTILE_INPUTS)

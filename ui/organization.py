@@ -49,7 +49,16 @@ def _pick_recent() -> None:
 
 
 def picker() -> str | None:
-    """The lookup box and recent lookups. Returns the current organization id."""
+    """The lookup box and recent lookups. Returns the current organization id.
+
+    All of it sits in one container, so what follows on the page keeps its place whether or not an error or
+    the recent lookups are shown: a widget that moved would be drawn anew and lose its state (an open tab).
+    """
+    with st.container():
+        return _picker()
+
+
+def _picker() -> str | None:
     organization_id = current()
     with st.form("lookup", border=False, enter_to_submit=True):
         box, button = st.columns([4, 1], vertical_alignment="bottom")

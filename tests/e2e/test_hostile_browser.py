@@ -1,0 +1,123 @@
+"""Hostile and mistaken input typed into every input of every page, in the browser.
+
+Each value is read back from the field as the browser kept it (inputs drop line breaks, text areas cap
+length), checked with the same rule the console applies, and when that rule refuses it the page must say
+so, in words naming the field, and send nothing. The whole corpus goes through the validators and AppTest;
+here one value of each kind goes through the real pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from services import validation
+from services.desk import reason_text
+from services.payments_errors import InvalidInputError
+from tests.hostile_inputs import BROWSER_SAMPLE
+
+from .conftest import Console, choose, login, open_tab, wait_for_app
+
+
+def refusal(check: Callable[[str], Any], value: str) -> str | None:
+    """The message the console's own rule gives for `value`, or None if the rule accepts it."""
+    try:
+        check(value)
+    except InvalidInputError as problem:
+        return problem.message
+    return None
+
+
+def _type(field: Locator, value: str) -> str:
+    field.fill(value)
+    field.press("Tab")  # Streamlit takes a text field's value when it loses focus
+    return field.input_value()
+
+
+def _shows(page: Page, scope: Locator | Page, message: str) -> None:
+    wait_for_app(page)
+    expect(scope.get_by_test_id("stAlertContentError").filter(has_text=message)).to_have_count(1)
+
+
+def _active(console: Console, skip: int) -> str:
+    return [row["id"] for row in console.sandbox.organizations("active", canceling=False)
+            if row["id"] not in ("org_abc123", "org_markup")][-1 - skip]  # from the end: other tests take the start
+
+
+def test_the_lookup_box_and_the_session_id_refuse_hostile_values(page: Page, console: Console) -> None:
+    organization_id = _active(console, 0)
+    login(page, console, "finance", f"subscription?org={organization_id}")
+    before = console.sandbox.stats()["requests"]
+    lookup = page.get_by_role("textbox", name="Organization id")
+    for value in BROWSER_SAMPLE:
+        kept = _type(lookup, value)
+        if message := refusal(validation.organization_id, kept):
+            page.get_by_role("button", name="Look up").click()
+            _shows(page, page, message)
+    open_tab(page, "Process a checkout")
+    session = page.get_by_role("textbox", name="Checkout session id")
+    for value in BROWSER_SAMPLE:
+        kept = _type(session, value)
+        if message := refusal(validation.checkout_session_id, kept):
+            page.get_by_role("button", name="Process checkout…").click()
+            _shows(page, page, message)
+            expect(page.get_by_role("dialog")).to_have_count(0)
+    assert console.sandbox.stats()["requests"] == before, "nothing was sent"
+    expect(page.get_by_text("Traceback")).to_have_count(0)
+
+
+@pytest.mark.parametrize("field", ["Success URL", "Cancel URL"])
+def test_the_checkout_redirects_refuse_hostile_values(page: Page, console: Console, field: str) -> None:
+    organization_id = _active(console, 1)
+    login(page, console, "support", f"plans?org={organization_id}")
+    choose(page, "Plan", "Starter · $179.00 per month")
+    box = page.get_by_role("textbox", name=field)
+    name = field.lower().replace("url", "URL")
+    checkouts = len(console.sandbox.mutations("checkout"))
+    for value in BROWSER_SAMPLE:
+        kept = _type(box, value)
+        if not kept.strip():  # an empty redirect is left to the API's default, not an error
+            continue
+        if message := refusal(lambda text: validation.redirect_url(text, name), kept.strip()):
+            page.get_by_role("button", name="Create checkout link").click()
+            _shows(page, page, message)
+            expect(page.get_by_test_id("stCode")).to_have_count(0)  # no link shown
+    assert len(console.sandbox.mutations("checkout")) == checkouts, "nothing was sent"
+
+
+def test_the_confirmation_dialogs_refuse_hostile_reasons_and_confirmations(page: Page, console: Console) -> None:
+    organization_id = _active(console, 2)
+    login(page, console, "finance", f"subscription?org={organization_id}")
+    choose(page, "Move to")
+    page.get_by_role("button", name="Change plan…").click()
+    dialog = page.get_by_role("dialog")
+    reason = dialog.get_by_role("textbox", name="Reason")
+    for value in BROWSER_SAMPLE:
+        kept = _type(reason, value)
+        assert len(kept) <= 500, "the reason box holds at most 500 characters"
+        if message := refusal(reason_text, kept):
+            wait_for_app(page)
+            dialog.get_by_role("button", name=re.compile("^Confirm")).click()
+            _shows(page, dialog, message)
+    wait_for_app(page)
+    dialog.get_by_role("button", name="Go back").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+    open_tab(page, "Cancel")
+    page.get_by_role("button", name="Cancel subscription…").click()
+    dialog = page.get_by_role("dialog")
+    _type(dialog.get_by_role("textbox", name="Reason"), "<b>Customer</b> asked **twice**")
+    typed = dialog.get_by_label(re.compile("^Type "))
+    for value in BROWSER_SAMPLE:
+        kept = _type(typed, value)
+        assert kept.strip() != organization_id
+        wait_for_app(page)
+        dialog.get_by_role("button", name="Cancel subscription").click()
+        _shows(page, dialog, f"Type the organization id ({organization_id}) exactly to confirm.")
+    assert not [m for m in console.sandbox.mutations() if m["organization_id"] == organization_id], \
+        "nothing was sent"
+    expect(page.get_by_text("Traceback")).to_have_count(0)
