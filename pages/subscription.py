@@ -35,19 +35,23 @@ def _finish(intent: dict[str, Any], result: WriteResult, headline: str) -> None:
     st.rerun()
 
 
-def _reason_box() -> str:
-    return st.text_area("Reason", key="dialog_reason", max_chars=500, placeholder="e.g. Customer asked by email on …",
-                        help="Required. Recorded in the audit log with your name.")
-
-
-def _buttons(confirm_label: str, danger: bool = False) -> bool:
-    confirm, back = st.columns(2)
-    if back.button("Go back", width="stretch"):
-        # A click inside a dialog reruns only the dialog; closing it takes a rerun of the whole page.
+def _confirmation(confirm_label: str, danger: bool = False, typed_label: str | None = None) -> tuple[bool, str, str]:
+    """The reason (and the typed confirmation) with the buttons, in one form: a click confirms exactly what was
+    on screen when it was clicked. Outside a form each field is sent when it loses focus, and a click followed
+    quickly by an edit could run with the edited text. Returns (confirmed, reason, typed)."""
+    with st.form("confirmation", border=False, enter_to_submit=False):
+        reason = st.text_area("Reason", key="dialog_reason", max_chars=500,
+                              placeholder="e.g. Customer asked by email on …",
+                              help="Required. Recorded in the audit log with your name.")
+        typed = st.text_input(typed_label, key="dialog_typed") if typed_label else ""
+        confirm, back = st.columns(2)
+        confirmed = confirm.form_submit_button(confirm_label, type="primary", width="stretch",
+                                               icon=":material/warning:" if danger else ":material/check:")
+        went_back = back.form_submit_button("Go back", width="stretch")
+    if went_back:  # a click inside a dialog reruns only the dialog; closing it takes a rerun of the whole page
         _close_dialog()
         st.rerun()
-    return confirm.button(confirm_label, type="primary", width="stretch",
-                          icon=":material/warning:" if danger else ":material/check:")
+    return confirmed, reason, typed
 
 
 @st.dialog("Confirm plan change", width="large", on_dismiss=_close_dialog)
@@ -56,8 +60,8 @@ def confirm_change(intent: dict[str, Any]) -> None:
                 f"({code_span(intent['organization_id'])})")
     st.markdown(f"**From:** {escape_markdown(intent['current_label'])}  \n**To:** {escape_markdown(intent['label'])}")
     (st.warning if intent["change_kind"] == "upgrade" else st.info)(escape_markdown(intent["consequence"]))
-    reason = _reason_box()
-    if _buttons("Confirm upgrade" if intent["change_kind"] == "upgrade" else "Confirm downgrade"):
+    confirmed, reason, _ = _confirmation("Confirm upgrade" if intent["change_kind"] == "upgrade" else "Confirm downgrade")
+    if confirmed:
         try:
             result = desk.change_plan(actor, intent["organization_id"], intent["parameters"]["price"],
                                       intent["parameters"]["product"], reason, intent["key"])
@@ -79,9 +83,9 @@ def confirm_cancel(intent: dict[str, Any]) -> None:
     st.markdown(f"**Organization:** {escape_markdown(intent['organization_name'])} "
                 f"({code_span(intent['organization_id'])})")
     st.warning(escape_markdown(intent["consequence"]))
-    reason = _reason_box()
-    typed = st.text_input(f"Type {intent['organization_id']} to confirm", key="dialog_typed")
-    if _buttons("Cancel subscription", danger=True):
+    confirmed, reason, typed = _confirmation("Cancel subscription", danger=True,
+                                             typed_label=f"Type {intent['organization_id']} to confirm")
+    if confirmed:
         try:
             result = desk.cancel_subscription(actor, intent["organization_id"], reason, typed, intent["key"])
         except Exception as problem:
@@ -97,8 +101,8 @@ def confirm_process(intent: dict[str, Any]) -> None:
                 f"({code_span(intent['organization_id'])})")
     st.warning("Processing starts the subscription the customer paid for, immediately. Processing the same "
                "session again never creates a second subscription.")
-    reason = _reason_box()
-    if _buttons("Process checkout"):
+    confirmed, reason, _ = _confirmation("Process checkout")
+    if confirmed:
         try:
             result = desk.process_checkout(actor, intent["parameters"]["session"], reason, intent["key"],
                                            intent["organization_id"])

@@ -1,18 +1,19 @@
 """Login state for a browser session, on streamlit-authenticator.
 
-The login form's submit callback verifies the password before the script runs, so the router builds the
-signed-in navigation in that same run and the re-authentication cookie is set then, with no `st.rerun()`
-after it (the authenticator's cookie component must reach the browser).
+The login form's submit callback verifies the password (with the authenticator's controller) before the
+script runs, so the router builds the signed-in navigation in that same run, which also writes the
+re-authentication cookie; no `st.rerun()` follows, so the page that writes it reaches the browser.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
 import streamlit as st
-import streamlit_authenticator as stauth
 from streamlit_authenticator.controllers import AuthenticationController
 
 from services.desk import Actor
@@ -33,12 +34,6 @@ def _session_credentials() -> dict[str, Any]:
     if "_credentials" not in st.session_state:
         st.session_state["_credentials"] = credentials(get_runtime().users)
     return st.session_state["_credentials"]
-
-
-def authenticator() -> stauth.Authenticate:
-    """For the main run only: constructing it renders the authenticator's cookie component."""
-    return stauth.Authenticate(_session_credentials(), COOKIE_NAME, get_runtime().cookie_key, COOKIE_DAYS,
-                               auto_hash=False)
 
 
 def _controller() -> AuthenticationController:
@@ -128,23 +123,31 @@ def logout() -> None:
     st.session_state["just_logged_out"] = True
 
 
-def settle_cookie() -> None:
-    """Sets or deletes the re-authentication cookie after a login or logout (never followed by a rerun).
+def _cookie_script(value: str, expires: datetime) -> str:
+    """JavaScript that writes the re-authentication cookie in the browser (an expiry in the past deletes it)."""
+    cookie = f"{COOKIE_NAME}={value}; expires={expires:%a, %d %b %Y %H:%M:%S} GMT; path=/; SameSite=Strict"
+    return (f"<script>document.cookie = {json.dumps(cookie)}"
+            " + (location.protocol === 'https:' ? '; Secure' : '');</script>")
 
-    The cookie component lives in a slot that every run creates, empty or not: the component reruns the
-    script once it reaches the browser, and if it took a place of its own, everything below it would move
-    one place down in that rerun and be drawn twice (once faded) until the rerun ended.
+
+def settle_cookie() -> None:
+    """Writes or deletes the re-authentication cookie after a login or logout.
+
+    A few lines of script in the page itself, run as soon as they arrive: no component to load and report
+    back, so no extra run after login or logout and nothing to lose if another run comes first. The token is
+    the authenticator's own (HS256 over username and expiry), which `restore_from_cookie` verifies. The slot
+    is created on every run, so the page below it never moves.
     """
     logged_in = st.session_state.pop("just_logged_in", False)
     logged_out = st.session_state.pop("just_logged_out", False)
     slot = st.container()
-    if logged_in or logged_out:
-        with slot:
-            auth = authenticator()
-            if logged_in:
-                auth.cookie_controller.set_cookie()
-            else:
-                auth.cookie_controller.delete_cookie()
+    if logged_in and st.session_state.get("username"):
+        expires = datetime.now(timezone.utc) + timedelta(days=COOKIE_DAYS)
+        token = jwt.encode({"username": st.session_state["username"], "exp_date": expires.timestamp()},
+                           get_runtime().cookie_key, algorithm="HS256")
+        slot.html(_cookie_script(token, expires), unsafe_allow_javascript=True)
+    elif logged_out:
+        slot.html(_cookie_script("", datetime(1970, 1, 1, tzinfo=timezone.utc)), unsafe_allow_javascript=True)
 
 
 def personal(key: str, default: Any = None) -> Any:

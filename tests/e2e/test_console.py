@@ -160,6 +160,7 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
     expect(page.get_by_text("Checkout processed: the subscription is active.")).to_be_visible()
     expect(page.get_by_text(re.compile(r"Now: Starter · active"))).to_be_visible()
 
+    open_tab(page, "Change plan")  # the page keeps the tab the person was on
     choose(page, "Move to", "Scale · $699.00 per month")
     expect(page.get_by_text(re.compile("takes effect immediately"))).to_be_visible()
     page.get_by_role("button", name="Change plan…").click()
