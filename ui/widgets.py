@@ -68,7 +68,11 @@ def fresh_link_panel(kind: str, organization_id: str) -> None:
         st.code(link["url"], language=None, wrap_lines=True)
         left, right = st.columns([1, 1])
         left.link_button(f"Open {kind} page", link["url"], icon=":material/open_in_new:")
-        if right.button("Done, hide it", key=f"hide_{kind}_link"):
-            st.session_state.pop("fresh_link", None)
-            intents.retire(st.session_state, *link["intent"])  # the next link is a new write
-            st.rerun()
+        # A callback, not `st.rerun()`: the panel goes in the click's own run, with no second run after it.
+        right.button("Done, hide it", key=f"hide_{kind}_link", on_click=_hide_fresh_link)
+
+
+def _hide_fresh_link() -> None:
+    link = st.session_state.pop("fresh_link", None)
+    if link:
+        intents.retire(st.session_state, *link["intent"])  # the next link is a new write
