@@ -179,11 +179,12 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
     page.get_by_role("button", name="Cancel subscription…").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("textbox", name="Reason").fill("Customer is closing the account")
+    dialog.get_by_label(re.compile("^Type ")).fill(organization_id)
+    screenshot(page, "subscription-confirm-cancel")  # as the person sees it before confirming
     dialog.get_by_label(re.compile("^Type ")).fill("org_wrong")
     dialog.get_by_role("button", name="Cancel subscription").click()
     expect(dialog.get_by_text(f"Type the organization id ({organization_id}) exactly")).to_be_visible()
-    _confirm_in_dialog(page, "Cancel subscription", "Customer is closing the account", typed=organization_id,
-                       shot="subscription-confirm-cancel")
+    _confirm_in_dialog(page, "Cancel subscription", "Customer is closing the account", typed=organization_id)
     expect(page.get_by_text(re.compile(r"Subscription set to cancel on"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"Cancels at period end")).first).to_be_visible()
     screenshot(page, "subscription")

@@ -48,24 +48,22 @@ def _active(console: Console, skip: int) -> str:
             if row["id"] not in ("org_abc123", "org_markup")][-1 - skip]  # from the end: other tests take the start
 
 
+def _refuses_each(page: Page, box_name: str, rule: Callable[[str], Any], button_name: str) -> None:
+    box = page.get_by_role("textbox", name=box_name)
+    for value in BROWSER_SAMPLE:
+        if message := refusal(rule, _type(box, value)):
+            page.get_by_role("button", name=button_name).click()
+            _shows(page, page, message)
+
+
 def test_the_lookup_box_and_the_session_id_refuse_hostile_values(page: Page, console: Console) -> None:
     organization_id = _active(console, 0)
     login(page, console, "finance", f"subscription?org={organization_id}")
     before = console.sandbox.stats()["requests"]
-    lookup = page.get_by_role("textbox", name="Organization id")
-    for value in BROWSER_SAMPLE:
-        kept = _type(lookup, value)
-        if message := refusal(validation.organization_id, kept):
-            page.get_by_role("button", name="Look up").click()
-            _shows(page, page, message)
+    _refuses_each(page, "Organization id", validation.organization_id, "Look up")
     open_tab(page, "Process a checkout")
-    session = page.get_by_role("textbox", name="Checkout session id")
-    for value in BROWSER_SAMPLE:
-        kept = _type(session, value)
-        if message := refusal(validation.checkout_session_id, kept):
-            page.get_by_role("button", name="Process checkout…").click()
-            _shows(page, page, message)
-            expect(page.get_by_role("dialog")).to_have_count(0)
+    _refuses_each(page, "Checkout session id", validation.checkout_session_id, "Process checkout…")
+    expect(page.get_by_role("dialog")).to_have_count(0)  # no confirmation opened for a refused id
     assert console.sandbox.stats()["requests"] == before, "nothing was sent"
     expect(page.get_by_text("Traceback")).to_have_count(0)
 
