@@ -34,6 +34,7 @@ class ConsoleRuntime:
 
 def build_runtime(config: ConsoleConfig) -> ConsoleRuntime:
     sandbox = None
+    timeout = (3.05, config.api_timeout_seconds)  # (connect, read)
     success_url, cancel_url = config.checkout_success_url, config.checkout_cancel_url
     if config.sandbox:
         from sandbox import SandboxSettings, new_test_key, start_sandbox  # only the test mode needs the twin
@@ -41,13 +42,12 @@ def build_runtime(config: ConsoleConfig) -> ConsoleRuntime:
         settings = SandboxSettings(api_key=config.sandbox_api_key or new_test_key(),
                                    db_path=config.data_dir / "sandbox.sqlite3")
         sandbox = start_sandbox(settings, port=config.sandbox_port)
-        client = PaymentsClient(sandbox.base_url, sandbox.api_key, timeout=(3.05, config.api_timeout_seconds))
+        client = PaymentsClient(sandbox.base_url, sandbox.api_key, timeout=timeout)
         success_url = success_url or f"{sandbox.root_url}/sandbox/checkout/{{CHECKOUT_SESSION_ID}}/success"
         cancel_url = cancel_url or f"{sandbox.root_url}/sandbox/checkout/cancelled"
         users = {**demo_users(), **(read_users(config.users_file) if config.users_file else {})}
     else:
-        client = PaymentsClient(config.api_url or "", config.api_key or "",
-                                timeout=(3.05, config.api_timeout_seconds))
+        client = PaymentsClient(config.api_url or "", config.api_key or "", timeout=timeout)
         users = read_users(config.users_file) if config.users_file else {}
         refuse_demo_credentials(users)
     audit = AuditLog(config.audit_database_url)

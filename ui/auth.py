@@ -44,8 +44,8 @@ def _controller() -> AuthenticationController:
 def restore_from_cookie() -> None:
     """A new browser session (reload, new tab, deep link) signs in again from a valid cookie.
 
-    The cookie is read server-side and verified with the authenticator's own key and algorithm, so no run
-    needs to render the authenticator's cookie component except the one that sets or deletes the cookie.
+    The cookie is read server-side and verified with the same key and algorithm `settle_cookie` signs it
+    with, so restoring a session renders nothing.
     """
     if st.session_state.get("authentication_status") or st.session_state.get("logout"):
         return

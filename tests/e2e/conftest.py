@@ -148,8 +148,8 @@ IDLE = "document.querySelector(\"[data-testid='stApp']\")?.dataset.testScriptSta
 def wait_for_app(page: Page, settle_ms: int = 400) -> None:
     """Waits until the app is connected and its script has stayed idle for `settle_ms`.
 
-    A run can be followed by another that no click asked for (the authenticator's cookie component
-    reports back once it has loaded), so one idle moment is not enough.
+    A click's run can start a moment after the click, and a run can be followed by another (a form
+    submitted from a dialog, `st.rerun()`), so one idle moment is not enough.
     """
     expect(page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']")).to_be_attached()
     page.wait_for_function(f"""() => {{
@@ -170,7 +170,7 @@ def login(page: Page, console: Console, username: str, path: str = "", password:
     page.get_by_label("Password", exact=True).fill(password or PASSWORDS[username])
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
-    # The cookie component reports back once it has set the cookie, which reruns the page: wait for both.
+    # The page that signs in also writes the re-authentication cookie: wait until the browser holds it.
     deadline = time.monotonic() + 20
     while not any(cookie["name"] == "billing_desk_auth" for cookie in page.context.cookies()):
         assert time.monotonic() < deadline, "the login cookie was never set"

@@ -226,7 +226,7 @@ def most_seen(page: Page, selector: str, seconds: float = 3.0) -> int:
 
 
 def test_login_and_logout_draw_the_page_once(page: Page, console: Console) -> None:
-    """The cookie component reruns the script after login and logout; nothing may be drawn twice meanwhile."""
+    """Login and logout write the cookie without an extra run; nothing may be drawn twice meanwhile."""
     open_page(page, console)
     page.get_by_role("textbox", name="Username").fill("admin")
     page.get_by_role("textbox", name="Password").fill(PASSWORDS["admin"])
@@ -237,8 +237,7 @@ def test_login_and_logout_draw_the_page_once(page: Page, console: Console) -> No
 
 
 def test_a_reload_keeps_a_signed_in_person_signed_in(page: Page, console: Console) -> None:
-    login(page, console, "finance")
-    page.wait_for_timeout(500)  # the cookie component sets the cookie in the browser
+    login(page, console, "finance")  # returns once the browser holds the cookie
     open_page(page, console, "customer?org=org_abc123")
     expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
 
