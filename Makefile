@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Extra `streamlit run` options, e.g. STREAMLIT_FLAGS="--server.fileWatcherType auto" to reload on save.
+STREAMLIT_FLAGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test sandbox bench load clean
@@ -24,7 +26,7 @@ $(CHROMIUM):
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
 run: $(VENV)/.runtime
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) $(STREAMLIT_FLAGS)
 
 sandbox: $(VENV)/.runtime
 	$(PY) -m sandbox

@@ -7,11 +7,13 @@ import logging
 import streamlit as st
 
 from services.roles import Page, pages_for
+from services.run_log import RunTimer, configure_logging
 from ui import auth, chrome
 from ui.routing import router_started
 from ui.runtime import get_runtime
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+run_timer = RunTimer()
+configure_logging()
 router_started()
 st.set_page_config(page_title="Billing Desk", page_icon=":material/payments:", layout="wide")
 
@@ -61,3 +63,5 @@ except Exception:  # st.stop/st.rerun are BaseExceptions and pass through
     logging.getLogger("billing_desk").exception("Page %s failed", page.title)
     st.error("Something went wrong on this page. Refresh to try again; if it persists, tell the engineering team.",
              icon=":material/error:")
+finally:
+    run_timer.finish(page.title)
