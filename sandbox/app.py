@@ -44,7 +44,9 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     app = FastAPI(title="Payments API (Billing Desk sandbox)", version="1.0.0",
                   description="A local, stateful twin of the Payments API. See docs/payments-api.md.")
     app.state.store, app.state.faults, app.state.settings = store, faults, settings
-    stats = {"requests": 0, "rateLimited": 0}  # API calls seen and refused for rate, for tests and benchmarks
+    # For tests and benchmarks: API calls seen, refused for rate, and answered 5xx by the sandbox's own failure
+    # (injected faults are deliberate and not counted).
+    stats = {"requests": 0, "rateLimited": 0, "serverErrors": 0}
 
     def authorised(request: Request) -> str:
         key = request.headers.get("X-API-Key")
@@ -93,7 +95,13 @@ def create_app(settings: SandboxSettings) -> FastAPI:
                     headers["Retry-After"] = "1"
                 error.headers = headers
                 return _error_response(error, request_id)
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # answered 500 by the outermost handler
+            stats["serverErrors"] += 1
+            raise
+        if response.status_code >= 500:
+            stats["serverErrors"] += 1
         if fault is not None and fault.hang_after:
             await asyncio.sleep(fault.latency_ms / 1000 + fault.hang_seconds)
         if fault is not None and fault.malformed:
@@ -229,7 +237,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     def mutations() -> list[dict[str, Any]]:
         return store.mutations()
 
-    @app.get("/sandbox/control/stats", tags=["sandbox"], summary="Requests seen and refused for rate")
+    @app.get("/sandbox/control/stats", tags=["sandbox"], summary="Requests seen, refused for rate, and failed by the sandbox")
     def request_stats() -> dict[str, int]:
         return dict(stats)
 

@@ -312,7 +312,31 @@ def test_client_paces_itself_under_a_low_limit(tmp_path: Path) -> None:
         with PaymentsClient(running.base_url, running.api_key) as client:
             for _ in range(30):  # five times the bucket
                 client.get_customer("org_abc123")
-        assert control.stats() == {"requests": 30, "rateLimited": 0}
+        assert control.stats() == {"requests": 30, "rateLimited": 0, "serverErrors": 0}
+    finally:
+        running.stop()
+
+
+def test_the_sandbox_counts_its_own_failures_not_injected_ones(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load test asserts no 5xx through this counter: it must see a real failure and skip a deliberate one."""
+    import sandbox.billing
+
+    running = start_sandbox(SandboxSettings(db_path=tmp_path / "s.db"))
+    try:
+        control = SandboxControl(running.root_url, running.api_key)
+        url, headers = f"{running.base_url}/payment/customer-info", {"X-API-Key": running.api_key}
+        control.add_fault("customer-info", status=500, count=1)
+        assert requests.get(url, params={"organizationId": "org_abc123"}, headers=headers, timeout=5).status_code == 500
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("a bug in the sandbox")
+
+        monkeypatch.setattr(sandbox.billing, "customer_info", broken)
+        failed = requests.get(url, params={"organizationId": "org_abc123"}, headers=headers, timeout=5)
+        assert failed.status_code == 500 and failed.json()["code"] == "internal_error"
+        assert "a bug" not in failed.text
+        assert control.stats() == {"requests": 2, "rateLimited": 0, "serverErrors": 1}
     finally:
         running.stop()
 
