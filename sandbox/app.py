@@ -237,7 +237,8 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     def mutations() -> list[dict[str, Any]]:
         return store.mutations()
 
-    @app.get("/sandbox/control/stats", tags=["sandbox"], summary="Requests seen, refused for rate, and failed by the sandbox")
+    @app.get("/sandbox/control/stats", tags=["sandbox"],
+             summary="Requests seen, refused for rate, and failed by the sandbox")
     def request_stats() -> dict[str, int]:
         return dict(stats)
 
