@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import altair as alt
 import streamlit as st
 
 from services import intents
 from services.formatting import escape_markdown
-from services.frames import plans_frame
+from services.frames import monthly_cost_chart, plans_frame
 from services.plan_change import checkout_options
 from services.roles import Page
 from ui import auth, data, organization
@@ -56,20 +55,10 @@ selection = st.dataframe(
         "price_id": st.column_config.TextColumn("Price id"),
     })
 
-priced = frame.dropna(subset=["price"]).copy()
-priced = priced[priced.price > 0]
-if not priced.empty:
-    priced["per_month"] = priced.apply(lambda row: row.price / 12 if row.interval == "year" else row.price, axis=1)
-    priced["billing"] = priced.interval.map({"month": "Monthly", "year": "Yearly (per month)"})
-    chart = alt.Chart(priced).mark_bar().encode(
-        x=alt.X("plan:N", sort=list(dict.fromkeys(priced.plan)), title=None, axis=alt.Axis(labelAngle=0)),
-        xOffset="billing:N",
-        y=alt.Y("per_month:Q", title="Cost per month ($)"),
-        color=alt.Color("billing:N", title=None, legend=alt.Legend(orient="top")),
-        tooltip=[alt.Tooltip("plan:N", title="Plan"), alt.Tooltip("billing:N", title="Billing"),
-                 alt.Tooltip("per_month:Q", title="Per month", format="$,.2f"),
-                 alt.Tooltip("credits:Q", title="Credits", format=",")])
-    st.altair_chart(chart.properties(height=260), width="stretch")
+cost_chart = monthly_cost_chart(frame)
+if cost_chart is not None:
+    chart_data, chart_spec = cost_chart
+    st.vega_lite_chart(chart_data, chart_spec, width="stretch")
 
 options = checkout_options(catalog)
 rows = selection.selection.rows if selection else []

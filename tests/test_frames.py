@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from services.frames import customers_frame, plans_frame
+from services.frames import customers_frame, monthly_cost_chart, plans_frame
 from services.payments_client import PaymentsClient
 
 
@@ -16,6 +16,20 @@ def test_plans_frame_has_money_as_numbers_and_marks_the_current_plan(client: Pay
     enterprise = frame[frame.plan == "Enterprise"]
     assert len(enterprise) == 1 and pd.isna(enterprise.iloc[0].price) and enterprise.iloc[0].custom
     assert len(frame) == 1 + 4 * 2 + 1  # trial, four plans monthly and yearly, enterprise
+
+
+def test_monthly_cost_chart_shows_priced_plans_per_month(client: PaymentsClient) -> None:
+    frame = plans_frame(client.list_plans("org_abc123"))
+    data, spec = monthly_cost_chart(frame)
+    # The free trial and the custom Enterprise plan have no price to chart; yearly prices are shown per month.
+    assert data.plan.unique().tolist() == ["Starter", "Growth", "Scale", "Expansion"]
+    starter = data[data.plan == "Starter"].set_index("billing").per_month
+    assert starter["Monthly"] == 179.0 and round(starter["Yearly (per month)"], 2) == 149.17
+    assert spec["encoding"]["x"]["sort"] == ["Starter", "Growth", "Scale", "Expansion"]
+    fields = {encoding["field"] for encoding in spec["encoding"].values() if isinstance(encoding, dict)}
+    fields |= {tooltip["field"] for tooltip in spec["encoding"]["tooltip"]}
+    assert fields <= set(data.columns)  # every field the spec draws is in the data
+    assert monthly_cost_chart(frame[frame.custom]) is None  # nothing priced, no chart
 
 
 def test_customers_frame_has_dates_as_datetimes(client: PaymentsClient, control) -> None:
