@@ -145,6 +145,15 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
 IDLE = "document.querySelector(\"[data-testid='stApp']\")?.dataset.testScriptState === 'notRunning'"
 
 
+def idle_for(settle_ms: int) -> str:
+    """A page function that is true once the app's script has stayed idle for `settle_ms` (sync and async use)."""
+    return f"""() => {{
+        const now = performance.now();
+        if (!({IDLE})) {{ window.__busySince = now; return false; }}
+        return now - (window.__busySince ?? 0) > {settle_ms};
+    }}"""
+
+
 def wait_for_app(page: Page, settle_ms: int = 400) -> None:
     """Waits until the app is connected and its script has stayed idle for `settle_ms`.
 
@@ -152,11 +161,7 @@ def wait_for_app(page: Page, settle_ms: int = 400) -> None:
     submitted from a dialog, `st.rerun()`), so one idle moment is not enough.
     """
     expect(page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']")).to_be_attached()
-    page.wait_for_function(f"""() => {{
-        const now = performance.now();
-        if (!({IDLE})) {{ window.__busySince = now; return false; }}
-        return now - (window.__busySince ?? 0) > {settle_ms};
-    }}""", polling=50)
+    page.wait_for_function(idle_for(settle_ms), polling=50)
 
 
 def open_page(page: Page, console: Console, path: str = "") -> None:

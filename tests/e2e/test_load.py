@@ -26,7 +26,7 @@ from playwright.async_api import async_playwright, expect
 
 from services.run_log import LOG_LEVEL_VARIABLE
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORDS, ROOT, Console, start_console, warm_up
+from .conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORDS, ROOT, Console, idle_for, start_console, warm_up
 
 SESSIONS = int(os.environ.get("LOAD_SESSIONS", "20"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "120"))
@@ -43,7 +43,6 @@ STILL_PAGE = """document.addEventListener('DOMContentLoaded', () => {
     style.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }';
     document.head.appendChild(style);
 });"""
-IDLE = "document.querySelector(\"[data-testid='stApp']\")?.dataset.testScriptState === 'notRunning'"
 RUN_LINE = re.compile(r"run page=(?P<page>\S+) wall_ms=(?P<wall>[\d.]+) cpu_ms=(?P<cpu>[\d.]+)")
 
 
@@ -74,9 +73,7 @@ def rss_megabytes(pid: int) -> float:
 
 
 async def settle(page: AsyncPage) -> None:
-    await page.wait_for_function(f"() => {{ const now = performance.now();"
-                                 f" if (!({IDLE})) {{ window.__busy = now; return false; }}"
-                                 f" return now - (window.__busy ?? 0) > 300; }}", polling=50)
+    await page.wait_for_function(idle_for(300), polling=50)
 
 
 async def virtual_user(index: int, console: Console, browser, organizations: list[dict], unsubscribed: list[dict],
