@@ -6,11 +6,11 @@ import logging
 
 import streamlit as st
 
-from services.roles import Page, pages_for
+from services.auth.roles import Page, pages_for
 from services.run_log import RunTimer, configure_logging
-from ui import auth, chrome
+from ui import session, chrome
 from ui.routing import router_started
-from ui.runtime import get_runtime
+from ui.console import get_runtime
 
 run_timer = RunTimer()
 configure_logging()
@@ -28,8 +28,8 @@ PAGES: dict[Page, tuple[str, str, str]] = {
 SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
 
 runtime = get_runtime()
-auth.restore_from_cookie()
-actor = auth.current_actor()
+session.restore_from_cookie()
+actor = session.current_actor()
 
 if actor is None:
     # The default page answers at "/"; every other address, /login included, shows the same form.
@@ -55,7 +55,7 @@ else:
     page = st.navigation(sections)
     chrome.sidebar(actor, runtime)
 
-auth.settle_cookie()
+session.settle_cookie()
 chrome.environment_banner(runtime)
 try:
     page.run()

@@ -26,7 +26,7 @@ import requests
 from sandbox.control_client import SandboxControl
 from sandbox.settings import new_test_key
 from services.bulk import BulkLookup
-from services.payments_client import PaymentsClient
+from services.payments.client import PaymentsClient
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8

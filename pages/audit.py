@@ -7,11 +7,11 @@ from datetime import date, timedelta
 import streamlit as st
 
 from services.audit import OUTCOMES, AuditFilter
-from services.roles import Action, Page, require
-from ui import auth
-from ui.runtime import get_runtime
+from services.auth.roles import Action, Page, require
+from ui import session
+from ui.console import get_runtime
 
-actor = auth.require_page(Page.AUDIT)
+actor = session.require_page(Page.AUDIT)
 require(actor.role, Action.READ_AUDIT_LOG)
 audit = get_runtime().audit
 

@@ -7,11 +7,11 @@ import streamlit as st
 
 from services.bulk import MAX_IDS, BulkLookup, ids_from_csv, ids_from_text, parse_ids, status_counts
 from services.formatting import STATUS_STYLE
-from services.roles import Action, Page, require
-from ui import auth
-from ui.runtime import get_runtime
+from services.auth.roles import Action, Page, require
+from ui import session
+from ui.console import get_runtime
 
-actor = auth.require_page(Page.BULK)
+actor = session.require_page(Page.BULK)
 runtime = get_runtime()
 
 

@@ -8,13 +8,13 @@ import streamlit as st
 
 from services import intents
 from services.formatting import card, customer_notices, day, escape_markdown, price_with_interval
-from services.frames import plan_name
-from services.roles import Action, Page, allowed
-from ui import auth, data, organization
-from ui.runtime import get_runtime
+from services.tables import plan_name
+from services.auth.roles import Action, Page, allowed
+from ui import session, reads, organization
+from ui.console import get_runtime
 from ui.widgets import field, fresh_link_panel, show_error, status_badge, stop_on_read_error
 
-actor = auth.require_page(Page.CUSTOMER)
+actor = session.require_page(Page.CUSTOMER)
 desk = get_runtime().desk
 
 st.title("Customer")
@@ -22,7 +22,7 @@ organization_id = organization.chosen_or_stop(
     "Look up an organization by its id to see its subscription, card and contact details.")
 
 try:
-    customer = data.customer(actor, organization_id)
+    customer = reads.customer(actor, organization_id)
 except Exception as problem:  # shown as a sentence, never a traceback
     stop_on_read_error(problem, f"look up {organization_id}")
 
@@ -42,7 +42,7 @@ with st.container(border=True):
         catalog = None
         if subscription and not subscription.plan_name:
             try:
-                catalog = data.plans(actor, organization_id)
+                catalog = reads.plans(actor, organization_id)
             except Exception:
                 catalog = None  # the plan's id is shown instead of its name
         field("Plan", plan_name(customer, catalog) or "No plan")
@@ -83,7 +83,7 @@ if portal_column.button("Create portal link", key="create_portal_link", icon=":m
                                           "expires": f"{link.expires_at:%H:%M} UTC" if link.expires_at else None}
 if refresh_column.button("Refresh", key="refresh_customer", icon=":material/refresh:",
                          help="Read this customer again from the API."):
-    data.forget_reads()
+    reads.forget_reads()
     st.rerun()
 if allowed(actor.role, Action.CHANGE_PLAN) and actions_column.button("Subscription actions",
                                                                         key="to_subscription", icon=":material/tune:"):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services.users import DEMO_PASSWORDS
-from ui import auth
+from services.auth.users import DEMO_PASSWORDS
+from ui import session
 from ui.routing import ensure_router_runs
-from ui.runtime import get_runtime
+from ui.console import get_runtime
 
 ROLE_SUMMARY = {"support": "look up customers and plans, send checkout and portal links",
                 "finance": "also change plans, cancel, process checkouts, read the audit log",
@@ -22,7 +22,7 @@ with middle:
     with st.form("login"):
         st.text_input("Username", key="login_username", autocomplete="username")
         st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
-        st.form_submit_button("Log in", type="primary", on_click=auth.attempt_login, width="stretch")
+        st.form_submit_button("Log in", type="primary", on_click=session.attempt_login, width="stretch")
     if error := st.session_state.get("login_error"):
         st.error(error, icon=":material/lock:")
     if runtime.config.sandbox:

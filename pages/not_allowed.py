@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import auth
+from ui import session
 
-actor = auth.current_actor()
+actor = session.current_actor()
 st.title("Not available")
 st.error(f"Your role ({actor.role.value if actor else 'none'}) can't use this page. Ask a finance lead or an admin "
          "if you need it.", icon=":material/lock:")

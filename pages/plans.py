@@ -6,14 +6,14 @@ import streamlit as st
 
 from services import intents
 from services.formatting import escape_markdown
-from services.frames import monthly_cost_chart, plans_frame
+from services.tables import monthly_cost_chart, plans_frame
 from services.plan_change import checkout_options
-from services.roles import Page
-from ui import auth, data, organization
-from ui.runtime import get_runtime
+from services.auth.roles import Page
+from ui import session, reads, organization
+from ui.console import get_runtime
 from ui.widgets import fresh_link_panel, show_error, stop_on_read_error
 
-actor = auth.require_page(Page.PLANS)
+actor = session.require_page(Page.PLANS)
 runtime = get_runtime()
 
 st.title("Plans")
@@ -21,14 +21,14 @@ organization_id = organization.chosen_or_stop(
     "Look up an organization to see the plans it can buy and to send it a checkout link.")
 
 try:
-    catalog = data.plans(actor, organization_id)
+    catalog = reads.plans(actor, organization_id)
 except Exception as problem:
     stop_on_read_error(problem, f"load the plans for {organization_id}")
 
 frame = plans_frame(catalog)
 current = catalog.plan(catalog.active_product_id)
 try:  # the customer's exact price, to mark one row rather than both intervals of the plan
-    subscription = data.customer(actor, organization_id).subscription
+    subscription = reads.customer(actor, organization_id).subscription
     current_price = subscription.price_id if subscription and subscription.is_live else None
 except Exception:
     current_price = None

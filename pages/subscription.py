@@ -7,17 +7,18 @@ from typing import Any
 
 import streamlit as st
 
-from services import intents, validation
+from services import intents
+from services.payments import validation
 from services.desk import WriteResult
 from services.formatting import code_span, customer_notices, day, escape_markdown, price_with_interval
-from services.payments_errors import InvalidInputError
+from services.payments.errors import InvalidInputError
 from services.plan_change import change_options, preview_change
-from services.roles import Page
-from ui import auth, data, organization
-from ui.runtime import get_runtime
+from services.auth.roles import Page
+from ui import session, reads, organization
+from ui.console import get_runtime
 from ui.widgets import field, show_error, status_badge, stop_on_read_error
 
-actor = auth.require_page(Page.SUBSCRIPTION)
+actor = session.require_page(Page.SUBSCRIPTION)
 runtime = get_runtime()
 desk = runtime.desk
 
@@ -31,7 +32,7 @@ def _finish(intent: dict[str, Any], result: WriteResult, headline: str) -> None:
     st.session_state["write_result"] = {"organization_id": intent["organization_id"], "headline": headline,
                                         "result": result}
     st.session_state["dialog"] = None
-    data.forget_reads()
+    reads.forget_reads()
     st.rerun()
 
 
@@ -156,7 +157,7 @@ for unsettled in runtime.audit.pending_for(organization_id):
                    f"at {unsettled['at']:%d %b %H:%M} UTC was interrupted before the API answered.")
         if st.button("Re-read the customer to settle it", key=f"settle_{unsettled['id']}"):
             try:
-                data.forget_reads()
+                reads.forget_reads()
                 desk.settle_unknown(actor, unsettled["id"], organization_id)
             except Exception as problem:
                 show_error(problem, "re-read the customer")
@@ -164,8 +165,8 @@ for unsettled in runtime.audit.pending_for(organization_id):
                 st.rerun()
 
 try:
-    customer = data.customer(actor, organization_id)
-    catalog = data.plans(actor, organization_id)
+    customer = reads.customer(actor, organization_id)
+    catalog = reads.plans(actor, organization_id)
 except Exception as problem:
     stop_on_read_error(problem, f"load {organization_id}")
 
@@ -179,7 +180,7 @@ with st.container(border=True):
     with badge:
         status_badge(customer)
     if refresh.button("Refresh", icon=":material/refresh:"):
-        data.forget_reads()
+        reads.forget_reads()
         st.rerun()
     plan_column, period_column = st.columns(2)
     with plan_column:

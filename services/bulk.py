@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import validation
-from .frames import customer_record, typed_customer_frame
-from .payments_client import PaymentsClient
-from .payments_errors import InvalidInputError, NotFoundError, PaymentsError, RateLimitError
-from .payments_models import CustomerInfo, PlanCatalog
+from .payments import validation
+from .tables import customer_record, typed_customer_frame
+from .payments.client import PaymentsClient
+from .payments.errors import InvalidInputError, NotFoundError, PaymentsError, RateLimitError
+from .payments.models import CustomerInfo, PlanCatalog
 
 MAX_IDS = 5000
 DEFAULT_CONCURRENCY = 8

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from . import validation
-from .payments_errors import InvalidInputError
+from .payments import validation
+from .payments.errors import InvalidInputError
 
 MIN_COOKIE_KEY_LENGTH = 32
 
@@ -117,4 +117,4 @@ def check_production(config: ConsoleConfig) -> None:
                           "(BILLING_DESK_COOKIE_KEY or [auth] cookie_key in secrets).")
     if config.users_file is None:
         raise ConfigError("Set the users file (BILLING_DESK_USERS or [auth] users_file in secrets); "
-                          "add users with: python -m services.users add NAME --role ROLE")
+                          "add users with: python -m services.auth.users add NAME --role ROLE")

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from . import validation
+from .payments import validation
 from .audit import AuditLog
-from .payments_client import PaymentsClient
-from .payments_errors import (ApiConnectionError, ApiTimeoutError, InvalidInputError, PaymentsError,
+from .payments.client import PaymentsClient
+from .payments.errors import (ApiConnectionError, ApiTimeoutError, InvalidInputError, PaymentsError,
                               UnexpectedResponseError)
-from .payments_models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
-from .roles import Action, PermissionDenied, Role, require
+from .payments.models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
+from .auth.roles import Action, PermissionDenied, Role, require
 
 MAX_REASON_LENGTH = 500
 T = TypeVar("T")

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 
-from .payments_models import CustomerInfo
+from .payments.models import CustomerInfo
 
 # Streamlit markdown treats these as syntax ($ even starts LaTeX); API data must show literally.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")

@@ -11,7 +11,7 @@ import json
 from collections.abc import MutableMapping
 from typing import Any
 
-from .payments_client import new_idempotency_key
+from .payments.client import new_idempotency_key
 
 _STORE_KEY = "_intent_keys"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-from .payments_models import CustomerInfo, Plan, PlanCatalog, Price
+from .payments.models import CustomerInfo, Plan, PlanCatalog, Price
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 
 from sandbox import RunningSandbox, SandboxSettings, start_sandbox
 from sandbox.control_client import SandboxControl
-from services.payments_client import PaymentsClient
+from services.payments.client import PaymentsClient
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from sandbox.control_client import SandboxControl
-from services import validation
-from services.payments_errors import InvalidInputError
+from services.payments import validation
+from services.payments.errors import InvalidInputError
 from tests.hostile_inputs import HOSTILE_INPUTS
 from sandbox.settings import new_test_key
 from tests.e2e.conftest import free_port

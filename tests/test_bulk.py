@@ -10,7 +10,7 @@ import pytest
 from sandbox import SandboxSettings, start_sandbox
 from sandbox.control_client import SandboxControl
 from services.bulk import MAX_IDS, BulkLookup, BulkRow, ids_from_csv, ids_from_text, parse_ids, status_counts
-from services.payments_client import PaymentsClient
+from services.payments.client import PaymentsClient
 
 
 def test_pasted_ids_with_any_separators_duplicates_and_mistakes() -> None:

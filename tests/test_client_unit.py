@@ -11,10 +11,10 @@ import requests
 import responses
 from responses import matchers
 
-from services.payments_client import PaymentsClient, mask_key
-from services.payments_errors import (ApiConnectionError, ApiTimeoutError, InvalidInputError, NotFoundError,
+from services.payments.client import PaymentsClient, mask_key
+from services.payments.errors import (ApiConnectionError, ApiTimeoutError, InvalidInputError, NotFoundError,
                                       RateLimitError, ServerError, UnexpectedResponseError)
-from services.rate_pacer import RatePacer
+from services.payments.rate_pacer import RatePacer
 
 BASE = "https://api.example.com/api/v1"
 KEY = "bsk_live_0123456789abcdef0123456789abcdef"

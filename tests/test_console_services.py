@@ -11,9 +11,9 @@ from services import intents
 from services.audit import AuditLog
 from services.config import ConfigError, load_config
 from services.formatting import escape_markdown, money
-from services.login_throttle import LoginThrottle
-from services.roles import Action, Page, Role, allowed, pages_for
-from services.users import (DEMO_PASSWORDS, add_user, credentials, demo_users, hash_password, main, read_users,
+from services.auth.throttle import LoginThrottle
+from services.auth.roles import Action, Page, Role, allowed, pages_for
+from services.auth.users import (DEMO_PASSWORDS, add_user, credentials, demo_users, hash_password, main, read_users,
                             refuse_demo_credentials)
 
 LIVE_KEY = "bsk_live_" + "a1" * 16

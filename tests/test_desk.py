@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sandbox.control_client import SandboxControl
 from services.audit import AuditLog, AuditUnavailable
 from services.desk import Actor, BillingDesk
-from services.payments_client import PaymentsClient
-from services.payments_errors import InvalidInputError, UnprocessableError
+from services.payments.client import PaymentsClient
+from services.payments.errors import InvalidInputError, UnprocessableError
 from services.plan_change import change_options, preview_change
-from services.roles import PermissionDenied, Role
+from services.auth.roles import PermissionDenied, Role
 
 SUPPORT, FINANCE = Actor("sam", Role.SUPPORT), Actor("fay", Role.FINANCE)
 

@@ -11,10 +11,10 @@ import pytest
 from sandbox.control_client import SandboxControl
 from services.audit import AuditLog
 from services.desk import Actor, BillingDesk, WriteOutcomeUnknown
-from services.payments_client import PaymentsClient
-from services.payments_errors import (ApiConnectionError, AuthenticationError, PaymentsError, RateLimitError,
+from services.payments.client import PaymentsClient
+from services.payments.errors import (ApiConnectionError, AuthenticationError, PaymentsError, RateLimitError,
                                       ServerError)
-from services.roles import Role
+from services.auth.roles import Role
 
 ADMIN = Actor("ada", Role.ADMIN)
 FAULTS: dict[str, dict[str, Any]] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from services.frames import customers_frame, monthly_cost_chart, plans_frame
-from services.payments_client import PaymentsClient
+from services.tables import customers_frame, monthly_cost_chart, plans_frame
+from services.payments.client import PaymentsClient
 
 
 def test_plans_frame_has_money_as_numbers_and_marks_the_current_plan(client: PaymentsClient) -> None:

@@ -7,9 +7,9 @@ import re
 import pytest
 import responses
 
-from services import validation
-from services.payments_client import PaymentsClient
-from services.payments_errors import InvalidInputError
+from services.payments import validation
+from services.payments.client import PaymentsClient
+from services.payments.errors import InvalidInputError
 
 from tests.hostile_inputs import HOSTILE_INPUTS
 

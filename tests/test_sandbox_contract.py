@@ -13,8 +13,8 @@ import requests
 
 from sandbox import SandboxSettings, start_sandbox
 from sandbox.control_client import SandboxControl
-from services.payments_client import PaymentsClient
-from services.payments_errors import (ApiTimeoutError, AuthenticationError, BadRequestError, NotFoundError,
+from services.payments.client import PaymentsClient
+from services.payments.errors import (ApiTimeoutError, AuthenticationError, BadRequestError, NotFoundError,
                                       ServerError, UnexpectedResponseError, UnprocessableError)
 
 CATALOG = {  # DEVELOPERS.md: the public plan catalog, in dollars

@@ -6,9 +6,9 @@ import streamlit as st
 
 from services.desk import Actor
 from services.formatting import ENVIRONMENT_STYLE, escape_markdown
-from services.runtime import ConsoleRuntime
+from services.console import ConsoleRuntime
 
-from . import auth
+from . import session
 
 
 def environment_banner(runtime: ConsoleRuntime) -> None:
@@ -27,4 +27,4 @@ def sidebar(actor: Actor, runtime: ConsoleRuntime) -> None:
         user = runtime.users[actor.username]
         st.markdown(f"**{escape_markdown(user.name)}**")
         st.caption(f"Role: {actor.role.value.capitalize()}")
-        st.button("Log out", on_click=auth.logout, icon=":material/logout:", width="stretch")
+        st.button("Log out", on_click=session.logout, icon=":material/logout:", width="stretch")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services import validation
-from services.payments_errors import InvalidInputError
+from services.payments import validation
+from services.payments.errors import InvalidInputError
 
 MAX_RECENT = 8
 

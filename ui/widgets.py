@@ -9,11 +9,11 @@ import streamlit as st
 from services import intents
 from services.audit import AuditUnavailable
 from services.formatting import escape_markdown, status_style
-from services.payments_errors import InvalidInputError, PaymentsError
-from services.payments_models import CustomerInfo
-from services.roles import PermissionDenied
+from services.payments.errors import InvalidInputError, PaymentsError
+from services.payments.models import CustomerInfo
+from services.auth.roles import PermissionDenied
 
-from . import data
+from . import reads
 
 log = logging.getLogger("billing_desk.ui")
 
@@ -40,7 +40,7 @@ def stop_on_read_error(error: BaseException, doing: str) -> None:
     """A page that can't show anything without this read: the error, a way to try again, and nothing else."""
     show_error(error, doing)
     if st.button("Try again", key="retry_read", icon=":material/refresh:"):
-        data.forget_reads()
+        reads.forget_reads()
         st.rerun()
     st.stop()
 

@@ -22,8 +22,8 @@ from sandbox import SandboxSettings, new_test_key, start_sandbox
 from sandbox.control_client import SandboxControl
 from sandbox.server import RunningSandbox
 from services.audit import AuditLog
-from services.payments_client import PaymentsClient
-from services.users import add_user
+from services.payments.client import PaymentsClient
+from services.auth.users import add_user
 
 from .conftest import Console, choose, login, open_page, open_tab, start_console, wait_for_app
 

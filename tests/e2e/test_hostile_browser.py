@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from services import validation
+from services.payments import validation
 from services.desk import reason_text
-from services.payments_errors import InvalidInputError
+from services.payments.errors import InvalidInputError
 from tests.hostile_inputs import BROWSER_SAMPLE
 
 from .conftest import Console, choose, login, open_tab, wait_for_app

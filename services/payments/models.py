@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from .payments_errors import UnexpectedResponseError
+from .errors import UnexpectedResponseError
 
 LIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
 

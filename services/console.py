@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from .audit import AuditLog
 from .config import ConsoleConfig
 from .desk import BillingDesk
-from .login_throttle import LoginThrottle
-from .payments_client import PaymentsClient
-from .users import User, demo_users, read_users, refuse_demo_credentials
+from .auth.throttle import LoginThrottle
+from .payments.client import PaymentsClient
+from .auth.users import User, demo_users, read_users, refuse_demo_credentials
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from .payments_models import CustomerInfo, PlanCatalog
+from .payments.models import CustomerInfo, PlanCatalog
 
 PLAN_COLUMNS = ["plan", "interval", "price", "currency", "credits", "overage_rate", "seats", "features",
                 "current", "custom", "product_id", "price_id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from .payments_errors import InvalidInputError
+from .errors import InvalidInputError
 
 ORGANIZATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$")
 PRICE_ID = re.compile(r"^price_[A-Za-z0-9]{1,96}$")

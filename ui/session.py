@@ -17,11 +17,11 @@ import streamlit as st
 from streamlit_authenticator.controllers import AuthenticationController
 
 from services.desk import Actor
-from services.roles import Page, pages_for, parse_role
-from services.users import credentials
+from services.auth.roles import Page, pages_for, parse_role
+from services.auth.users import credentials
 
 from .routing import ensure_router_runs
-from .runtime import get_runtime
+from .console import get_runtime
 
 COOKIE_NAME = "billing_desk_auth"
 COOKIE_DAYS = 1.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from services.desk import Actor
-from services.payments_models import CustomerInfo, PlanCatalog
-from services.roles import Action, require
+from services.payments.models import CustomerInfo, PlanCatalog
+from services.auth.roles import Action, require
 
-from .runtime import get_runtime
+from .console import get_runtime
 
 READ_TTL_SECONDS = 60
 

@@ -19,9 +19,9 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutErr
 from urllib3.util.retry import Retry
 
 from . import validation
-from .payments_errors import (ApiConnectionError, ApiTimeoutError, PaymentsError, RateLimitError,
+from .errors import (ApiConnectionError, ApiTimeoutError, PaymentsError, RateLimitError,
                               UnexpectedResponseError, status_error_class)
-from .payments_models import (CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink,
+from .models import (CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink,
                               parse_customer, parse_plan_change, parse_plans, parse_process, parse_session_link)
 from .rate_pacer import RatePacer
 

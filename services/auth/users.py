@@ -1,6 +1,6 @@
 """Console users: a YAML file of bcrypt hashes and roles, loaded as a dict (never rewritten by the login).
 
-File format (add users with `python -m services.users add NAME --role ROLE`):
+File format (add users with `python -m services.auth.users add NAME --role ROLE`):
 
     users:
       jane:
@@ -23,7 +23,7 @@ from typing import Any
 import bcrypt
 import yaml
 
-from .config import ConfigError
+from ..config import ConfigError
 from .roles import Role, parse_role
 
 DEMO_PASSWORDS: dict[str, str] = {"support": "support-demo", "finance": "finance-demo", "admin": "admin-demo"}
@@ -115,7 +115,7 @@ def add_user(path: Path, username: str, role: str, password: str, name: str | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.users", description="Manage Billing Desk users.")
+    parser = argparse.ArgumentParser(prog="python -m services.auth.users", description="Manage Billing Desk users.")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="add a user, or replace one's role and password")
     add.add_argument("username")

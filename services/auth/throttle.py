@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .audit import AuditLog
+from ..audit import AuditLog
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)

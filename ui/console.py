@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from services.config import ConfigError, load_config
-from services.runtime import ConsoleRuntime, build_runtime
+from services.console import ConsoleRuntime, build_runtime
 
 
 def _secrets() -> dict[str, Any]:
