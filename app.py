@@ -10,7 +10,7 @@ from services.auth.roles import Page, pages_for
 from services.run_log import RunTimer, configure_logging
 from ui import session, chrome
 from ui.routing import router_started
-from ui.console import get_runtime
+from ui.console import get_console
 
 run_timer = RunTimer()
 configure_logging()
@@ -27,7 +27,7 @@ PAGES: dict[Page, tuple[str, str, str]] = {
 }
 SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
 
-runtime = get_runtime()
+console = get_console()
 session.restore_from_cookie()
 actor = session.current_actor()
 
@@ -53,10 +53,10 @@ else:
     first_section = next(iter(sections))
     sections[first_section] = sections[first_section] + hidden
     page = st.navigation(sections)
-    chrome.sidebar(actor, runtime)
+    chrome.sidebar(actor, console)
 
 session.settle_cookie()
-chrome.environment_banner(runtime)
+chrome.environment_banner(console)
 try:
     page.run()
 except Exception:  # st.stop/st.rerun are BaseExceptions and pass through

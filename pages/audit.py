@@ -7,29 +7,29 @@ from datetime import date, timedelta
 import streamlit as st
 
 from services.audit import OUTCOMES, AuditFilter
-from services.auth.roles import Action, Page, require
+from services.auth.roles import Page
 from ui import session
-from ui.console import get_runtime
+from ui.console import get_console
 
 actor = session.require_page(Page.AUDIT)
-require(actor.role, Action.READ_AUDIT_LOG)
-audit = get_runtime().audit
+desk = get_console().desk
 
 st.title("Audit log")
 st.caption("Every write attempt: who, what, on which organization, why, and how it ended. Links and keys are "
            "never recorded.")
 with st.container(border=True):
     users_column, organization_column, actions_column = st.columns(3)
-    users = users_column.multiselect("User", audit.distinct("user"))
+    users = users_column.multiselect("User", desk.audit_choices(actor, "user"))
     organization = organization_column.text_input("Organization contains", placeholder="org_…")
-    actions = actions_column.multiselect("Action", audit.distinct("action"))
+    actions = actions_column.multiselect("Action", desk.audit_choices(actor, "action"))
     outcomes_column, dates_column, _ = st.columns(3)
     outcomes = outcomes_column.multiselect("Outcome", list(OUTCOMES))
     today = date.today()
     dates = dates_column.date_input("Dates", value=(today - timedelta(days=30), today), max_value=today)
 
 since, until = (dates if isinstance(dates, tuple) and len(dates) == 2 else (None, None))
-events = audit.events(AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes), since, until))
+filters = AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes), since, until)
+events = desk.audit_events(actor, filters)
 
 summary = events.outcome.value_counts()
 st.markdown(f"**{len(events)}** events" + "".join(f" · {count} {outcome}" for outcome, count in summary.items()))
@@ -47,5 +47,5 @@ st.dataframe(
         "request_id": "Request id", "attempts": st.column_config.NumberColumn("Tries", width="small"),
         "completed_at": st.column_config.DatetimeColumn("Completed (UTC)", format="D MMM YYYY, HH:mm:ss"),
     })
-st.download_button("Download CSV", events.to_csv(index=False).encode(), file_name=f"audit-{today}.csv",
+st.download_button("Download CSV", lambda: desk.audit_csv(actor, filters), file_name=f"audit-{today}.csv",
                    mime="text/csv", icon=":material/download:", on_click="ignore")

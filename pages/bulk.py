@@ -5,22 +5,28 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
+from services.auth.roles import Page
 from services.bulk import MAX_IDS, BulkLookup, ids_from_csv, ids_from_text, parse_ids, status_counts
-from services.formatting import STATUS_STYLE
-from services.auth.roles import Action, Page, require
 from ui import session
-from ui.console import get_runtime
+from ui.console import get_console
+from ui.present import status_label
+from ui.widgets import show_error
 
 actor = session.require_page(Page.BULK)
-runtime = get_runtime()
+desk = get_console().desk
 
 
-def _start(organization_ids: list[str]) -> None:
-    require(actor.role, Action.BULK_LOOKUP)
+def _start(organization_ids: list[str]) -> bool:
     previous = st.session_state.get("bulk_job")
+    try:
+        lookup = desk.start_bulk_lookup(actor, organization_ids)
+    except Exception as problem:
+        show_error(problem, "start the bulk lookup")
+        return False
     if previous is not None:
         previous.stop()
-    st.session_state["bulk_job"] = BulkLookup(runtime.client, organization_ids).start()
+    st.session_state["bulk_job"] = lookup
+    return True
 
 
 def _duration(seconds: float | None) -> str:
@@ -58,13 +64,13 @@ if tokens:
         with st.expander(f"Invalid ids ({len(parsed.invalid):,})"):
             st.dataframe([{"Given": given, "Problem": problem} for given, problem in parsed.invalid],
                          hide_index=True, width="stretch")
-    limit = runtime.client.pacer.limit or 1000
+    limit = desk.requests_per_minute
     st.caption(f"At {limit:,} requests a minute this takes at least {_duration(len(parsed.valid) / limit * 60)}.")
 
 if st.button(f"Look up {len(parsed.valid):,} organizations" if parsed.valid else "Look up", type="primary",
              icon=":material/search:", disabled=not parsed.valid or running, key="bulk_start"):
-    _start(parsed.valid)
-    st.rerun()
+    if _start(parsed.valid):
+        st.rerun()
 
 
 @st.fragment(run_every=0.5 if running else None)
@@ -93,7 +99,7 @@ def progress_and_results() -> None:
     if frame.empty:
         return
     counts = status_counts(frame)
-    counts["label"] = counts.status.map(lambda status: STATUS_STYLE.get(status, (status.capitalize(),))[0])
+    counts["label"] = counts.status.map(status_label)
     metric_columns = st.columns(max(len(counts), 4))
     for column, (_, row) in zip(metric_columns, counts.iterrows()):
         column.metric(row.label, f"{row.organizations:,}")
@@ -108,7 +114,7 @@ def progress_and_results() -> None:
         "period_end": st.column_config.DatetimeColumn("Period ends", format="D MMM YYYY"),
         "cancel_at_period_end": st.column_config.CheckboxColumn("Cancelling"),
         "card_last4": "Card", "email": "Email", "error": "Error"})
-    st.download_button("Download CSV", frame.to_csv(index=False).encode(), file_name="bulk-lookup.csv",
+    st.download_button("Download CSV", lambda: desk.bulk_csv(actor, current), file_name="bulk-lookup.csv",
                        mime="text/csv", icon=":material/download:", on_click="ignore")
 
 

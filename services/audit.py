@@ -5,7 +5,7 @@ the write does not happen. One row per intent: the idempotency key is unique, so
 that repeats the same intent updates its row instead of adding one. Rows left "pending" by a console that
 died are marked "unknown" at the next start, for a person to settle by re-reading the customer.
 
-SQLite under `.data/` by default; any SQLAlchemy URL (AUDIT_DATABASE_URL) can replace it.
+Rows are stored in the console's database (services/store.py).
 """
 
 from __future__ import annotations
@@ -14,20 +14,20 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, func,
-                        select, update)
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from .store import metadata, now as _now, open_store, utc as _utc
 
 OUTCOMES = ("pending", "succeeded", "failed", "denied", "unknown")
 AUDIT_COLUMNS = ["id", "at", "user", "role", "action", "organization_id", "parameters", "reason", "outcome",
                  "error", "request_id", "attempts", "completed_at"]
 
-metadata = MetaData()
+SETTLED_PREFIX = "Re-read by"  # an unknown outcome a person has looked at: its note starts so
 audit_events = Table(
     "audit_events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -46,23 +46,6 @@ audit_events = Table(
     Column("boot_id", String(40), nullable=False),
     Column("completed_at", DateTime(timezone=True)),
 )
-login_attempts = Table(
-    "login_attempts", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("username", String(100), nullable=False, index=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("succeeded", Boolean, nullable=False),
-)
-
-
-logouts = Table(
-    "logouts", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("username", String(100), nullable=False, index=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-)
-
-
 class AuditUnavailable(Exception):
     user_message = "The audit log can't be written right now, so nothing was changed. Try again shortly."
 
@@ -77,23 +60,10 @@ class AuditFilter:
     until: date | None = None
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 class AuditLog:
-    def __init__(self, url: str, boot_id: str | None = None) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
-        metadata.create_all(self.engine)
+    def __init__(self, store: Engine | str, boot_id: str | None = None) -> None:
+        """`store`: the console's engine, or a database URL to open (scripts and tests)."""
+        self.engine: Engine = open_store(store) if isinstance(store, str) else store
         self.boot_id = boot_id or uuid.uuid4().hex
 
     # --- writes ---------------------------------------------------------------------------------------
@@ -160,10 +130,14 @@ class AuditLog:
                 outcome="unknown", error="The console stopped before the API answered; re-read the customer "
                                         "to see whether the change happened.")).rowcount
 
-    def settle(self, event_id: int, outcome: str, note: str) -> None:
+    def settle(self, event_id: int, organization_id: str, note: str) -> bool:
+        """Records that a person re-read the customer of an unknown outcome. Changes the row only if it is that
+        organization's and still unknown and unsettled; returns whether it did."""
         with self.engine.begin() as conn:
-            conn.execute(update(audit_events).where(audit_events.c.id == event_id).values(
-                outcome=outcome, error=note, completed_at=_now()))
+            return conn.execute(update(audit_events).where(
+                (audit_events.c.id == event_id) & (audit_events.c.organization_id == organization_id)
+                & (audit_events.c.outcome == "unknown") & ~_settled()).values(
+                error=f"{SETTLED_PREFIX} {note}", completed_at=_now())).rowcount == 1
 
     # --- reads ----------------------------------------------------------------------------------------
     def events(self, filters: AuditFilter | None = None, limit: int = 5000) -> pd.DataFrame:
@@ -172,7 +146,7 @@ class AuditLog:
         if filters.users:
             query = query.where(audit_events.c.user.in_(filters.users))
         if filters.organization.strip():
-            query = query.where(audit_events.c.organization_id.contains(filters.organization.strip()))
+            query = query.where(audit_events.c.organization_id.contains(filters.organization.strip(), autoescape=True))
         if filters.actions:
             query = query.where(audit_events.c.action.in_(filters.actions))
         if filters.outcomes:
@@ -194,36 +168,14 @@ class AuditLog:
             return sorted(value for (value,) in conn.execute(select(func.distinct(audit_events.c[column])))
                           if value)
 
-    def pending_for(self, organization_id: str) -> list[dict[str, Any]]:
+    def unsettled(self, organization_id: str) -> list[dict[str, Any]]:
         """Writes on an organization whose outcome is unknown and not yet settled by a re-read, newest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(audit_events).where(
-                (audit_events.c.organization_id == organization_id)
-                & (audit_events.c.outcome == "unknown") & ~audit_events.c.error.startswith("Re-read by")).order_by(audit_events.c.id.desc()))
+                (audit_events.c.organization_id == organization_id) & (audit_events.c.outcome == "unknown")
+                & ~_settled()).order_by(audit_events.c.id.desc()))
             return [dict(row._mapping) for row in rows]
 
-    # --- login attempts (throttling) -------------------------------------------------------------------
-    def record_login(self, username: str, succeeded: bool) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(login_attempts.insert().values(username=username, at=_now(), succeeded=succeeded))
 
-    def record_logout(self, username: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(logouts.insert().values(username=username, at=_now()))
-
-    def last_logout(self, username: str) -> datetime | None:
-        with self.engine.connect() as conn:
-            return _utc(conn.execute(select(func.max(logouts.c.at)).where(logouts.c.username == username)).scalar())
-
-    def recent_failures(self, username: str, window: timedelta) -> list[datetime]:
-        """Failed attempts within the window since the last success, oldest first."""
-        since = _now() - window
-        with self.engine.connect() as conn:
-            last_success = conn.execute(select(func.max(login_attempts.c.at)).where(
-                (login_attempts.c.username == username) & login_attempts.c.succeeded)).scalar()
-            if last_success is not None and _utc(last_success) > since:  # type: ignore[operator]
-                since = _utc(last_success)  # type: ignore[assignment]
-            rows = conn.execute(select(login_attempts.c.at).where(
-                (login_attempts.c.username == username) & (login_attempts.c.at > since)
-                & ~login_attempts.c.succeeded).order_by(login_attempts.c.at))
-            return [_utc(at) for (at,) in rows]  # type: ignore[misc]
+def _settled() -> Any:
+    return func.coalesce(audit_events.c.error, "").startswith(SETTLED_PREFIX)

@@ -17,6 +17,10 @@ from .payments import validation
 from .payments.errors import InvalidInputError
 
 MIN_COOKIE_KEY_LENGTH = 32
+# Every environment variable the configuration reads (ui/console.py builds one console per distinct set).
+ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_TIMEOUT", "BILLING_DESK_DATA_DIR",
+                         "BILLING_DESK_USERS", "BILLING_DESK_COOKIE_KEY", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL",
+                         "CHECKOUT_CANCEL_URL", "SANDBOX_PORT", "SANDBOX_API_KEY", "SANDBOX_DIALECT")
 
 
 class ConfigError(Exception):
@@ -36,6 +40,7 @@ class ConsoleConfig:
     api_timeout_seconds: float = 10.0  # how long to wait for each answer of the API (reads are retried once)
     sandbox_port: int = 0  # 0: any free port; tests pin it to reach the sandbox's controls
     sandbox_api_key: str | None = field(default=None, repr=False)
+    sandbox_dialect: str | None = None  # the sandbox's answer shapes (sandbox/ --dialect); tests try others
 
     @property
     def sandbox(self) -> bool:
@@ -46,7 +51,7 @@ class ConsoleConfig:
         """"sandbox", "test" or "live": what the badge says."""
         if self.sandbox:
             return "sandbox"
-        return "live" if (self.api_key or "").startswith("bsk_live_") else "test"
+        return validation.key_environment(self.api_key or "")
 
 
 def _section(secrets: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -86,7 +91,8 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         checkout_cancel_url=environ.get("CHECKOUT_CANCEL_URL") or checkout.get("cancel_url"),
         api_timeout_seconds=_number(environ.get("PAYMENTS_API_TIMEOUT") or payments.get("timeout_seconds"),
                                     "PAYMENTS_API_TIMEOUT", 10.0, 0.5, 120),
-        sandbox_port=int(environ.get("SANDBOX_PORT") or 0), sandbox_api_key=environ.get("SANDBOX_API_KEY"))
+        sandbox_port=int(environ.get("SANDBOX_PORT") or 0), sandbox_api_key=environ.get("SANDBOX_API_KEY"),
+        sandbox_dialect=environ.get("SANDBOX_DIALECT") or None)
     if not api_url:
         return config
     try:
@@ -117,4 +123,4 @@ def check_production(config: ConsoleConfig) -> None:
                           "(BILLING_DESK_COOKIE_KEY or [auth] cookie_key in secrets).")
     if config.users_file is None:
         raise ConfigError("Set the users file (BILLING_DESK_USERS or [auth] users_file in secrets); "
-                          "add users with: python -m services.auth.users add NAME --role ROLE")
+                          "add users with: python -m services.auth add NAME --role ROLE")

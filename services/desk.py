@@ -1,11 +1,26 @@
-"""Billing Desk's operations: what a person may do, checked, audited, and re-read afterwards.
+"""Billing Desk's operations: every read and write a person can make, in one place.
 
-Pages call these and only render. Every write:
-1. validates its input (InvalidInputError names the field) and the person's role (PermissionDenied, audited);
+Pages reach the Payments API and the store only through `BillingDesk`; `ui/reads.py` only caches around it.
+Every operation takes the `Actor` and checks the role first (a refusal raises PermissionDenied and is recorded
+in the audit log). Every write then:
+1. validates its input (InvalidInputError / InputRefused name the field);
 2. stores its audit row before the API call (AuditUnavailable: the call is not made);
 3. calls the API with the intent's idempotency key;
 4. completes the audit row with the outcome, and re-reads the customer so the page shows the resulting state.
 Checkout and portal URLs are returned to the caller once and never stored; audit rows hold no URL or key.
+
+| operation                 | action (services/auth/roles.py) | audited        |
+|---------------------------|---------------------------------|----------------|
+| customer, plans           | LOOK_UP_CUSTOMER, VIEW_PLANS    | refusals       |
+| unsettled_writes          | LOOK_UP_CUSTOMER                | refusals       |
+| start_bulk_lookup, bulk_csv | BULK_LOOKUP                   | refusals       |
+| audit_events, audit_choices, audit_csv | READ_AUDIT_LOG     | refusals       |
+| create_portal_link        | CREATE_PORTAL_LINK              | every attempt  |
+| create_checkout_link      | CREATE_CHECKOUT_LINK            | every attempt  |
+| process_checkout          | PROCESS_CHECKOUT                | every attempt  |
+| change_plan               | CHANGE_PLAN                     | every attempt  |
+| cancel_subscription       | CANCEL_SUBSCRIPTION             | every attempt  |
+| settle_unknown            | SETTLE_UNKNOWN_OUTCOME          | the settled row |
 """
 
 from __future__ import annotations
@@ -13,22 +28,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
+import pandas as pd
+
+from . import exports
+from .audit import AuditFilter, AuditLog
+from .auth.roles import Action, Actor, PermissionDenied, require
+from .bulk import MAX_IDS, BulkLookup
+from .inputs import InputRefused, reason_text, typed_confirmation
 from .payments import validation
-from .audit import AuditLog
 from .payments.client import PaymentsClient
-from .payments.errors import (ApiConnectionError, ApiTimeoutError, InvalidInputError, PaymentsError,
-                              UnexpectedResponseError)
+from .payments.errors import ApiConnectionError, ApiTimeoutError, PaymentsError, UnexpectedResponseError
 from .payments.models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
-from .auth.roles import Action, PermissionDenied, Role, require
 
-MAX_REASON_LENGTH = 500
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Actor:
-    username: str
-    role: Role
 
 
 @dataclass(frozen=True)
@@ -57,25 +69,9 @@ class WriteOutcomeUnknown(PaymentsError):
 def _outcome_unknown(error: PaymentsError) -> bool:
     """A timeout after sending, or an unreadable answer, leaves a write's outcome unknown; a refused
     connection (nothing sent) does not."""
-    if isinstance(error, ApiTimeoutError) or isinstance(error, UnexpectedResponseError):
+    if isinstance(error, (ApiTimeoutError, UnexpectedResponseError)):
         return True
     return isinstance(error, ApiConnectionError) and error.code == "connection_broken"
-
-
-def mask_session_id(session_id: str) -> str:
-    """Checkout session ids are the key to a checkout page: audit rows keep only their end."""
-    return f"{session_id[:8]}…{session_id[-6:]}" if len(session_id) > 16 else "cs_…"
-
-
-def reason_text(raw: object) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise InvalidInputError("reason", "Give a reason: it goes in the audit log with your name.")
-    text = " ".join(raw.split())
-    if len(text) > MAX_REASON_LENGTH:
-        raise InvalidInputError("reason", f"Keep the reason under {MAX_REASON_LENGTH} characters.")
-    if any(not ch.isprintable() for ch in text):
-        raise InvalidInputError("reason", "The reason contains control characters.")
-    return text
 
 
 def _error_text(error: PaymentsError) -> str:
@@ -88,14 +84,62 @@ class BillingDesk:
     def __init__(self, client: PaymentsClient, audit: AuditLog) -> None:
         self.client, self.audit = client, audit
 
+    # --- the role check every operation starts with ------------------------------------------------------
+    def _authorize(self, actor: Actor, action: Action, organization_id: str | None = None,
+                   parameters: dict[str, Any] | None = None, reason: str = "") -> None:
+        try:
+            require(actor.role, action)
+        except PermissionDenied as denied:
+            self.audit.record(user=actor.username, role=actor.role.value, action=action.value,
+                              organization_id=organization_id, outcome="denied", error=denied.user_message,
+                              parameters=parameters or {}, reason=reason)
+            raise
+
     # --- reads ------------------------------------------------------------------------------------------
     def customer(self, actor: Actor, organization_id: str) -> CustomerInfo:
-        require(actor.role, Action.LOOK_UP_CUSTOMER)
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
         return self.client.get_customer(organization_id)
 
     def plans(self, actor: Actor, organization_id: str) -> PlanCatalog:
-        require(actor.role, Action.VIEW_PLANS)
+        self._authorize(actor, Action.VIEW_PLANS, organization_id)
         return self.client.list_plans(organization_id)
+
+    def unsettled_writes(self, actor: Actor, organization_id: str) -> list[dict[str, Any]]:
+        """Writes on this organization whose outcome is unknown and that nobody has re-read yet."""
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
+        return self.audit.unsettled(validation.organization_id(organization_id))
+
+    # --- bulk lookup ----------------------------------------------------------------------------------------
+    def start_bulk_lookup(self, actor: Actor, organization_ids: list[str]) -> BulkLookup:
+        """Starts fetching the customers in the background; the caller polls `progress()` and `frame()`."""
+        self._authorize(actor, Action.BULK_LOOKUP, parameters={"organizations": len(organization_ids)})
+        if len(organization_ids) > MAX_IDS:
+            raise InputRefused("organization ids", f"Look up at most {MAX_IDS:,} organizations at a time.")
+        return BulkLookup(self.client, [validation.organization_id(org) for org in organization_ids]).start()
+
+    def bulk_csv(self, actor: Actor, lookup: BulkLookup) -> bytes:
+        self._authorize(actor, Action.BULK_LOOKUP)
+        return exports.csv_bytes(lookup.frame())
+
+    @property
+    def requests_per_minute(self) -> int:
+        """The API's rate limit as last announced in its headers (1,000 until it says otherwise)."""
+        return self.client.pacer.limit or 1000
+
+    # --- the audit log ------------------------------------------------------------------------------------
+    def audit_events(self, actor: Actor, filters: AuditFilter) -> pd.DataFrame:
+        self._authorize(actor, Action.READ_AUDIT_LOG)
+        return self.audit.events(filters)
+
+    def audit_choices(self, actor: Actor, column: str) -> list[str]:
+        """The values a filter can offer (users, actions)."""
+        self._authorize(actor, Action.READ_AUDIT_LOG)
+        return self.audit.distinct(column)
+
+    def audit_csv(self, actor: Actor, filters: AuditFilter) -> bytes:
+        """The matching events as a formula-safe CSV (services/exports.py)."""
+        self._authorize(actor, Action.READ_AUDIT_LOG)
+        return exports.csv_bytes(self.audit.events(filters))
 
     # --- writes -----------------------------------------------------------------------------------------
     def create_portal_link(self, actor: Actor, organization_id: str, idempotency_key: str) -> SessionLink:
@@ -116,8 +160,8 @@ class BillingDesk:
             lambda: self.client.create_checkout(organization_id, parameters["priceId"], parameters["productId"],
                                                 parameters["successUrl"], parameters["cancelUrl"],
                                                 idempotency_key=idempotency_key),
-            summarise=lambda link: {"expiresAt": link.expires_at,
-                                    "checkoutSession": mask_session_id(link.checkout_session_id or "")})
+            summarise=lambda link: {"expiresAt": link.expires_at, "checkoutSession":
+                                    validation.mask_checkout_session_id(link.checkout_session_id or "")})
         return link
 
     def process_checkout(self, actor: Actor, checkout_session_id: str, reason: str, idempotency_key: str,
@@ -129,8 +173,9 @@ class BillingDesk:
         expected = validation.organization_id(expected_organization_id) if expected_organization_id else None
         reason = reason_text(reason)
         processed, audit_id = self._write(
-            actor, Action.PROCESS_CHECKOUT, expected, {"checkoutSession": mask_session_id(session_id)}, reason,
-            idempotency_key, lambda: self.client.process_checkout(session_id, idempotency_key=idempotency_key),
+            actor, Action.PROCESS_CHECKOUT, expected,
+            {"checkoutSession": validation.mask_checkout_session_id(session_id)}, reason, idempotency_key,
+            lambda: self.client.process_checkout(session_id, idempotency_key=idempotency_key),
             summarise=lambda result: {"organizationId": result.organization_id, "status": result.status,
                                       "subscriptionId": result.subscription_id,
                                       "alreadyProcessed": result.already_processed},
@@ -152,12 +197,11 @@ class BillingDesk:
         customer, problem = self._reread(organization_id)
         return WriteResult(audit_id, customer, problem, change=change)
 
-    def cancel_subscription(self, actor: Actor, organization_id: str, reason: str, typed_confirmation: str,
+    def cancel_subscription(self, actor: Actor, organization_id: str, reason: str, typed_organization_id: str,
                             idempotency_key: str) -> WriteResult:
         organization_id = validation.organization_id(organization_id)
         reason = reason_text(reason)
-        if (typed_confirmation or "").strip() != organization_id:
-            raise InvalidInputError("confirmation", f"Type the organization id ({organization_id}) exactly to confirm.")
+        typed_confirmation(typed_organization_id, organization_id)
         _, audit_id = self._write(actor, Action.CANCEL_SUBSCRIPTION, organization_id, {}, reason, idempotency_key,
                                   lambda: self.client.cancel_subscription(organization_id,
                                                                           idempotency_key=idempotency_key))
@@ -165,10 +209,16 @@ class BillingDesk:
         return WriteResult(audit_id, customer, problem)
 
     def settle_unknown(self, actor: Actor, audit_id: int, organization_id: str) -> CustomerInfo:
-        """Re-reads the customer of an interrupted write and records that a person looked."""
-        customer = self.customer(actor, organization_id)
-        self.audit.settle(audit_id, "unknown", f"Re-read by {actor.username}: status {customer.status}, "
-                                               f"plan {customer.subscription.plan_name if customer.subscription else '—'}")
+        """Re-reads the customer of a write whose outcome is unknown and records who looked and what they saw.
+        Only that organization's row, and only while it is unknown and unsettled."""
+        organization_id = validation.organization_id(organization_id)
+        self._authorize(actor, Action.SETTLE_UNKNOWN_OUTCOME, organization_id, {"auditId": audit_id})
+        customer = self.client.get_customer(organization_id)
+        plan = customer.subscription.plan_name if customer.subscription else None
+        if not self.audit.settle(audit_id, organization_id,
+                                 f"{actor.username}: status {customer.status}, plan {plan or '—'}"):
+            raise InputRefused("audit row", "That write is not waiting to be settled for this organization; "
+                                            "someone may have settled it already.")
         return customer
 
     # --- the shape every write shares ----------------------------------------------------------------------
@@ -176,13 +226,7 @@ class BillingDesk:
                reason: str, idempotency_key: str, call: Callable[[], T],
                summarise: Callable[[T], dict[str, Any]] | None = None,
                organization_of: Callable[[T], str | None] | None = None) -> tuple[T, int]:
-        try:
-            require(actor.role, action)
-        except PermissionDenied as denied:
-            self.audit.record(user=actor.username, role=actor.role.value, action=action.value,
-                              organization_id=organization_id, outcome="denied", error=denied.user_message,
-                              parameters=parameters, reason=reason)
-            raise
+        self._authorize(actor, action, organization_id, parameters, reason)
         audit_id = self.audit.begin(user=actor.username, role=actor.role.value, action=action.value,
                                     organization_id=organization_id, parameters=parameters, reason=reason,
                                     idempotency_key=idempotency_key)

@@ -1,34 +1,13 @@
-"""How values read on screen: money, dates, statuses. Pure functions, shared by every page."""
+"""How values read as plain text: money, prices, days, cards, and the notices a person must not miss.
+Pure functions, shared by pages and by services that word a consequence (services/plan_change.py).
+Markdown safety and badge colours are the UI's (ui/present.py)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 
-from .payments.models import CustomerInfo
-
-# Streamlit markdown treats these as syntax ($ even starts LaTeX); API data must show literally.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
-
-STATUS_STYLE: dict[str, tuple[str, str]] = {  # status -> (label, badge colour)
-    "active": ("Active", "green"), "trialing": ("Trialing", "blue"), "past_due": ("Past due", "orange"),
-    "canceled": ("Canceled", "gray"), "incomplete": ("Incomplete", "red"), "none": ("No subscription", "gray"),
-    "unpaid": ("Unpaid", "red"), "incomplete_expired": ("Expired", "gray"),
-}
-ENVIRONMENT_STYLE: dict[str, tuple[str, str]] = {
-    "sandbox": ("TEST · SANDBOX", "orange"), "test": ("TEST", "orange"), "live": ("LIVE", "red"),
-}
-
-
-def escape_markdown(text: object) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
-
-
-def code_span(text: object) -> str:
-    """Inline code: markdown is not interpreted inside, so only backticks need neutralising."""
-    return "`" + str(text).replace("`", "ˋ").replace("\n", " ") + "`"
-
+from .payments.models import CustomerInfo, cents_to_dollars
 
 def money(amount: Decimal | float | int | None, currency: str = "usd") -> str:
     if amount is None:
@@ -46,10 +25,6 @@ def price_with_interval(amount: Decimal | None, interval: str | None, currency: 
 
 def day(moment: datetime | None) -> str:
     return moment.strftime("%d %b %Y") if moment else "—"
-
-
-def status_style(status: str) -> tuple[str, str]:
-    return STATUS_STYLE.get(status, (status.replace("_", " ").capitalize() or "Unknown", "gray"))
 
 
 def card(customer: CustomerInfo) -> str:
@@ -71,7 +46,7 @@ def customer_notices(customer: CustomerInfo) -> list[tuple[str, str]]:
     if subscription.scheduled_change:
         change = subscription.scheduled_change
         notices.append(("info", f"Downgrade scheduled: moves to {change.plan_name or change.product_id} "
-                                f"({price_with_interval(_dollars(change.unit_amount), change.interval)}) on "
+                                f"({price_with_interval(cents_to_dollars(change.unit_amount), change.interval)}) on "
                                 f"{day(change.effective_at or subscription.current_period_end)}."))
     if subscription.status == "past_due":
         notices.append(("error", "The last payment failed. Send the customer a portal link to update their card."))
@@ -79,6 +54,3 @@ def customer_notices(customer: CustomerInfo) -> list[tuple[str, str]]:
         notices.append(("info", f"Free trial ends on {day(subscription.trial_end or subscription.current_period_end)}."))
     return notices
 
-
-def _dollars(cents: int | None) -> Decimal | None:
-    return None if cents is None else Decimal(cents) / 100

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-from .payments.models import CustomerInfo, Plan, PlanCatalog, Price
+from .formatting import day, money
+from .payments.models import CustomerInfo, Plan, PlanCatalog, Price, cents_to_dollars
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class PlanOption:
 
     @property
     def label(self) -> str:
-        amount = f"${self.price.amount:,.2f}" if self.price.amount is not None else "custom"
+        amount = money(self.price.amount, self.price.currency) if self.price.amount is not None else "custom"
         return f"{self.plan.name} · {amount} per {self.price.interval or 'term'}"
 
 
@@ -36,10 +37,10 @@ class ChangePreview:
     @property
     def consequence(self) -> str:
         if self.kind == "upgrade":
-            charge = (f" The customer is charged about ${self.estimated_charge:,.2f} now, prorated for the rest "
+            charge = (f" The customer is charged about {money(self.estimated_charge)} now, prorated for the rest "
                       "of the period." if self.estimated_charge is not None else " The charge is prorated.")
             return f"Upgrade to {self.target.label}: takes effect immediately.{charge}"
-        when = self.effective_at.strftime("%d %b %Y") if self.effective_at else "the end of the period"
+        when = day(self.effective_at) if self.effective_at else "the end of the period"
         return (f"Downgrade to {self.target.label}: takes effect at the end of the current period ({when}). "
                 "Nothing is charged now; the current plan stays until then.")
 
@@ -82,15 +83,12 @@ def _estimate(customer: CustomerInfo, current: tuple[Plan, Price] | None, target
         return None
     if (current is None or subscription is None or subscription.status == "trialing"
             or subscription.current_period_start is None or subscription.current_period_end is None):
-        return _dollars(target.unit_amount)
+        return cents_to_dollars(target.unit_amount)
     start, end = subscription.current_period_start, subscription.current_period_end
     length = (end - start).total_seconds()
     unused = max(0.0, min(1.0, (end - now).total_seconds() / length)) if length > 0 else 0.0
     credit = round((current[1].unit_amount or 0) * unused)
     if current[1].interval == target.interval:
-        return _dollars(round(target.unit_amount * unused) - credit)
-    return _dollars(target.unit_amount - credit)
+        return cents_to_dollars(round(target.unit_amount * unused) - credit)
+    return cents_to_dollars(target.unit_amount - credit)
 
-
-def _dollars(cents: int) -> Decimal:
-    return (Decimal(cents) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

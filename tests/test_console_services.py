@@ -10,10 +10,14 @@ import pytest
 from services import intents
 from services.audit import AuditLog
 from services.config import ConfigError, load_config
-from services.formatting import escape_markdown, money
+from services.auth.__main__ import main
+from services.auth.sign_ins import SignInRecords
+from services.formatting import money
+from services.store import open_store
+from ui.present import escape_markdown
 from services.auth.throttle import LoginThrottle
 from services.auth.roles import Action, Page, Role, allowed, pages_for
-from services.auth.users import (DEMO_PASSWORDS, add_user, credentials, demo_users, hash_password, main, read_users,
+from services.auth.users import (DEMO_PASSWORDS, add_user, demo_users, hash_password, read_users,
                             refuse_demo_credentials)
 
 LIVE_KEY = "bsk_live_" + "a1" * 16
@@ -81,7 +85,6 @@ def test_users_file_round_trip_and_demo_refusal(tmp_path: Path) -> None:
     users = read_users(path)
     assert users["jane"].role is Role.FINANCE and users["jane"].password_hash.startswith("$2b$")
     assert "a long secret phrase" not in path.read_text()
-    assert credentials(users)["usernames"]["jane"]["roles"] == ["finance"]
     with pytest.raises(ConfigError, match="demo"):
         add_user(path, "bob", "support", DEMO_PASSWORDS["support"])
     path.write_text(f"users:\n  finance:\n    role: finance\n    password_hash: '{hash_password('finance-demo', 4)}'\n")
@@ -105,23 +108,28 @@ def test_demo_users_cover_the_three_roles() -> None:
     assert {user.role for user in demo_users().values()} == set(Role)
 
 
+def _throttle(url: str, **settings: timedelta) -> LoginThrottle:
+    store = open_store(url)  # a new one per call: like a new process on the same database
+    return LoginThrottle(SignInRecords(store), AuditLog(store), **settings)  # type: ignore[arg-type]
+
+
 def test_five_failures_lock_for_fifteen_minutes_across_restarts(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-    throttle = LoginThrottle(AuditLog(url))
+    throttle = _throttle(url)
     for attempt in range(4):
         assert not throttle.failed("finance", "finance").locked
     state = throttle.failed("finance", "finance")
     assert state.locked and state.unlocks_at is not None
-    restarted = LoginThrottle(AuditLog(url))  # a new process, same store
+    restarted = _throttle(url)  # a new process, same store
     assert restarted.state("finance").locked and not restarted.state("support").locked
     events = restarted.audit.events()
     assert list(events.action) == ["login locked"] and events.iloc[0].outcome == "denied"
-    expired = LoginThrottle(AuditLog(url), lockout=timedelta(seconds=0))
+    expired = _throttle(url, lockout=timedelta(seconds=0))
     assert not expired.state("finance").locked
 
 
 def test_a_success_clears_earlier_failures(tmp_path: Path) -> None:
-    throttle = LoginThrottle(AuditLog(f"sqlite:///{tmp_path / 'a.sqlite3'}"))
+    throttle = _throttle(f"sqlite:///{tmp_path / 'a.sqlite3'}")
     for _ in range(4):
         throttle.failed("admin", "admin")
     throttle.succeeded("admin")
@@ -140,4 +148,4 @@ def test_one_key_per_intent_until_it_is_retired() -> None:
 def test_formatting() -> None:
     assert money(1790) == "$1,790.00" and money(None) == "—"
     assert escape_markdown("$5 **bold** <b>x</b> [link](javascript:x)") == (
-        r"\$5 \*\*bold\*\* \<b\>x\</b\> \[link\]\(javascript\:x\)")
+        r"\$5 \*\*bold\*\* \<b\>x\<\/b\> \[link\]\(javascript\:x\)")

@@ -11,8 +11,10 @@ from sqlalchemy import text
 
 from sandbox.control_client import SandboxControl
 from services.audit import AuditLog, AuditUnavailable
-from services.desk import Actor, BillingDesk
+from services.auth.roles import Actor
+from services.desk import BillingDesk
 from services.payments.client import PaymentsClient
+from services.inputs import InputRefused
 from services.payments.errors import InvalidInputError, UnprocessableError
 from services.plan_change import change_options, preview_change
 from services.auth.roles import PermissionDenied, Role
@@ -94,7 +96,7 @@ def test_a_refused_write_is_recorded_as_failed_with_the_api_code(desk: BillingDe
 def test_bad_confirmation_input_sends_nothing_and_records_nothing(desk: BillingDesk, audit: AuditLog,
                                                                   control: SandboxControl, reason: str, typed: str,
                                                                   field: str) -> None:
-    with pytest.raises(InvalidInputError) as refused:
+    with pytest.raises(InputRefused) as refused:
         desk.cancel_subscription(FINANCE, "org_abc123", reason, typed, "k")
     assert refused.value.field == field
     assert control.mutations() == [] and audit.events().empty
@@ -121,7 +123,7 @@ def test_an_interrupted_write_is_shown_as_unknown_after_a_restart(tmp_path: Path
                             parameters={}, reason="closing", idempotency_key="k-crash")  # then the process dies
     after = AuditLog(url, boot_id="second")
     assert after.mark_interrupted() == 1
-    [unsettled] = after.pending_for("org_abc123")
+    [unsettled] = after.unsettled("org_abc123")
     assert unsettled["id"] == event_id and unsettled["outcome"] == "unknown"
     BillingDesk(desk.client, after).settle_unknown(FINANCE, event_id, "org_abc123")
     row = after.events().iloc[0]
@@ -153,7 +155,7 @@ def test_processing_is_filed_under_the_expected_organization_until_the_api_names
                               "paid by phone", "process-1", "org_abc123")
     failed = audit.events().iloc[0]
     assert (failed.action, failed.organization_id, failed.outcome) == ("process checkout", "org_abc123", "failed")
-    assert audit.pending_for("org_abc123") == []  # failed is known, not unknown
+    assert audit.unsettled("org_abc123") == []  # failed is known, not unknown
     link = client.create_checkout(payer, "price_StarterMonthly01", "prod_Starter0001")
     control.pay(link.url)
     result = desk.process_checkout(FINANCE, link.checkout_session_id or "", "paid", "process-2", "org_abc123")

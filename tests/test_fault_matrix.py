@@ -10,7 +10,8 @@ import pytest
 
 from sandbox.control_client import SandboxControl
 from services.audit import AuditLog
-from services.desk import Actor, BillingDesk, WriteOutcomeUnknown
+from services.auth.roles import Actor
+from services.desk import BillingDesk, WriteOutcomeUnknown
 from services.payments.client import PaymentsClient
 from services.payments.errors import (ApiConnectionError, AuthenticationError, PaymentsError, RateLimitError,
                                       ServerError)

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services.desk import Actor
-from services.formatting import ENVIRONMENT_STYLE, escape_markdown
-from services.console import ConsoleRuntime
+from services.auth.roles import Actor
+from services.console import Console
 
 from . import session
+from .present import ENVIRONMENT_STYLE, escape_markdown
 
 
-def environment_banner(runtime: ConsoleRuntime) -> None:
-    if runtime.environment == "live":
+def environment_banner(console: Console) -> None:
+    if console.environment == "live":
         st.error("**LIVE** — real customers, real money. Every change here is charged or refunded for real.",
                  icon=":material/warning:")
 
 
-def sidebar(actor: Actor, runtime: ConsoleRuntime) -> None:
-    label, colour = ENVIRONMENT_STYLE[runtime.environment]
+def sidebar(actor: Actor, console: Console) -> None:
+    label, colour = ENVIRONMENT_STYLE[console.environment]
     with st.sidebar:
-        st.badge(label, color=colour, icon=":material/science:" if runtime.environment != "live"
+        st.badge(label, color=colour, icon=":material/science:" if console.environment != "live"
                  else ":material/bolt:")  # type: ignore[arg-type]
-        if runtime.environment == "sandbox":
+        if console.environment == "sandbox":
             st.caption("Connected to the built-in sandbox: test data, no real money.")
-        user = runtime.users[actor.username]
+        user = console.users[actor.username]
         st.markdown(f"**{escape_markdown(user.name)}**")
         st.caption(f"Role: {actor.role.value.capitalize()}")
         st.button("Log out", on_click=session.logout, icon=":material/logout:", width="stretch")

@@ -1,4 +1,4 @@
-"""The console's runtime, built once per server process (and per distinct configuration)."""
+"""The console (services/console.py), built once per server process and per distinct configuration."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from services.config import ConfigError, load_config
-from services.console import ConsoleRuntime, build_runtime
+from services.config import ENVIRONMENT_VARIABLES, ConfigError, load_config
+from services.console import Console, build_console
 
 
 def _secrets() -> dict[str, Any]:
@@ -19,19 +19,19 @@ def _secrets() -> dict[str, Any]:
 
 
 @st.cache_resource(show_spinner="Starting Billing Desk…")
-def _runtime_for(signature: tuple[tuple[str, str], ...]) -> ConsoleRuntime:
-    return build_runtime(load_config(dict(signature), _secrets()))
+def _console_for(signature: tuple[tuple[str, str], ...]) -> Console:
+    return build_console(load_config(dict(signature), _secrets()))
 
 
-def get_runtime() -> ConsoleRuntime:
-    """The runtime for the current environment; stops the page with a clear message if misconfigured."""
-    relevant = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "BILLING_DESK_DATA_DIR", "BILLING_DESK_USERS",
-                "BILLING_DESK_COOKIE_KEY", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL", "CHECKOUT_CANCEL_URL",
-                "SANDBOX_PORT", "SANDBOX_API_KEY", "PAYMENTS_API_TIMEOUT")
-    signature = tuple(sorted((name, os.environ[name]) for name in relevant if name in os.environ))
+def get_console() -> Console:
+    """The console for the current environment; stops the page with a clear message if misconfigured."""
+    signature = tuple(sorted((name, os.environ[name]) for name in ENVIRONMENT_VARIABLES if name in os.environ))
     try:
-        return _runtime_for(signature)
+        return _console_for(signature)
     except ConfigError as problem:
         st.error(f"Billing Desk can't start: {problem}")
         st.stop()
         raise  # unreachable: st.stop() ends the run
+
+
+get_runtime = get_console  # TODO(layout): remove once every page calls get_console

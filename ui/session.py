@@ -7,6 +7,7 @@ re-authentication cookie; no `st.rerun()` follows, so the page that writes it re
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -16,12 +17,11 @@ import jwt
 import streamlit as st
 from streamlit_authenticator.controllers import AuthenticationController
 
-from services.desk import Actor
-from services.auth.roles import Page, pages_for, parse_role
-from services.auth.users import credentials
+from services.auth.roles import Actor, Page, pages_for, parse_role
+from services.auth.users import User
 
 from .routing import ensure_router_runs
-from .console import get_runtime
+from .console import get_console
 
 COOKIE_NAME = "billing_desk_auth"
 COOKIE_DAYS = 1.0
@@ -30,9 +30,18 @@ _PERSONAL_KEYS = ("organization_id", "recent_organizations", "fresh_link", "dial
                   "_intent_keys", "login_error")
 
 
+def _credentials(users: dict[str, User]) -> dict[str, Any]:
+    """The dict streamlit-authenticator takes (a fresh copy per session: it records state in it; passed as a
+    dict, never a path, so the library can't rewrite the users file)."""
+    return copy.deepcopy({"usernames": {
+        user.username: {"name": user.name, "email": user.email, "password": user.password_hash,
+                        "roles": [user.role.value], "failed_login_attempts": 0, "logged_in": False}
+        for user in users.values()}})
+
+
 def _session_credentials() -> dict[str, Any]:
     if "_credentials" not in st.session_state:
-        st.session_state["_credentials"] = credentials(get_runtime().users)
+        st.session_state["_credentials"] = _credentials(get_console().users)
     return st.session_state["_credentials"]
 
 
@@ -53,17 +62,17 @@ def restore_from_cookie() -> None:
     if not raw:
         return
     try:
-        token = jwt.decode(raw, get_runtime().cookie_key, algorithms=["HS256"])
+        token = jwt.decode(raw, get_console().cookie_key, algorithms=["HS256"])
     except jwt.PyJWTError:
         return
     username = token.get("username") if isinstance(token, dict) else None
     expires = float(token.get("exp_date", 0)) if isinstance(token, dict) else 0.0
-    if username not in get_runtime().users or expires <= time.time():
+    if username not in get_console().users or expires <= time.time():
         return
     # A logout ends every session of that person: a cookie issued before it no longer signs anyone in,
     # even if the browser kept it.
     issued_at = expires - COOKIE_DAYS * 86400
-    last_logout = get_runtime().audit.last_logout(username)
+    last_logout = get_console().sign_ins.last_logout(username)
     if last_logout is not None and issued_at <= last_logout.timestamp():
         return
     _controller().login(token=token)
@@ -73,7 +82,7 @@ def current_actor() -> Actor | None:
     if not st.session_state.get("authentication_status"):
         return None
     username = st.session_state.get("username")
-    user = get_runtime().users.get(username or "")
+    user = get_console().users.get(username or "")
     roles = st.session_state.get("roles") or []
     role = parse_role(roles[0]) if roles else None
     if user is None or role is None or role != user.role:  # session state that disagrees with the users file
@@ -83,30 +92,30 @@ def current_actor() -> Actor | None:
 
 def attempt_login() -> None:
     """Submit callback of the login form."""
-    runtime = get_runtime()
+    console = get_console()
     username = str(st.session_state.get("login_username", "")).strip().lower()
     password = str(st.session_state.get("login_password", ""))
     st.session_state["login_password"] = ""
     if not username or not password:
         st.session_state["login_error"] = "Enter your username and password."
         return
-    throttle = runtime.throttle.state(username)
+    throttle = console.throttle.state(username)
     if throttle.locked:
         st.session_state["login_error"] = (f"Too many failed attempts: this account is locked until "
                                            f"{throttle.unlocks_at:%H:%M} UTC.")  # type: ignore[union-attr]
         return
-    user = runtime.users.get(username)
+    user = console.users.get(username)
     try:
         ok = bool(user) and bool(_controller().login(username, password))
     except Exception:  # the library raises on odd input; to the person it is a failed login
         ok = False
     if ok:
-        runtime.throttle.succeeded(username)
+        console.throttle.succeeded(username)
         st.session_state["login_error"] = None
         st.session_state["just_logged_in"] = True
         return
     st.session_state["authentication_status"] = None
-    state = runtime.throttle.failed(username, user.role.value if user else "unknown")
+    state = console.throttle.failed(username, user.role.value if user else "unknown")
     st.session_state["login_error"] = (
         "Too many failed attempts: this account is locked for 15 minutes." if state.locked
         else "Wrong username or password.")
@@ -116,7 +125,7 @@ def logout() -> None:
     """Logout button callback: clears the session and revokes its cookie; the router deletes the cookie."""
     username = st.session_state.get("username")
     if username:
-        get_runtime().audit.record_logout(username)
+        get_console().sign_ins.record_logout(username)
     _controller().logout()
     for key in _PERSONAL_KEYS:
         st.session_state.pop(key, None)
@@ -144,14 +153,10 @@ def settle_cookie() -> None:
     if logged_in and st.session_state.get("username"):
         expires = datetime.now(timezone.utc) + timedelta(days=COOKIE_DAYS)
         token = jwt.encode({"username": st.session_state["username"], "exp_date": expires.timestamp()},
-                           get_runtime().cookie_key, algorithm="HS256")
+                           get_console().cookie_key, algorithm="HS256")
         slot.html(_cookie_script(token, expires), unsafe_allow_javascript=True)
     elif logged_out:
         slot.html(_cookie_script("", datetime(1970, 1, 1, tzinfo=timezone.utc)), unsafe_allow_javascript=True)
-
-
-def personal(key: str, default: Any = None) -> Any:
-    return st.session_state.get(key, default)
 
 
 def require_page(page: Page) -> Actor:

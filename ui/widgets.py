@@ -8,10 +8,11 @@ import streamlit as st
 
 from services import intents
 from services.audit import AuditUnavailable
-from services.formatting import escape_markdown, status_style
-from services.payments.errors import InvalidInputError, PaymentsError
-from services.payments.models import CustomerInfo
+from .present import escape_markdown, status_style
 from services.auth.roles import PermissionDenied
+from services.inputs import InputRefused
+from services.payments.errors import InvalidInputError, PaymentsError
+from services.payments.models import CustomerInfo, SessionLink
 
 from . import reads
 
@@ -20,7 +21,7 @@ log = logging.getLogger("billing_desk.ui")
 
 def show_error(error: BaseException, doing: str) -> None:
     """One clear sentence: what failed and what to do. Never a traceback, never a URL or key."""
-    if isinstance(error, InvalidInputError):
+    if isinstance(error, (InvalidInputError, InputRefused)):
         st.error(error.user_message, icon=":material/edit:")
     elif isinstance(error, PermissionDenied):
         st.error(error.user_message, icon=":material/lock:")
@@ -54,6 +55,15 @@ def field(label: str, value: object) -> None:
     """A label over a value, the value shown literally (API data may contain markdown or HTML)."""
     st.caption(label)
     st.markdown(escape_markdown(value) if value not in (None, "") else "—")
+
+
+def remember_fresh_link(kind: str, organization_id: str, link: SessionLink,
+                        intent: tuple[str, dict[str, str]]) -> None:
+    """Keeps a just-created link in this person's session for `fresh_link_panel`, with the intent whose
+    idempotency key made it (retired when the person hides it, so the next link is a new write)."""
+    st.session_state["fresh_link"] = {
+        "kind": kind, "organization_id": organization_id, "url": link.url, "intent": intent,
+        "expires_at": link.expires_at, "expires": f"{link.expires_at:%d %b %H:%M} UTC" if link.expires_at else None}
 
 
 def fresh_link_panel(kind: str, organization_id: str) -> None:

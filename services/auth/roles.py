@@ -1,7 +1,8 @@
-"""Who may do what. Enforced here, in the service layer; the menu only mirrors it."""
+"""Who may do what. Enforced in the service layer (services/desk.py asks here); the menu only mirrors it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -21,6 +22,7 @@ class Action(str, Enum):
     CANCEL_SUBSCRIPTION = "cancel subscription"
     READ_AUDIT_LOG = "read audit log"
     BULK_LOOKUP = "bulk lookup"
+    SETTLE_UNKNOWN_OUTCOME = "settle an unknown outcome"
 
 
 class Page(str, Enum):
@@ -33,7 +35,8 @@ class Page(str, Enum):
 
 _SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_CHECKOUT_LINK,
                       Action.CREATE_PORTAL_LINK, Action.BULK_LOOKUP})
-_FINANCE = _SUPPORT | {Action.PROCESS_CHECKOUT, Action.CHANGE_PLAN, Action.CANCEL_SUBSCRIPTION, Action.READ_AUDIT_LOG}
+_FINANCE = _SUPPORT | {Action.PROCESS_CHECKOUT, Action.CHANGE_PLAN, Action.CANCEL_SUBSCRIPTION, Action.READ_AUDIT_LOG,
+                       Action.SETTLE_UNKNOWN_OUTCOME}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.SUPPORT: _SUPPORT,
     Role.FINANCE: _FINANCE,
@@ -47,6 +50,14 @@ PAGE_ACTIONS: dict[Page, Action] = {
     Page.SUBSCRIPTION: Action.CHANGE_PLAN,
     Page.AUDIT: Action.READ_AUDIT_LOG,
 }
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The signed-in person an operation is done for: every desk operation takes one."""
+
+    username: str
+    role: Role
 
 
 class PermissionDenied(Exception):

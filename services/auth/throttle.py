@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ..audit import AuditLog
+from .sign_ins import SignInRecords
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
@@ -19,11 +20,12 @@ class ThrottleState:
 
 
 class LoginThrottle:
-    def __init__(self, audit: AuditLog, max_failures: int = MAX_FAILURES, lockout: timedelta = LOCKOUT) -> None:
-        self.audit, self.max_failures, self.lockout = audit, max_failures, lockout
+    def __init__(self, sign_ins: SignInRecords, audit: AuditLog, max_failures: int = MAX_FAILURES,
+                 lockout: timedelta = LOCKOUT) -> None:
+        self.sign_ins, self.audit, self.max_failures, self.lockout = sign_ins, audit, max_failures, lockout
 
     def state(self, username: str) -> ThrottleState:
-        failures = self.audit.recent_failures(username, self.lockout)
+        failures = self.sign_ins.recent_failures(username, self.lockout)
         if len(failures) >= self.max_failures:
             unlocks_at = failures[-self.max_failures] + self.lockout
             if unlocks_at > datetime.now(timezone.utc):
@@ -31,7 +33,7 @@ class LoginThrottle:
         return ThrottleState(False, None, len(failures))
 
     def failed(self, username: str, role: str) -> ThrottleState:
-        self.audit.record_login(username, succeeded=False)
+        self.sign_ins.record_login(username, succeeded=False)
         state = self.state(username)
         if state.locked and state.failures == self.max_failures:
             self.audit.record(user=username, role=role, action="login locked", organization_id=None,
@@ -40,4 +42,4 @@ class LoginThrottle:
         return state
 
     def succeeded(self, username: str) -> None:
-        self.audit.record_login(username, succeeded=True)
+        self.sign_ins.record_login(username, succeeded=True)

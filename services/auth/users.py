@@ -1,4 +1,4 @@
-"""Console users: a YAML file of bcrypt hashes and roles, loaded as a dict (never rewritten by the login).
+"""Console users: a YAML file of bcrypt hashes and roles, read by the console and never rewritten by it.
 
 File format (add users with `python -m services.auth.users add NAME --role ROLE`):
 
@@ -12,10 +12,6 @@ File format (add users with `python -m services.auth.users add NAME --role ROLE`
 
 from __future__ import annotations
 
-import argparse
-import copy
-import getpass
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,14 +79,6 @@ def refuse_demo_credentials(users: dict[str, User]) -> None:
             raise ConfigError(f"User '{username}' still has its public demo password; change it or remove the user.")
 
 
-def credentials(users: dict[str, User]) -> dict[str, Any]:
-    """The dict streamlit-authenticator takes (a fresh copy per session: it records state in it)."""
-    return copy.deepcopy({"usernames": {
-        user.username: {"name": user.name, "email": user.email, "password": user.password_hash,
-                        "roles": [user.role.value], "failed_login_attempts": 0, "logged_in": False}
-        for user in users.values()}})
-
-
 def add_user(path: Path, username: str, role: str, password: str, name: str | None = None,
              email: str | None = None) -> None:
     parsed_role = parse_role(role)
@@ -112,30 +100,3 @@ def add_user(path: Path, username: str, role: str, password: str, name: str | No
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
     path.chmod(0o600)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.auth.users", description="Manage Billing Desk users.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("add", help="add a user, or replace one's role and password")
-    add.add_argument("username")
-    add.add_argument("--role", required=True, choices=[role.value for role in Role])
-    add.add_argument("--file", type=Path, default=Path("users.yaml"))
-    add.add_argument("--name")
-    add.add_argument("--email")
-    args = parser.parse_args(argv)
-    password = getpass.getpass("Password: ")
-    if getpass.getpass("Again: ") != password:
-        print("The passwords differ; nothing was changed.", file=sys.stderr)
-        return 1
-    try:
-        add_user(args.file, args.username, args.role, password, args.name, args.email)
-    except ConfigError as problem:
-        print(problem, file=sys.stderr)
-        return 1
-    print(f"Saved {args.username} ({args.role}) to {args.file}.")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

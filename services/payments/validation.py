@@ -96,3 +96,14 @@ def idempotency_key(raw: object) -> str:
     if not isinstance(raw, str) or not 0 < len(raw) <= 255 or not raw.isascii() or _has_control_or_space(raw):
         raise InvalidInputError("idempotency key", "An idempotency key is 1 to 255 printable ASCII characters.")
     return raw
+
+
+def key_environment(api_key: str) -> str:
+    """"live" or "test", from the key's prefix: what a person must be told before touching real money."""
+    return "live" if api_key.startswith("bsk_live_") else "test"
+
+
+def mask_checkout_session_id(session_id: str) -> str:
+    """A checkout session id is the key to its checkout page: wherever one is shown or recorded, only its
+    two ends are kept (enough to tell two apart)."""
+    return f"{session_id[:12]}…{session_id[-6:]}" if len(session_id) > 24 else "cs_…"

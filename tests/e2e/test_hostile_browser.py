@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from services.payments import validation
-from services.desk import reason_text
+from services.inputs import reason_text
+from services.inputs import InputRefused
 from services.payments.errors import InvalidInputError
 from tests.hostile_inputs import BROWSER_SAMPLE
 
@@ -27,7 +28,7 @@ def refusal(check: Callable[[str], Any], value: str) -> str | None:
     """The message the console's own rule gives for `value`, or None if the rule accepts it."""
     try:
         check(value)
-    except InvalidInputError as problem:
+    except (InvalidInputError, InputRefused) as problem:
         return problem.message
     return None
 

@@ -1,0 +1,34 @@
+"""Checks on what a person types that is the console's own, not the API's (the API's ids and URLs are checked
+in services/payments/validation.py). A refusal names its field and says what to do, in one sentence."""
+
+from __future__ import annotations
+
+MAX_REASON_LENGTH = 500
+
+
+class InputRefused(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+    @property
+    def user_message(self) -> str:
+        return self.message
+
+
+def reason_text(raw: object) -> str:
+    """The reason recorded with a write: one line, printable, at most MAX_REASON_LENGTH characters."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InputRefused("reason", "Give a reason: it goes in the audit log with your name.")
+    text = " ".join(raw.split())
+    if len(text) > MAX_REASON_LENGTH:
+        raise InputRefused("reason", f"Keep the reason under {MAX_REASON_LENGTH} characters.")
+    if any(not ch.isprintable() for ch in text):
+        raise InputRefused("reason", "The reason contains control characters.")
+    return text
+
+
+def typed_confirmation(typed: object, organization_id: str) -> None:
+    """A destructive write asks the person to type the organization id they mean."""
+    if not isinstance(typed, str) or typed.strip() != organization_id:
+        raise InputRefused("confirmation", f"Type the organization id ({organization_id}) exactly to confirm.")
