@@ -8,6 +8,7 @@ an apostrophe. Only the file changes; the screen shows the value as it is.
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 import pandas as pd
@@ -32,4 +33,5 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    return safe_frame(frame).to_csv(index=False).encode("utf-8")
+    # Every text cell quoted: a carriage return inside a cell would otherwise end the row for some readers.
+    return safe_frame(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8")
