@@ -25,8 +25,11 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
+# With no API configured (PAYMENTS_API_URL or .streamlit/secrets.toml), `make run` asks for the sandbox.
+SANDBOX_FLAG := $(if $(or $(PAYMENTS_API_URL),$(wildcard .streamlit/secrets.toml)),,BILLING_DESK_SANDBOX=1)
+
 run: $(VENV)/.runtime
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) $(STREAMLIT_FLAGS)
+	$(SANDBOX_FLAG) $(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) $(STREAMLIT_FLAGS)
 
 sandbox: $(VENV)/.runtime
 	$(PY) -m sandbox

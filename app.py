@@ -28,8 +28,7 @@ PAGES: dict[Page, tuple[str, str, str]] = {
 SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
 
 console = get_console()
-session.restore_from_cookie()
-actor = session.current_actor()
+actor = session.current_actor()  # the stored session, checked on every run
 
 if actor is None:
     # The default page answers at "/"; every other address, /login included, shows the same form.

@@ -35,11 +35,13 @@ summary = events.outcome.value_counts()
 st.markdown(f"**{len(events)}** events" + "".join(f" · {count} {outcome}" for outcome, count in summary.items()))
 st.dataframe(
     events, hide_index=True, width="stretch", placeholder="",
-    column_order=["at", "user", "role", "action", "organization_id", "outcome", "reason", "error", "parameters",
-                  "request_id", "attempts", "completed_at", "id"],
+    column_order=["at", "environment", "user", "role", "action", "organization_id", "outcome", "reason", "error",
+                  "parameters", "request_id", "attempts", "completed_at", "id"],
     column_config={
         "id": st.column_config.NumberColumn("#", width="small"),
         "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm:ss"),
+        "environment": st.column_config.TextColumn("Environment", width="small",
+                                                   help="sandbox, test key or live key: which money the row is about"),
         "user": "User", "role": "Role", "action": "Action", "organization_id": "Organization",
         "parameters": st.column_config.TextColumn("Parameters", width="medium"),
         "reason": st.column_config.TextColumn("Reason", width="medium"),

@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from .store import metadata, now as _now, open_store, utc as _utc
 
 OUTCOMES = ("pending", "succeeded", "failed", "denied", "unknown")
-AUDIT_COLUMNS = ["id", "at", "user", "role", "action", "organization_id", "parameters", "reason", "outcome",
-                 "error", "request_id", "attempts", "completed_at"]
+AUDIT_COLUMNS = ["id", "at", "environment", "user", "role", "action", "organization_id", "parameters", "reason",
+                 "outcome", "error", "request_id", "attempts", "completed_at"]
 
 SETTLED_PREFIX = "Re-read by"  # an unknown outcome a person has looked at: its note starts so
 audit_events = Table(
@@ -45,6 +45,7 @@ audit_events = Table(
     Column("attempts", Integer, nullable=False, default=1),
     Column("boot_id", String(40), nullable=False),
     Column("completed_at", DateTime(timezone=True)),
+    Column("environment", String(10)),  # sandbox, test or live: which money a row is about
 )
 class AuditUnavailable(Exception):
     user_message = "The audit log can't be written right now, so nothing was changed. Try again shortly."
@@ -61,8 +62,10 @@ class AuditFilter:
 
 
 class AuditLog:
-    def __init__(self, store: Engine | str, boot_id: str | None = None) -> None:
-        """`store`: the console's engine, or a database URL to open (scripts and tests)."""
+    def __init__(self, store: Engine | str, boot_id: str | None = None, environment: str = "sandbox") -> None:
+        """`store`: the console's engine, or a database URL to open (scripts and tests). `environment`
+        ("sandbox", "test" or "live") is recorded on every row."""
+        self.environment = environment
         self.engine: Engine = open_store(store) if isinstance(store, str) else store
         self.boot_id = boot_id or uuid.uuid4().hex
 
@@ -72,7 +75,8 @@ class AuditLog:
         """Stores the intent before the call. Raises AuditUnavailable if it can't, so the call is not made."""
         row = {"at": _now(), "user": user, "role": role, "action": action, "organization_id": organization_id,
                "parameters": json.dumps(parameters, sort_keys=True, default=str, ensure_ascii=False), "reason": reason,
-               "outcome": "pending", "idempotency_key": idempotency_key, "attempts": 1, "boot_id": self.boot_id}
+               "outcome": "pending", "idempotency_key": idempotency_key, "attempts": 1, "boot_id": self.boot_id,
+               "environment": self.environment}
         try:
             with self.engine.begin() as conn:
                 return int(conn.execute(audit_events.insert().values(**row)).inserted_primary_key[0])
@@ -118,7 +122,8 @@ class AuditLog:
                 conn.execute(audit_events.insert().values(
                     at=_now(), user=user, role=role, action=action, organization_id=organization_id,
                     parameters=json.dumps(parameters or {}, sort_keys=True, default=str, ensure_ascii=False), reason=reason,
-                    outcome=outcome, error=error, attempts=1, boot_id=self.boot_id, completed_at=_now()))
+                    outcome=outcome, error=error, attempts=1, boot_id=self.boot_id, completed_at=_now(),
+                    environment=self.environment))
         except SQLAlchemyError:
             pass
 

@@ -8,50 +8,94 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 from urllib.parse import urlsplit
 
 from .payments import validation
 from .payments.errors import InvalidInputError
 
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
 MIN_COOKIE_KEY_LENGTH = 32
+MIN_COOKIE_KEY_VARIETY = 16  # distinct characters: "a" * 32 is long but guessable
+SANDBOX_FLAG = "BILLING_DESK_SANDBOX"
 # Every environment variable the configuration reads (ui/console.py builds one console per distinct set).
-ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_TIMEOUT", "BILLING_DESK_DATA_DIR",
-                         "BILLING_DESK_USERS", "BILLING_DESK_COOKIE_KEY", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL",
-                         "CHECKOUT_CANCEL_URL", "SANDBOX_PORT", "SANDBOX_API_KEY", "SANDBOX_DIALECT")
+ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_TIMEOUT", SANDBOX_FLAG,
+                         "BILLING_DESK_DATA_DIR", "BILLING_DESK_USERS", "BILLING_DESK_COOKIE_KEY",
+                         "BILLING_DESK_PUBLIC_URL", "BILLING_DESK_TRUSTED_PROXIES", "BILLING_DESK_IDLE_MINUTES",
+                         "BILLING_DESK_SESSION_HOURS", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL",
+                         "CHECKOUT_CANCEL_URL", "CHECKOUT_ALLOWED_HOSTS", "SANDBOX_PORT", "SANDBOX_API_KEY",
+                         "SANDBOX_DIALECT")
 
 
 class ConfigError(Exception):
-    """The console can't start with this configuration; the message says what to change."""
+    """The console can't start with this configuration; the message says what to change (it is logged; a
+    visitor sees only that the console is not configured)."""
+
+
+def hide_password(url: str) -> str:
+    """A database URL fit for logs and reprs: any password replaced."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 @dataclass(frozen=True)
 class ConsoleConfig:
     api_url: str | None
     api_key: str | None = field(repr=False)
+    sandbox: bool = False  # the embedded sandbox, asked for with BILLING_DESK_SANDBOX=1
     data_dir: Path = Path(".data")
     users_file: Path | None = None
     cookie_key: str | None = field(default=None, repr=False)
-    audit_database_url: str = ""
+    audit_database_url: str = field(default="", repr=False)
+    public_url: str | None = None  # the address people open; https makes the sign-in cookie Secure
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    idle_timeout: timedelta = timedelta(minutes=30)
+    session_lifetime: timedelta = timedelta(hours=12)
     checkout_success_url: str | None = None
     checkout_cancel_url: str | None = None
+    checkout_allowed_hosts: tuple[str, ...] = ()
     api_timeout_seconds: float = 10.0  # how long to wait for each answer of the API (reads are retried once)
     sandbox_port: int = 0  # 0: any free port; tests pin it to reach the sandbox's controls
     sandbox_api_key: str | None = field(default=None, repr=False)
     sandbox_dialect: str | None = None  # the sandbox's answer shapes (sandbox/ --dialect); tests try others
 
-    @property
-    def sandbox(self) -> bool:
-        return self.api_url is None
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in ("api_url", "sandbox", "data_dir",
+                                                                          "users_file", "public_url"))
+        return f"ConsoleConfig({shown}, store={hide_password(self.audit_database_url)!r})"
 
     @property
     def environment(self) -> str:
-        """"sandbox", "test" or "live": what the badge says."""
+        """"sandbox", "test" or "live": what the badge says and every audit row records."""
         if self.sandbox:
             return "sandbox"
         return validation.key_environment(self.api_key or "")
+
+    @property
+    def cookie_secure(self) -> bool:
+        return (self.public_url or "").startswith("https://")
+
+    def client_address(self, peer: str | None, forwarded_for: str | None) -> str | None:
+        """The person's address: the peer's, unless the peer is a trusted proxy, in which case the nearest
+        address in X-Forwarded-For that is not itself a trusted proxy."""
+        if not peer or not forwarded_for or not _in(peer, self.trusted_proxies):
+            return peer
+        for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
+            if not _in(hop, self.trusted_proxies):
+                return hop
+        return peer
+
+
+def _in(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
 
 
 def _section(secrets: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -71,29 +115,66 @@ def _number(raw: object, name: str, default: float, low: float, high: float) -> 
     return value
 
 
+def _networks(raw: object) -> tuple[IPNetwork, ...]:
+    items = raw if isinstance(raw, (list, tuple)) else str(raw or "").replace(",", " ").split()
+    try:
+        return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip())
+    except ValueError:
+        raise ConfigError("BILLING_DESK_TRUSTED_PROXIES must list IP addresses or networks (e.g. 10.0.0.5, "
+                          "10.1.0.0/16).") from None
+
+
+def _hosts(raw: object, *urls: str | None) -> tuple[str, ...]:
+    items = raw if isinstance(raw, (list, tuple)) else str(raw or "").replace(",", " ").split()
+    hosts = [str(item).strip().lower() for item in items if str(item).strip()]
+    hosts += [host for url in urls if url and (host := (urlsplit(url).hostname or "").lower())]
+    return tuple(dict.fromkeys(hosts))
+
+
 def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> ConsoleConfig:
     environ = os.environ if environ is None else environ
     secrets = secrets or {}
-    payments, auth, checkout = _section(secrets, "payments"), _section(secrets, "auth"), _section(secrets, "checkout")
+    payments, sign_in = _section(secrets, "payments"), _section(secrets, "sign_in")
+    checkout = _section(secrets, "checkout")
     api_url = environ.get("PAYMENTS_API_URL") or payments.get("api_url")
     api_key = environ.get("PAYMENTS_API_KEY") or payments.get("api_key")
+    sandbox = environ.get(SANDBOX_FLAG, "").strip().lower() in ("1", "true", "yes")
     if bool(api_url) != bool(api_key):
         raise ConfigError("Set both the Payments API URL and key (PAYMENTS_API_URL and PAYMENTS_API_KEY, or "
-                          "[payments] api_url and api_key in secrets), or neither to use the sandbox.")
+                          "[payments] api_url and api_key in secrets).")
+    if not api_url and not sandbox:
+        raise ConfigError(f"No Payments API is configured. Set PAYMENTS_API_URL and PAYMENTS_API_KEY, or "
+                          f"{SANDBOX_FLAG}=1 to run on the built-in test sandbox (make run does).")
+    if api_url and sandbox:
+        raise ConfigError(f"{SANDBOX_FLAG}=1 and a Payments API are both set; choose one.")
     data_dir = Path(environ.get("BILLING_DESK_DATA_DIR") or ".data")
-    users_file = environ.get("BILLING_DESK_USERS") or auth.get("users_file")
+    users_file = environ.get("BILLING_DESK_USERS") or sign_in.get("users_file")
     audit_url = (environ.get("AUDIT_DATABASE_URL") or secrets.get("audit_database_url")
                  or f"sqlite:///{(data_dir / 'audit.sqlite3').as_posix()}")
+    success_url = environ.get("CHECKOUT_SUCCESS_URL") or checkout.get("success_url")
+    cancel_url = environ.get("CHECKOUT_CANCEL_URL") or checkout.get("cancel_url")
     config = ConsoleConfig(
-        api_url=None, api_key=None, data_dir=data_dir, users_file=Path(users_file) if users_file else None,
-        cookie_key=environ.get("BILLING_DESK_COOKIE_KEY") or auth.get("cookie_key"), audit_database_url=str(audit_url),
-        checkout_success_url=environ.get("CHECKOUT_SUCCESS_URL") or checkout.get("success_url"),
-        checkout_cancel_url=environ.get("CHECKOUT_CANCEL_URL") or checkout.get("cancel_url"),
+        api_url=None, api_key=None, sandbox=sandbox, data_dir=data_dir,
+        users_file=Path(users_file) if users_file else None,
+        cookie_key=environ.get("BILLING_DESK_COOKIE_KEY") or sign_in.get("cookie_key"),
+        audit_database_url=str(audit_url),
+        public_url=(environ.get("BILLING_DESK_PUBLIC_URL") or sign_in.get("public_url") or "").rstrip("/") or None,
+        trusted_proxies=_networks(environ.get("BILLING_DESK_TRUSTED_PROXIES") or sign_in.get("trusted_proxies")),
+        idle_timeout=timedelta(minutes=_number(environ.get("BILLING_DESK_IDLE_MINUTES") or
+                                               sign_in.get("idle_minutes"), "BILLING_DESK_IDLE_MINUTES", 30, 1, 1440)),
+        session_lifetime=timedelta(hours=_number(environ.get("BILLING_DESK_SESSION_HOURS") or
+                                                 sign_in.get("session_hours"), "BILLING_DESK_SESSION_HOURS", 12, 1, 168)),
+        checkout_success_url=success_url, checkout_cancel_url=cancel_url,
+        checkout_allowed_hosts=_hosts(environ.get("CHECKOUT_ALLOWED_HOSTS") or checkout.get("allowed_hosts"),
+                                      success_url, cancel_url),
         api_timeout_seconds=_number(environ.get("PAYMENTS_API_TIMEOUT") or payments.get("timeout_seconds"),
                                     "PAYMENTS_API_TIMEOUT", 10.0, 0.5, 120),
         sandbox_port=int(environ.get("SANDBOX_PORT") or 0), sandbox_api_key=environ.get("SANDBOX_API_KEY"),
         sandbox_dialect=environ.get("SANDBOX_DIALECT") or None)
-    if not api_url:
+    if sandbox:
+        if config.users_file is not None:
+            raise ConfigError("The sandbox's demo users never sit beside real ones: unset the users file "
+                              f"(BILLING_DESK_USERS) or {SANDBOX_FLAG}.")
         return config
     try:
         url, key = validation.api_base_url(api_url), validation.api_key(api_key)
@@ -118,9 +199,16 @@ def check_production(config: ConsoleConfig) -> None:
     parts = urlsplit(config.api_url or "")
     if parts.scheme != "https" and not _is_loopback(parts.hostname):
         raise ConfigError("The Payments API URL must use https (only a loopback address may use http).")
-    if not config.cookie_key or len(config.cookie_key) < MIN_COOKIE_KEY_LENGTH:
-        raise ConfigError(f"Set a cookie key of at least {MIN_COOKIE_KEY_LENGTH} random characters "
-                          "(BILLING_DESK_COOKIE_KEY or [auth] cookie_key in secrets).")
+    key = config.cookie_key or ""
+    if len(key) < MIN_COOKIE_KEY_LENGTH or len(set(key)) < MIN_COOKIE_KEY_VARIETY:
+        raise ConfigError(f"Set a random cookie key of at least {MIN_COOKIE_KEY_LENGTH} characters with at least "
+                          f"{MIN_COOKIE_KEY_VARIETY} different ones (BILLING_DESK_COOKIE_KEY or [sign_in] cookie_key "
+                          "in secrets), e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
     if config.users_file is None:
-        raise ConfigError("Set the users file (BILLING_DESK_USERS or [auth] users_file in secrets); "
+        raise ConfigError("Set the users file (BILLING_DESK_USERS or [sign_in] users_file in secrets); "
                           "add users with: python -m services.auth add NAME --role ROLE")
+    public = urlsplit(config.public_url or "")
+    if public.scheme != "https" and not _is_loopback(public.hostname):
+        raise ConfigError("Password sign-in needs https: set BILLING_DESK_PUBLIC_URL to the https address people "
+                          "open (served by the console or by a proxy in front of it); only a loopback address "
+                          "may use http.")

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from .audit import AuditLog
-from .auth.sign_ins import SignInRecords
+from .auth.directory import UsersDirectory
+from .auth.password import PasswordSignIn
+from .auth.sessions import SignInSessions
 from .auth.throttle import LoginThrottle
-from .auth.users import User, demo_users, read_users, refuse_demo_credentials
+from .auth.users import User, demo_users
 from .config import ConsoleConfig
 from .desk import BillingDesk
 from .payments.client import PaymentsClient
@@ -26,11 +28,10 @@ class Console:
     client: PaymentsClient
     store: Engine = field(repr=False)
     audit: AuditLog
-    sign_ins: SignInRecords
     desk: BillingDesk
-    throttle: LoginThrottle
-    users: dict[str, User]
-    cookie_key: str = field(repr=False)
+    directory: UsersDirectory
+    sessions: SignInSessions
+    password_sign_in: PasswordSignIn
     success_url: str | None
     cancel_url: str | None
     sandbox: object | None = None  # the RunningSandbox in sandbox mode
@@ -38,6 +39,11 @@ class Console:
     @property
     def environment(self) -> str:
         return self.config.environment
+
+    @property
+    def users(self) -> dict[str, User]:
+        """The users right now (the users file is re-read when it changes)."""
+        return self.directory.current()
 
 
 def build_console(config: ConsoleConfig) -> Console:
@@ -54,16 +60,19 @@ def build_console(config: ConsoleConfig) -> Console:
         client = PaymentsClient(sandbox.base_url, sandbox.api_key, timeout=timeout)
         success_url = success_url or f"{sandbox.root_url}/sandbox/checkout/{{CHECKOUT_SESSION_ID}}/success"
         cancel_url = cancel_url or f"{sandbox.root_url}/sandbox/checkout/cancelled"
-        users = {**demo_users(), **(read_users(config.users_file) if config.users_file else {})}
     else:
         client = PaymentsClient(config.api_url or "", config.api_key or "", timeout=timeout)
-        users = read_users(config.users_file) if config.users_file else {}
-        refuse_demo_credentials(users)
     store = open_store(config.audit_database_url)
-    audit = AuditLog(store)
+    audit = AuditLog(store, environment=config.environment)
     audit.mark_interrupted()
-    sign_ins = SignInRecords(store)
-    return Console(config=config, client=client, store=store, audit=audit, sign_ins=sign_ins,
-                   desk=BillingDesk(client, audit), throttle=LoginThrottle(sign_ins, audit), users=users,
-                   cookie_key=config.cookie_key or secrets.token_urlsafe(48), success_url=success_url,
-                   cancel_url=cancel_url, sandbox=sandbox)
+    sessions = SignInSessions(store, config.cookie_key or secrets.token_urlsafe(48), config.idle_timeout,
+                              config.session_lifetime)
+    if config.sandbox:
+        directory = UsersDirectory(fixed=demo_users())
+    else:  # a user removed or changed in the file is signed out everywhere at once
+        directory = UsersDirectory(config.users_file, on_change=sessions.invalidate_all)
+    throttle = LoginThrottle(store, audit)
+    desk = BillingDesk(client, audit, redirect_hosts=config.checkout_allowed_hosts, loopback_redirects=config.sandbox)
+    return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
+                   sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
+                   success_url=success_url, cancel_url=cancel_url, sandbox=sandbox)

@@ -34,7 +34,7 @@ from . import exports
 from .audit import AuditFilter, AuditLog
 from .auth.roles import Action, Actor, PermissionDenied, require
 from .bulk import MAX_IDS, BulkLookup
-from .inputs import InputRefused, reason_text, typed_confirmation
+from .inputs import InputRefused, checkout_redirect, reason_text, typed_confirmation
 from .payments import validation
 from .payments.client import PaymentsClient
 from .payments.errors import ApiConnectionError, ApiTimeoutError, PaymentsError, UnexpectedResponseError
@@ -81,8 +81,12 @@ def _error_text(error: PaymentsError) -> str:
 
 
 class BillingDesk:
-    def __init__(self, client: PaymentsClient, audit: AuditLog) -> None:
+    def __init__(self, client: PaymentsClient, audit: AuditLog, *, redirect_hosts: tuple[str, ...] = (),
+                 loopback_redirects: bool = False) -> None:
+        """`redirect_hosts`: where checkout links may send customers; `loopback_redirects`: the sandbox's own
+        pages on 127.0.0.1 are allowed too."""
         self.client, self.audit = client, audit
+        self.redirect_hosts, self.loopback_redirects = redirect_hosts, loopback_redirects
 
     # --- the role check every operation starts with ------------------------------------------------------
     def _authorize(self, actor: Actor, action: Action, organization_id: str | None = None,
@@ -153,8 +157,8 @@ class BillingDesk:
                              success_url: str | None, cancel_url: str | None, idempotency_key: str) -> SessionLink:
         organization_id = validation.organization_id(organization_id)
         parameters = {"priceId": validation.price_id(price_id), "productId": validation.product_id(product_id),
-                      "successUrl": validation.redirect_url(success_url, "success URL") if success_url else None,
-                      "cancelUrl": validation.redirect_url(cancel_url, "cancel URL") if cancel_url else None}
+                      "successUrl": self._redirect(success_url, "success URL"),
+                      "cancelUrl": self._redirect(cancel_url, "cancel URL")}
         link, _ = self._write(
             actor, Action.CREATE_CHECKOUT_LINK, organization_id, parameters, "", idempotency_key,
             lambda: self.client.create_checkout(organization_id, parameters["priceId"], parameters["productId"],
@@ -163,6 +167,9 @@ class BillingDesk:
             summarise=lambda link: {"expiresAt": link.expires_at, "checkoutSession":
                                     validation.mask_checkout_session_id(link.checkout_session_id or "")})
         return link
+
+    def _redirect(self, url: str | None, field: str) -> str | None:
+        return checkout_redirect(url, field, self.redirect_hosts, self.loopback_redirects) if url else None
 
     def process_checkout(self, actor: Actor, checkout_session_id: str, reason: str, idempotency_key: str,
                          expected_organization_id: str | None = None) -> WriteResult:

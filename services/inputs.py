@@ -3,6 +3,12 @@ in services/payments/validation.py). A refusal names its field and says what to 
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
+from .payments import validation
+from .payments.errors import InvalidInputError
+
 MAX_REASON_LENGTH = 500
 
 
@@ -32,3 +38,32 @@ def typed_confirmation(typed: object, organization_id: str) -> None:
     """A destructive write asks the person to type the organization id they mean."""
     if not isinstance(typed, str) or typed.strip() != organization_id:
         raise InputRefused("confirmation", f"Type the organization id ({organization_id}) exactly to confirm.")
+
+
+def checkout_redirect(raw: str, field: str, allowed_hosts: tuple[str, ...], allow_loopback: bool) -> str:
+    """Where a checkout sends the customer afterwards: https, on a host the company allows (the hosts of the
+    configured success and cancel URLs, plus CHECKOUT_ALLOWED_HOSTS), so nobody can mint a genuine checkout
+    link that lands a paying customer on a stranger's site. The sandbox may also use http on loopback."""
+    try:
+        url = validation.redirect_url(raw, field)
+    except InvalidInputError as problem:
+        raise InputRefused(field, problem.message) from None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if allow_loopback and _is_loopback(host):
+        return url
+    if parts.scheme.lower() != "https":
+        raise InputRefused(field, f"The {field} must start with https://.")
+    if host not in allowed_hosts:
+        allowed = ", ".join(allowed_hosts) or "none configured"
+        raise InputRefused(field, f"The {field} must be on one of the company's sites ({allowed}).")
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

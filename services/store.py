@@ -1,7 +1,7 @@
 """The console's database: one engine per process and the schema every part of the console shares.
 
-The audit log (services/audit.py) and the sign-in records (services/auth/sign_ins.py) each declare their
-tables on `metadata`; `open_store` connects and makes sure the tables exist. SQLite under `.data/` by
+The audit log (services/audit.py) and the sign-in records (services/auth/sessions.py, throttle.py) declare
+their tables on `metadata`; `open_store` connects and makes sure the tables exist. SQLite under `.data/` by
 default; any SQLAlchemy URL (AUDIT_DATABASE_URL) can replace it.
 """
 
@@ -19,7 +19,7 @@ metadata = MetaData()
 def open_store(url: str) -> Engine:
     # The modules that declare tables must be imported before create_all sees them.
     from . import audit  # noqa: F401
-    from .auth import sign_ins  # noqa: F401
+    from .auth import sessions, throttle  # noqa: F401
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from services import intents
-from services.audit import AuditLog
 from services.config import ConfigError, load_config
 from services.auth.__main__ import main
-from services.auth.sign_ins import SignInRecords
 from services.formatting import money
-from services.store import open_store
 from ui.present import escape_markdown
-from services.auth.throttle import LoginThrottle
 from services.auth.roles import Action, Page, Role, allowed, pages_for
 from services.auth.users import (DEMO_PASSWORDS, add_user, demo_users, hash_password, read_users,
                             refuse_demo_credentials)
 
 LIVE_KEY = "bsk_live_" + "a1" * 16
-COOKIE = "c" * 40
+COOKIE = "Vq3xZ8pL2mN7rT4wY9bC6dF1gH5jK0sA-_e"
+SANDBOX = {"BILLING_DESK_SANDBOX": "1"}
+PRODUCTION = {"PAYMENTS_API_URL": "https://api.example.com/api/v1", "PAYMENTS_API_KEY": LIVE_KEY,
+              "BILLING_DESK_COOKIE_KEY": COOKIE, "BILLING_DESK_USERS": "users.yaml",
+              "BILLING_DESK_PUBLIC_URL": "https://desk.example.com"}
 
 
 def test_roles() -> None:
@@ -32,21 +31,41 @@ def test_roles() -> None:
     assert not allowed(None, Action.VIEW_PLANS) and not allowed("superuser", Action.VIEW_PLANS)
 
 
-def test_no_api_configured_means_sandbox() -> None:
-    config = load_config({}, {})
+def test_the_sandbox_runs_only_when_asked_for() -> None:
+    with pytest.raises(ConfigError, match="BILLING_DESK_SANDBOX=1"):
+        load_config({}, {})
+    config = load_config(SANDBOX, {})
     assert config.sandbox and config.environment == "sandbox"
     assert config.audit_database_url == "sqlite:///.data/audit.sqlite3"
+    with pytest.raises(ConfigError, match="demo users never sit beside real ones"):
+        load_config({**SANDBOX, "BILLING_DESK_USERS": "users.yaml"}, {})
+    with pytest.raises(ConfigError, match="choose one"):
+        load_config({**SANDBOX, "PAYMENTS_API_URL": "https://api.example.com", "PAYMENTS_API_KEY": LIVE_KEY}, {})
+
+
+def test_the_configuration_repr_hides_secrets_and_database_passwords() -> None:
+    config = load_config({**PRODUCTION, "AUDIT_DATABASE_URL": "postgresql+psycopg://desk:s3cret@db:5432/desk"}, {})
+    shown = repr(config)
+    assert "s3cret" not in shown and "desk:***@db" in shown and COOKIE not in shown and LIVE_KEY not in shown
+
+
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:
+    config = load_config({**PRODUCTION, "BILLING_DESK_TRUSTED_PROXIES": "10.0.0.5, 10.1.0.0/16"}, {})
+    assert config.client_address("10.0.0.5", "203.0.113.9, 10.1.2.3") == "203.0.113.9"
+    assert config.client_address("198.51.100.7", "203.0.113.9") == "198.51.100.7"  # not a proxy: ignored
+    assert config.client_address("10.0.0.5", None) == "10.0.0.5"
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        load_config({**PRODUCTION, "BILLING_DESK_TRUSTED_PROXIES": "not-an-address"}, {})
 
 
 def test_api_from_environment_or_secrets(tmp_path: Path) -> None:
     users = tmp_path / "users.yaml"
-    env = {"PAYMENTS_API_URL": "https://api.example.com/api/v1/", "PAYMENTS_API_KEY": LIVE_KEY,
-           "BILLING_DESK_COOKIE_KEY": COOKIE, "BILLING_DESK_USERS": str(users)}
+    env = {**PRODUCTION, "PAYMENTS_API_URL": "https://api.example.com/api/v1/", "BILLING_DESK_USERS": str(users)}
     config = load_config(env, {})
     assert config.api_url == "https://api.example.com/api/v1" and config.environment == "live"
     assert LIVE_KEY not in repr(config) and COOKIE not in repr(config)
     secrets = {"payments": {"api_url": "https://api.example.com/api/v1", "api_key": "bsk_test_" + "0" * 32},
-               "auth": {"cookie_key": COOKIE, "users_file": str(users)}}
+               "sign_in": {"cookie_key": COOKIE, "users_file": str(users), "public_url": "https://desk.example.com"}}
     assert load_config({}, secrets).environment == "test"
 
 
@@ -54,29 +73,33 @@ def test_api_from_environment_or_secrets(tmp_path: Path) -> None:
     ({"PAYMENTS_API_URL": "https://api.example.com/api/v1"}, "both"),
     ({"PAYMENTS_API_URL": "http://api.example.com/api/v1", "PAYMENTS_API_KEY": LIVE_KEY}, "https"),
     ({"PAYMENTS_API_URL": "https://api.example.com", "PAYMENTS_API_KEY": "sk_live_x"}, "bsk_live_"),
-    ({"PAYMENTS_API_URL": "https://api.example.com", "PAYMENTS_API_KEY": LIVE_KEY,
-      "BILLING_DESK_COOKIE_KEY": "short"}, "cookie key"),
-    ({"PAYMENTS_API_URL": "https://api.example.com", "PAYMENTS_API_KEY": LIVE_KEY,
-      "BILLING_DESK_COOKIE_KEY": COOKIE}, "users file"),
+    ({**PRODUCTION, "BILLING_DESK_COOKIE_KEY": "short"}, "cookie key"),
+    ({**PRODUCTION, "BILLING_DESK_COOKIE_KEY": "a" * 32}, "different ones"),
+    ({**PRODUCTION, "BILLING_DESK_COOKIE_KEY": "abab" * 10}, "different ones"),
+    ({**PRODUCTION, "BILLING_DESK_USERS": ""}, "users file"),
+    ({**PRODUCTION, "BILLING_DESK_PUBLIC_URL": ""}, "needs https"),
+    ({**PRODUCTION, "BILLING_DESK_PUBLIC_URL": "http://desk.example.com"}, "needs https"),
 ])
 def test_production_refuses_unsafe_configuration(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_config({"BILLING_DESK_USERS": "users.yaml", **env} if "users file" not in message else env, {})
+        load_config(env, {})
 
 
 def test_api_timeout_is_configurable_and_checked() -> None:
-    assert load_config({}, {}).api_timeout_seconds == 10.0
-    assert load_config({"PAYMENTS_API_TIMEOUT": "2.5"}, {}).api_timeout_seconds == 2.5
-    assert load_config({}, {"payments": {"timeout_seconds": 30}}).api_timeout_seconds == 30.0
+    assert load_config(SANDBOX, {}).api_timeout_seconds == 10.0
+    assert load_config({**SANDBOX, "PAYMENTS_API_TIMEOUT": "2.5"}, {}).api_timeout_seconds == 2.5
+    assert load_config(SANDBOX, {"payments": {"timeout_seconds": 30}}).api_timeout_seconds == 30.0
     for bad in ("0", "-1", "soon", "nan", "1e9"):
         with pytest.raises(ConfigError, match="PAYMENTS_API_TIMEOUT must be a number from 0.5 to 120"):
-            load_config({"PAYMENTS_API_TIMEOUT": bad}, {})
+            load_config({**SANDBOX, "PAYMENTS_API_TIMEOUT": bad}, {})
 
 
 def test_loopback_may_use_http(tmp_path: Path) -> None:
-    env = {"PAYMENTS_API_URL": "http://127.0.0.1:8790/api/v1", "PAYMENTS_API_KEY": LIVE_KEY,
-           "BILLING_DESK_COOKIE_KEY": COOKIE, "BILLING_DESK_USERS": "u.yaml"}
-    assert load_config(env, {}).api_url == "http://127.0.0.1:8790/api/v1"
+    env = {**PRODUCTION, "PAYMENTS_API_URL": "http://127.0.0.1:8790/api/v1",
+           "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1:8501"}
+    config = load_config(env, {})
+    assert config.api_url == "http://127.0.0.1:8790/api/v1" and not config.cookie_secure
+    assert load_config(PRODUCTION, {}).cookie_secure
 
 
 def test_users_file_round_trip_and_demo_refusal(tmp_path: Path) -> None:
@@ -106,34 +129,6 @@ def test_users_command_asks_for_the_password_twice(tmp_path: Path, monkeypatch: 
 
 def test_demo_users_cover_the_three_roles() -> None:
     assert {user.role for user in demo_users().values()} == set(Role)
-
-
-def _throttle(url: str, **settings: timedelta) -> LoginThrottle:
-    store = open_store(url)  # a new one per call: like a new process on the same database
-    return LoginThrottle(SignInRecords(store), AuditLog(store), **settings)  # type: ignore[arg-type]
-
-
-def test_five_failures_lock_for_fifteen_minutes_across_restarts(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-    throttle = _throttle(url)
-    for attempt in range(4):
-        assert not throttle.failed("finance", "finance").locked
-    state = throttle.failed("finance", "finance")
-    assert state.locked and state.unlocks_at is not None
-    restarted = _throttle(url)  # a new process, same store
-    assert restarted.state("finance").locked and not restarted.state("support").locked
-    events = restarted.audit.events()
-    assert list(events.action) == ["login locked"] and events.iloc[0].outcome == "denied"
-    expired = _throttle(url, lockout=timedelta(seconds=0))
-    assert not expired.state("finance").locked
-
-
-def test_a_success_clears_earlier_failures(tmp_path: Path) -> None:
-    throttle = _throttle(f"sqlite:///{tmp_path / 'a.sqlite3'}")
-    for _ in range(4):
-        throttle.failed("admin", "admin")
-    throttle.succeeded("admin")
-    assert not throttle.failed("admin", "admin").locked
 
 
 def test_one_key_per_intent_until_it_is_retired() -> None:

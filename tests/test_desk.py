@@ -29,7 +29,7 @@ def audit(tmp_path: Path) -> AuditLog:
 
 @pytest.fixture
 def desk(client: PaymentsClient, audit: AuditLog) -> BillingDesk:
-    return BillingDesk(client, audit)
+    return BillingDesk(client, audit, redirect_hosts=("desk.example.com",))
 
 
 def _audit_text(audit: AuditLog) -> str:
@@ -163,3 +163,15 @@ def test_processing_is_filed_under_the_expected_organization_until_the_api_names
     assert audit.events().iloc[0].organization_id == payer  # the API's answer wins over the guess
     with pytest.raises(InvalidInputError):
         desk.process_checkout(FINANCE, link.checkout_session_id or "", "paid", "process-3", "<script>")
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("https://evil.example/ok", "one of the company's sites"), ("http://desk.example.com/ok", "https://"),
+    ("javascript:alert(1)", "https://"), ("http://127.0.0.1:9/ok", "https://")])
+def test_checkout_redirects_must_be_https_on_an_allowed_host(desk: BillingDesk, control: SandboxControl, url: str,
+                                                             problem: str) -> None:
+    with pytest.raises(InputRefused, match=problem):
+        desk.create_checkout_link(SUPPORT, "org_abc123", "price_StarterMonthly01", "prod_Starter0001", url, None, "k")
+    assert control.mutations() == []
+    sandbox_desk = BillingDesk(desk.client, desk.audit, loopback_redirects=True)  # the sandbox's own pages
+    assert sandbox_desk._redirect("http://127.0.0.1:9/ok", "success URL") == "http://127.0.0.1:9/ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -9,6 +10,8 @@ import streamlit as st
 
 from services.config import ENVIRONMENT_VARIABLES, ConfigError, load_config
 from services.console import Console, build_console
+
+log = logging.getLogger("billing_desk")
 
 
 def _secrets() -> dict[str, Any]:
@@ -29,7 +32,11 @@ def get_console() -> Console:
     try:
         return _console_for(signature)
     except ConfigError as problem:
-        st.error(f"Billing Desk can't start: {problem}")
+        # The detail (file paths, user names, which setting) is for the operator, in the log; a visitor
+        # who may not even be signed in learns only that the console isn't ready.
+        log.error("Billing Desk can't start: %s", problem)
+        st.error("Billing Desk isn't configured correctly, so it can't start. The operators have the details "
+                 "in the console's log.", icon=":material/settings_alert:")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 

