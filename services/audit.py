@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from .store import metadata, now as _now, open_store, utc as _utc
 
 OUTCOMES = ("pending", "succeeded", "failed", "denied", "unknown")
-AUDIT_COLUMNS = ["id", "at", "environment", "user", "role", "action", "organization_id", "parameters", "reason",
+AUDIT_COLUMNS = ["id", "at", "environment", "user", "subject", "role", "action", "organization_id", "parameters", "reason",
                  "outcome", "error", "request_id", "attempts", "completed_at"]
 
 SETTLED_PREFIX = "Re-read by"  # an unknown outcome a person has looked at: its note starts so
@@ -46,6 +46,7 @@ audit_events = Table(
     Column("boot_id", String(40), nullable=False),
     Column("completed_at", DateTime(timezone=True)),
     Column("environment", String(10)),  # sandbox, test or live: which money a row is about
+    Column("subject", String(255)),  # the identity provider's id for the person, with single sign-on
 )
 class AuditUnavailable(Exception):
     user_message = "The audit log can't be written right now, so nothing was changed. Try again shortly."
@@ -71,12 +72,13 @@ class AuditLog:
 
     # --- writes ---------------------------------------------------------------------------------------
     def begin(self, *, user: str, role: str, action: str, organization_id: str | None,
-              parameters: dict[str, Any], reason: str, idempotency_key: str | None) -> int:
+              parameters: dict[str, Any], reason: str, idempotency_key: str | None,
+              subject: str | None = None) -> int:
         """Stores the intent before the call. Raises AuditUnavailable if it can't, so the call is not made."""
         row = {"at": _now(), "user": user, "role": role, "action": action, "organization_id": organization_id,
                "parameters": json.dumps(parameters, sort_keys=True, default=str, ensure_ascii=False), "reason": reason,
                "outcome": "pending", "idempotency_key": idempotency_key, "attempts": 1, "boot_id": self.boot_id,
-               "environment": self.environment}
+               "environment": self.environment, "subject": subject}
         try:
             with self.engine.begin() as conn:
                 return int(conn.execute(audit_events.insert().values(**row)).inserted_primary_key[0])
@@ -115,7 +117,8 @@ class AuditLog:
             pass  # the intent row exists; at worst it reads "pending"/"unknown" and is settled by a re-read
 
     def record(self, *, user: str, role: str, action: str, organization_id: str | None, outcome: str,
-               error: str | None = None, parameters: dict[str, Any] | None = None, reason: str = "") -> None:
+               error: str | None = None, parameters: dict[str, Any] | None = None, reason: str = "",
+               subject: str | None = None) -> None:
         """A one-shot row for an attempt that never reached the API (refused by role, throttled login)."""
         try:
             with self.engine.begin() as conn:
@@ -123,7 +126,7 @@ class AuditLog:
                     at=_now(), user=user, role=role, action=action, organization_id=organization_id,
                     parameters=json.dumps(parameters or {}, sort_keys=True, default=str, ensure_ascii=False), reason=reason,
                     outcome=outcome, error=error, attempts=1, boot_id=self.boot_id, completed_at=_now(),
-                    environment=self.environment))
+                    environment=self.environment, subject=subject))
         except SQLAlchemyError:
             pass
 

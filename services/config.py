@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping, Union
 from urllib.parse import urlsplit
 
+from .auth.roles import Role
+from .auth.sso import SsoSettings
 from .payments import validation
 from .payments.errors import InvalidInputError
 
@@ -62,10 +64,11 @@ class ConsoleConfig:
     sandbox_port: int = 0  # 0: any free port; tests pin it to reach the sandbox's controls
     sandbox_api_key: str | None = field(default=None, repr=False)
     sandbox_dialect: str | None = None  # the sandbox's answer shapes (sandbox/ --dialect); tests try others
+    sso: SsoSettings | None = None  # single sign-on through st.login, when secrets have an [auth] section
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in ("api_url", "sandbox", "data_dir",
-                                                                          "users_file", "public_url"))
+                                                                          "users_file", "public_url", "sso"))
         return f"ConsoleConfig({shown}, store={hide_password(self.audit_database_url)!r})"
 
     @property
@@ -131,6 +134,31 @@ def _hosts(raw: object, *urls: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hosts))
 
 
+def _sso(secrets: Mapping[str, Any], sign_in: Mapping[str, Any]) -> SsoSettings | None:
+    """Single sign-on is on when the secrets hold Streamlit's [auth] section (st.login reads it itself)."""
+    auth = _section(secrets, "auth")
+    if not auth:
+        return None
+    for name in ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url"):
+        if not auth.get(name):
+            raise ConfigError(f"Single sign-on needs [auth] {name} in secrets (see docs/security.md).")
+    redirect = urlsplit(str(auth["redirect_uri"]))
+    if redirect.scheme != "https" and not _is_loopback(redirect.hostname):
+        raise ConfigError("[auth] redirect_uri must use https (only a loopback address may use http).")
+    secret = str(auth["cookie_secret"])
+    if len(secret) < MIN_COOKIE_KEY_LENGTH or len(set(secret)) < MIN_COOKIE_KEY_VARIETY:
+        raise ConfigError(f"[auth] cookie_secret must be at least {MIN_COOKIE_KEY_LENGTH} random characters with "
+                          f"at least {MIN_COOKIE_KEY_VARIETY} different ones.")
+    sso = _section(sign_in, "sso")
+    roles = _section(sso, "roles")
+    groups = {role: tuple(str(group) for group in (roles.get(role.value) or ())) for role in Role}
+    if not any(groups.values()):
+        raise ConfigError("Map the identity provider's groups to roles: [sign_in.sso.roles] support = [...], "
+                          "finance = [...], admin = [...] (see docs/security.md).")
+    return SsoSettings(roles_claim=str(sso.get("roles_claim") or "groups"), groups_for_role=groups,
+                       provider_name=str(sso.get("provider_name") or "your company account"))
+
+
 def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> ConsoleConfig:
     environ = os.environ if environ is None else environ
     secrets = secrets or {}
@@ -170,11 +198,11 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         api_timeout_seconds=_number(environ.get("PAYMENTS_API_TIMEOUT") or payments.get("timeout_seconds"),
                                     "PAYMENTS_API_TIMEOUT", 10.0, 0.5, 120),
         sandbox_port=int(environ.get("SANDBOX_PORT") or 0), sandbox_api_key=environ.get("SANDBOX_API_KEY"),
-        sandbox_dialect=environ.get("SANDBOX_DIALECT") or None)
+        sandbox_dialect=environ.get("SANDBOX_DIALECT") or None, sso=_sso(secrets, sign_in))
     if sandbox:
-        if config.users_file is not None:
+        if config.users_file is not None or config.sso is not None:
             raise ConfigError("The sandbox's demo users never sit beside real ones: unset the users file "
-                              f"(BILLING_DESK_USERS) or {SANDBOX_FLAG}.")
+                              f"(BILLING_DESK_USERS) and single sign-on ([auth]), or {SANDBOX_FLAG}.")
         return config
     try:
         url, key = validation.api_base_url(api_url), validation.api_key(api_key)
@@ -199,6 +227,8 @@ def check_production(config: ConsoleConfig) -> None:
     parts = urlsplit(config.api_url or "")
     if parts.scheme != "https" and not _is_loopback(parts.hostname):
         raise ConfigError("The Payments API URL must use https (only a loopback address may use http).")
+    if config.sso is not None:
+        return  # [auth] was checked in _sso; password sign-in is off
     key = config.cookie_key or ""
     if len(key) < MIN_COOKIE_KEY_LENGTH or len(set(key)) < MIN_COOKIE_KEY_VARIETY:
         raise ConfigError(f"Set a random cookie key of at least {MIN_COOKIE_KEY_LENGTH} characters with at least "

@@ -96,7 +96,7 @@ class BillingDesk:
         except PermissionDenied as denied:
             self.audit.record(user=actor.username, role=actor.role.value, action=action.value,
                               organization_id=organization_id, outcome="denied", error=denied.user_message,
-                              parameters=parameters or {}, reason=reason)
+                              parameters=parameters or {}, reason=reason, subject=actor.subject)
             raise
 
     # --- reads ------------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ class BillingDesk:
         self._authorize(actor, action, organization_id, parameters, reason)
         audit_id = self.audit.begin(user=actor.username, role=actor.role.value, action=action.value,
                                     organization_id=organization_id, parameters=parameters, reason=reason,
-                                    idempotency_key=idempotency_key)
+                                    idempotency_key=idempotency_key, subject=actor.subject)
         try:
             result = call()
         except PaymentsError as error:

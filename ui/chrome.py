@@ -24,7 +24,6 @@ def sidebar(actor: Actor, console: Console) -> None:
                  else ":material/bolt:")  # type: ignore[arg-type]
         if console.environment == "sandbox":
             st.caption("Connected to the built-in sandbox: test data, no real money.")
-        user = console.users[actor.username]
-        st.markdown(f"**{escape_markdown(user.name)}**")
+        st.markdown(f"**{escape_markdown(session.display_name(actor))}**")
         st.caption(f"Role: {actor.role.value.capitalize()}")
         st.button("Log out", on_click=session.logout, icon=":material/logout:", width="stretch")

@@ -19,6 +19,7 @@ import streamlit as st
 from streamlit_authenticator.utilities.hasher import Hasher
 
 from services.auth.roles import Actor, Page, pages_for
+from services.auth.sso import actor_from, identity, provider_answers
 from services.auth.users import User
 
 from .console import get_console
@@ -36,6 +37,8 @@ def _check_password(user: User, password: str) -> bool:
 def current_actor() -> Actor | None:
     """The signed-in person, or None. Checks the session in the store every time it is called."""
     console = get_console()
+    if console.config.sso is not None:
+        return _sso_actor()
     token = st.session_state.get(TOKEN_KEY)
     if token is None and not st.session_state.get("just_logged_out"):  # a logout's cookie may still be there
         token = st.context.cookies.get(COOKIE_NAME)  # a reload, a new tab, a deep link
@@ -48,6 +51,60 @@ def current_actor() -> Actor | None:
         return None
     st.session_state[TOKEN_KEY] = token
     return check.actor
+
+
+def _sso_actor() -> Actor | None:
+    """With single sign-on: the identity provider's word (st.user), its groups mapped to a role, and the
+    console's own session limits."""
+    console = get_console()
+    if not st.user.is_logged_in:
+        return None
+    claims = st.user.to_dict()
+    actor = actor_from(claims, console.config.sso)  # type: ignore[arg-type]
+    if actor is None:
+        return None  # signed in, but no mapped group: the router shows the no-access page
+    check = console.sessions.check_sso(actor, _signed_in_at(claims))
+    if check.actor is None:
+        st.session_state["login_error"] = check.ended_because
+    return check.actor
+
+
+def _signed_in_at(claims: dict) -> float | None:  # type: ignore[type-arg]
+    for name in ("auth_time", "iat"):
+        if isinstance(claims.get(name), (int, float)):
+            return float(claims[name])
+    return None
+
+
+def display_name(actor: Actor) -> str:
+    """The person's name for the sidebar: from the identity provider, or the users file."""
+    if actor.subject is not None:
+        return str(st.user.get("name") or actor.username)
+    user = get_console().users.get(actor.username)
+    return user.name if user else actor.username
+
+
+def signed_in_without_role() -> str | None:
+    """With single sign-on, someone the provider signed in whose groups map to no role: who they are."""
+    console = get_console()
+    if console.config.sso is None or not st.user.is_logged_in:
+        return None
+    claims = st.user.to_dict()
+    if actor_from(claims, console.config.sso) is not None:
+        return None
+    email, _ = identity(claims)
+    return email
+
+
+def start_sso() -> None:
+    """The sign-in button's callback: off to the identity provider, unless it isn't answering."""
+    auth = st.secrets.get("auth", {})
+    if not provider_answers(str(auth.get("server_metadata_url", ""))):
+        st.session_state["login_error"] = ("The company sign-in service isn't answering, so you can't sign in right "
+                                           "now. Try again in a few minutes; if it persists, tell IT.")
+        return
+    st.session_state.pop("login_error", None)
+    st.login()
 
 
 def attempt_login() -> None:
@@ -72,11 +129,16 @@ def client_address() -> str | None:
 
 def logout() -> None:
     """Logout button callback: ends every session of this person (every tab, every replica), stops this tab's
-    bulk lookup and forgets everything this tab held, so the next person here starts clean."""
+    bulk lookup and forgets everything this tab held, so the next person here starts clean. With single sign-on
+    it also ends the provider's session (st.logout goes through its end_session_endpoint)."""
+    console = get_console()
     actor = current_actor()
     if actor is not None:
-        get_console().sessions.end_everywhere(actor.username)
+        console.sessions.end_everywhere(actor.username)
     _forget_everything()
+    if console.config.sso is not None:
+        st.logout()
+        return
     st.session_state["just_logged_out"] = True
 
 

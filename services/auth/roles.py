@@ -56,8 +56,9 @@ PAGE_ACTIONS: dict[Page, Action] = {
 class Actor:
     """The signed-in person an operation is done for: every desk operation takes one."""
 
-    username: str
+    username: str  # the users file's username, or the identity provider's email
     role: Role
+    subject: str | None = None  # the identity provider's stable id for the person (single sign-on only)
 
 
 class PermissionDenied(Exception):

@@ -14,7 +14,8 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import Column, DateTime, String, Table, select, update
 from sqlalchemy.engine import Engine
@@ -94,21 +95,50 @@ class SignInSessions:
         return _seal(token, self._cookie_key)
 
     def check(self, sealed: str | None, users: dict[str, User]) -> SessionCheck:
+        """A password session: the cookie's token, against the users file as it is now."""
         token = _unseal(sealed, self._cookie_key) if isinstance(sealed, str) and sealed else None
         if not token:
             return SessionCheck(None)
-        moment = now()
-        with self.engine.connect() as conn:
-            row = conn.execute(select(sign_in_sessions).where(sign_in_sessions.c.token_hash == _hash(token))).first()
-            if row is None:
-                return SessionCheck(None)
-            valid_from = utc(conn.execute(select(sessions_valid_from.c.valid_from).where(
-                sessions_valid_from.c.username == row.username)).scalar())
-        started, last_seen = utc(row.started_at), utc(row.last_seen_at)
-        assert started is not None and last_seen is not None
+        row, valid_from = self._read(_hash(token))
+        if row is None:
+            return SessionCheck(None)
         user = users.get(row.username)
         if user is None or fingerprint(user) != row.fingerprint or user.role.value != row.role:
             return SessionCheck(None, "Your account changed, so you were signed out. Sign in again to continue.")
+        return self._verdict(_hash(token), row, valid_from, Actor(user.username, Role(row.role)))
+
+    def check_sso(self, actor: Actor, signed_in_at: float | None) -> SessionCheck:
+        """A single sign-on session: the identity provider vouches for the person (st.user); the console still
+        applies logout-everywhere, the idle timeout and the absolute lifetime. One row per provider sign-in."""
+        key = _hash(f"sso\0{actor.subject}\0{signed_in_at}")
+        row, valid_from = self._read(key, actor.username)
+        if row is None:
+            began = datetime.fromtimestamp(signed_in_at, timezone.utc) if signed_in_at else now()
+            if valid_from is not None and began <= valid_from:
+                return SessionCheck(None, "You were signed out. Sign in again to continue.")
+            moment = now()
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sign_in_sessions.insert().values(
+                        token_hash=key, username=actor.username, role=actor.role.value, fingerprint="sso",
+                        started_at=moment, last_seen_at=moment))
+            except IntegrityError:
+                pass  # another tab or replica recorded this sign-in a moment ago
+            return SessionCheck(actor)
+        return self._verdict(key, row, valid_from, actor)
+
+    def _read(self, key: str, username: str | None = None) -> tuple[Any, datetime | None]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sign_in_sessions).where(sign_in_sessions.c.token_hash == key)).first()
+            name = row.username if row is not None else username
+            valid_from = utc(conn.execute(select(sessions_valid_from.c.valid_from).where(
+                sessions_valid_from.c.username == name)).scalar()) if name else None
+        return row, valid_from
+
+    def _verdict(self, key: str, row: Any, valid_from: datetime | None, actor: Actor) -> SessionCheck:
+        moment = now()
+        started, last_seen = utc(row.started_at), utc(row.last_seen_at)
+        assert started is not None and last_seen is not None
         if row.ended_at is not None or (valid_from is not None and started <= valid_from):
             return SessionCheck(None, "You were signed out. Sign in again to continue.")
         if moment - started > self.lifetime:
@@ -117,9 +147,9 @@ class SignInSessions:
             return SessionCheck(None, "You were signed out after a period without activity. Sign in again.")
         if moment - last_seen > TOUCH_EVERY:
             with self.engine.begin() as conn:
-                conn.execute(update(sign_in_sessions).where(sign_in_sessions.c.token_hash == _hash(token)).values(
+                conn.execute(update(sign_in_sessions).where(sign_in_sessions.c.token_hash == key).values(
                     last_seen_at=moment))
-        return SessionCheck(Actor(user.username, Role(row.role)))
+        return SessionCheck(actor)
 
     def end_everywhere(self, username: str) -> None:
         """Logout: every session of this user, in every process and tab, ends now."""
