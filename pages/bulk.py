@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import altair as alt
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from services.auth.roles import Page
+from services.inputs import InputRefused
 from services.bulk import MAX_IDS, BulkLookup, ids_from_csv, ids_from_text, parse_ids, status_counts
 from ui import session
 from ui.console import get_console
@@ -29,6 +31,22 @@ def _start(organization_ids: list[str]) -> bool:
     return True
 
 
+def _uploaded_ids(upload: UploadedFile | None) -> list[str]:
+    """The upload's ids, read once per file (not on every rerun); a file that can't be read gets its sentence."""
+    if upload is None:
+        return []
+    file_id, ids, problem = st.session_state.get("bulk_upload", (None, [], None))
+    if file_id != upload.file_id:
+        try:
+            ids, problem = ids_from_csv(upload.getvalue()), None
+        except InputRefused as refused:
+            ids, problem = [], refused.user_message
+        st.session_state["bulk_upload"] = (upload.file_id, ids, problem)
+    if problem:
+        upload_column.error(problem, icon=":material/description:")
+    return ids
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -48,7 +66,7 @@ text = paste_column.text_area("Organization ids", key="bulk_text", height=160,
                               placeholder="org_abc123, org_def456 …  (any separators: lines, commas, spaces)")
 upload = upload_column.file_uploader("…or a CSV with an id column", type=["csv"], key="bulk_csv",
                                      help="A column named organization_id, org_id, org or id; else the first column.")
-tokens = ids_from_text(text) + (ids_from_csv(upload.getvalue()) if upload is not None else [])
+tokens = ids_from_text(text) + _uploaded_ids(upload)
 parsed = parse_ids(tokens)
 
 if tokens:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .inputs import InputRefused
 from .payments import validation
 from .tables import customer_record, typed_customer_frame
 from .payments.client import PaymentsClient
@@ -68,10 +70,20 @@ def ids_from_text(text: str) -> list[str]:
     return [token for token in _SEPARATORS.split(text or "") if token]
 
 
-def ids_from_csv(data: bytes) -> list[str]:
-    """The id column of a CSV: a header named like organization_id/org/id, else the first column."""
-    text = data.decode("utf-8-sig", errors="replace")
-    rows = list(csv.reader(io.StringIO(text)))
+def ids_from_csv(data: bytes, limit: int = 2 * MAX_IDS) -> list[str]:
+    """The id column of a CSV: a header named like organization_id/org/id, else the first column. Reading stops
+    after `limit` rows (enough to report duplicates and what lies past the id limit); a file that isn't
+    readable text or CSV raises InputRefused with one sentence."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputRefused("file", "The file isn't UTF-8 text. Save it as CSV (UTF-8) and upload it again.") from None
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(itertools.islice(reader, limit + 1))
+    except csv.Error:
+        raise InputRefused("file", "The file isn't a CSV Billing Desk can read (a cell is too long or a quote "
+                                   "is never closed). Export it again as CSV and upload it.") from None
     if not rows:
         return []
     header = [cell.strip().lower().replace(" ", "_") for cell in rows[0]]

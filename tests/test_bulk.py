@@ -9,6 +9,7 @@ import pytest
 
 from sandbox import SandboxSettings, start_sandbox
 from sandbox.control_client import SandboxControl
+from services.inputs import InputRefused
 from services.bulk import MAX_IDS, BulkLookup, BulkRow, ids_from_csv, ids_from_text, parse_ids, status_counts
 from services.payments.client import PaymentsClient
 
@@ -102,3 +103,17 @@ def test_progress_estimates_time_left(done: int, client: PaymentsClient) -> None
     now[0] = 102.0
     progress = job.progress()
     assert progress.eta_seconds == (None if done == 0 else pytest.approx(2.0))
+
+
+def test_an_unreadable_upload_gets_one_sentence() -> None:
+    with pytest.raises(InputRefused, match="isn't UTF-8 text"):
+        ids_from_csv("org_ä\n".encode("latin-1"))
+    with pytest.raises(InputRefused, match="a cell is too long"):
+        ids_from_csv(b'"' + b"x" * 200_000 + b'"\n')  # past the csv module's field limit
+
+
+def test_reading_an_upload_stops_past_the_id_limit() -> None:
+    huge = b"organization_id\n" + b"".join(f"org_{index}\n".encode() for index in range(50_000))
+    ids = ids_from_csv(huge)
+    assert len(ids) == 2 * MAX_IDS and ids[0] == "org_0"
+    assert parse_ids(ids).over_limit == MAX_IDS
