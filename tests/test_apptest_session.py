@@ -1,0 +1,44 @@
+"""Sessions in AppTest: logout forgets everything the tab held and stops its bulk lookup; a session ended
+elsewhere sends the tab back to the sign-in page with one sentence."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sandbox.control_client import SandboxControl
+from tests.test_apptest import app, sandbox_control, texts  # noqa: F401  (the module's console and sandbox)
+
+
+def _click(at, label: str):  # type: ignore[no-untyped-def]
+    next(button for button in at.button if button.label == label).click()
+    return at.run()
+
+
+def test_logout_clears_the_whole_session_and_stops_the_bulk_lookup(sandbox_control: SandboxControl) -> None:
+    at = app("support", org="org_abc123")
+    at.switch_page("pages/bulk.py").run()
+    at.text_area(key="bulk_text").input(" ".join(f"org_slow{index:04d}" for index in range(400))).run()
+    at.button(key="bulk_start").click().run()
+    job = at.session_state["bulk_job"]
+    assert not job.progress().finished
+    _click(at, "Log out")
+    assert job.progress().stopped, "the lookup stops with the session"
+    job.wait(30)
+    assert job.progress().done < 400
+    for key in ("bulk_job", "bulk_text", "organization_id", "recent_organizations", "_session_token"):
+        assert key not in at.session_state, key  # nothing of the previous person is left in the tab
+    assert at.title[0].value == "Billing Desk"
+
+
+def test_a_session_ended_elsewhere_shows_the_sign_in_page_with_a_reason(sandbox_control: SandboxControl,
+                                                                         tmp_path: Path) -> None:
+    import os
+
+    at = app("finance", org="org_abc123")
+    assert at.title[0].value == "Customer"
+    store = Path(os.environ["BILLING_DESK_DATA_DIR"]) / "audit.sqlite3"
+    with sqlite3.connect(store) as db:  # what a logout in another browser does to the store
+        db.execute("UPDATE sign_in_sessions SET ended_at = started_at WHERE username = 'finance'")
+    at.run()
+    assert at.title[0].value == "Billing Desk" and "You were signed out" in texts(at)
