@@ -9,7 +9,7 @@ import sys
 import uvicorn
 
 from .app import create_app
-from .settings import DEFAULT_DB, SandboxSettings, new_test_key
+from .settings import DEFAULT_DB, DIALECTS, SandboxSettings, new_test_key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,17 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every API call")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of API calls answered with a 500")
     parser.add_argument("--organizations", type=int, default=74, help="organizations seeded on first start")
+    parser.add_argument("--dialect", default=os.environ.get("SANDBOX_DIALECT") or "camel", choices=DIALECTS,
+                        help="answer shapes: camel (docs/payments-api.md) or stripe (the same state, Stripe-style)")
     args = parser.parse_args(argv)
     try:
         settings = SandboxSettings(api_key=args.api_key or new_test_key(), db_path=args.db,
                                    rate_limit=args.rate_limit, rate_burst=args.rate_burst,
                                    latency_ms=args.latency_ms, error_rate=args.error_rate,
-                                   organizations=args.organizations)
+                                   organizations=args.organizations, dialect=args.dialect)
     except ValueError as problem:
         parser.error(str(problem))
     print(f"Payments sandbox (test mode) on http://{args.host}:{args.port}/api/v1", flush=True)
     print(f"API key: {settings.api_key}", flush=True)
-    print(f"State: {args.db} · OpenAPI: http://{args.host}:{args.port}/openapi.json", flush=True)
+    print(f"State: {args.db} · Dialect: {args.dialect} · OpenAPI: http://{args.host}:{args.port}/openapi.json",
+          flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -13,11 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import billing, hosted
+from . import billing, dialects, hosted
 from .errors import ApiError
 from .faults import Fault, FaultRegistry
 from .models import (CheckoutBody, ClockAdvance, CustomerInfo, Empty, ErrorEnvelope, FaultSpec, OrganizationBody,
-                     PlanChangeBody, PlansResponse, ProcessResult, SessionUrl, UpdateResult)
+                     Plan, PlanChangeBody, ProcessResult, SessionUrl, UpdateResult)
 from .ratelimit import RateLimiter
 from .seed import seed
 from .settings import SandboxSettings
@@ -42,7 +42,9 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     faults = FaultRegistry(settings.latency_ms, settings.error_rate)
     app = FastAPI(title="Payments API (Billing Desk sandbox)", version="1.0.0",
-                  description="A local, stateful twin of the Payments API. See docs/payments-api.md.")
+                  description="A local, stateful twin of the Payments API. See docs/payments-api.md. This "
+                              "schema describes the default (camel) dialect; this sandbox answers in "
+                              f"'{settings.dialect}'.")
     app.state.store, app.state.faults, app.state.settings = store, faults, settings
     # For tests and benchmarks: API calls seen, refused for rate, and answered 5xx by the sandbox's own failure
     # (injected faults are deliberate and not counted).
@@ -129,8 +131,14 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         return _error_response(ApiError(500, "internal_error", "The sandbox failed unexpectedly."),
                                getattr(request.state, "request_id", None))
 
-    def run(request: Request, payload: dict[str, Any], action: Callable[[Any], dict[str, Any]]) -> JSONResponse:
-        """Runs a write atomically; with an Idempotency-Key, replays the first answer for the same request."""
+    def answer(kind: str, body: Any) -> Any:
+        """A read's answer in the sandbox's dialect; the default one is checked against its response model."""
+        return body if settings.dialect == "camel" else JSONResponse(dialects.reshape(kind, body, settings.dialect))
+
+    def run(request: Request, payload: dict[str, Any], kind: str,
+            action: Callable[[Any], dict[str, Any]]) -> JSONResponse:
+        """Runs a write atomically; with an Idempotency-Key, replays the first answer for the same request.
+        The answer is stored as sent (in the sandbox's dialect); refusals keep the one error envelope."""
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
             raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable characters.")
@@ -150,7 +158,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
                                         headers={"Idempotent-Replayed": "true"})
             conn.execute("SAVEPOINT operation")
             try:
-                status, body = 200, action(conn)
+                status, body = 200, dialects.reshape(kind, action(conn), settings.dialect)
                 conn.execute("RELEASE operation")
             except ApiError as error:
                 conn.execute("ROLLBACK TO operation")
@@ -164,16 +172,17 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         return str(request.base_url).rstrip("/")
 
     # --- the seven operations ------------------------------------------------------------------------
-    @app.get(f"{API_PREFIX}/subscription-plans", response_model=PlansResponse, responses=ERRORS,
-             tags=["payment"], summary="Plans with pricing, features and product details")
-    def subscription_plans(organizationId: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
-        return billing.plans(store, organizationId)
+    @app.get(f"{API_PREFIX}/subscription-plans", response_model=list[Plan], responses=ERRORS,
+             tags=["payment"], summary="Plans with pricing, features and product details; `current` marks the "
+                                       "organization's plan")
+    def subscription_plans(organizationId: str = Query(..., min_length=1, max_length=100)) -> Any:
+        return answer("plans", billing.plans(store, organizationId))
 
     @app.post(f"{API_PREFIX}/subscription-checkout", response_model=SessionUrl, responses=ERRORS,
               tags=["payment"], summary="Create a hosted checkout session")
     def subscription_checkout(body: CheckoutBody, request: Request) -> JSONResponse:
         idempotency_key = request.headers.get("Idempotency-Key")
-        return run(request, body.model_dump(), lambda conn: billing.create_checkout(
+        return run(request, body.model_dump(), "session", lambda conn: billing.create_checkout(
             store, conn, body.organizationId, body.productId, body.priceId, body.successUrl, body.cancelUrl,
             public_base(request), idempotency_key))
 
@@ -181,30 +190,30 @@ def create_app(settings: SandboxSettings) -> FastAPI:
               tags=["payment"], summary="Finish a subscription after checkout")
     def subscription_process(request: Request, secret: str = Query(..., min_length=1, max_length=200,
                                                                    pattern=r"^cs_[A-Za-z0-9_]+$")) -> JSONResponse:
-        return run(request, {"secret": secret}, lambda conn: billing.process_checkout(
+        return run(request, {"secret": secret}, "process", lambda conn: billing.process_checkout(
             store, conn, secret, request.headers.get("Idempotency-Key")))
 
     @app.post(f"{API_PREFIX}/subscription-update", response_model=UpdateResult, responses=ERRORS,
               tags=["payment"], summary="Change plan: upgrades at once (prorated), downgrades at period end")
     def subscription_update(body: PlanChangeBody, request: Request) -> JSONResponse:
-        return run(request, body.model_dump(), lambda conn: billing.update_subscription(
+        return run(request, body.model_dump(), "update", lambda conn: billing.update_subscription(
             store, conn, body.organizationId, body.productId, body.priceId, request.headers.get("Idempotency-Key")))
 
     @app.post(f"{API_PREFIX}/subscription-cancel", response_model=Empty, responses=ERRORS,
               tags=["payment"], summary="Cancel at the end of the current period")
     def subscription_cancel(body: OrganizationBody, request: Request) -> JSONResponse:
-        return run(request, body.model_dump(), lambda conn: billing.cancel_subscription(
+        return run(request, body.model_dump(), "empty", lambda conn: billing.cancel_subscription(
             store, conn, body.organizationId, request.headers.get("Idempotency-Key")))
 
     @app.get(f"{API_PREFIX}/customer-info", response_model=CustomerInfo, responses=ERRORS,
              tags=["payment"], summary="The organization's billing customer and subscription")
-    def customer_info(organizationId: str = Query(..., min_length=1, max_length=100)) -> dict[str, Any]:
-        return billing.customer_info(store, organizationId)
+    def customer_info(organizationId: str = Query(..., min_length=1, max_length=100)) -> Any:
+        return answer("customer", billing.customer_info(store, organizationId))
 
     @app.post(f"{API_PREFIX}/customer-portal", response_model=SessionUrl, responses=ERRORS,
               tags=["payment"], summary="Create a hosted customer-portal session")
     def customer_portal(body: OrganizationBody, request: Request) -> JSONResponse:
-        return run(request, body.model_dump(), lambda conn: billing.create_portal(
+        return run(request, body.model_dump(), "session", lambda conn: billing.create_portal(
             store, conn, body.organizationId, public_base(request), request.headers.get("Idempotency-Key")))
 
     # --- test controls (same key as the API) ----------------------------------------------------------

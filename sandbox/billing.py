@@ -36,7 +36,7 @@ def add_interval(moment: datetime, interval: str) -> datetime:
 
 
 # --- serialisation ----------------------------------------------------------------------------------
-def plan_json(plan: CatalogPlan) -> dict[str, Any]:
+def plan_json(plan: CatalogPlan, current: bool = False) -> dict[str, Any]:
     return {
         "productId": plan.product_id,
         "name": plan.name,
@@ -48,6 +48,7 @@ def plan_json(plan: CatalogPlan) -> dict[str, Any]:
         "seats": plan.seats,
         "trialDays": plan.trial_days,
         "custom": plan.custom,
+        "current": current,
         "prices": [
             {"priceId": price.price_id, "productId": plan.product_id, "interval": price.interval,
              "intervalCount": 1, "unitAmount": price.unit_amount, "currency": CURRENCY}
@@ -109,12 +110,12 @@ def require_price(product_id: str, price_id: str) -> tuple[CatalogPlan, CatalogP
     return plan, price
 
 
-def plans(store: Store, organization_id: str) -> dict[str, Any]:
+def plans(store: Store, organization_id: str) -> list[dict[str, Any]]:
+    """The catalog as a JSON array; the organization's live plan is the one with `current: true`."""
     require_organization(store, organization_id)
     subscription = store.latest_subscription(organization_id)
     active = subscription["product_id"] if subscription and subscription["status"] in LIVE_STATUSES else None
-    return {"organizationId": organization_id, "activeProductId": active, "currency": CURRENCY,
-            "plans": [plan_json(plan) for plan in PLANS]}
+    return [plan_json(plan, current=plan.product_id == active) for plan in PLANS]
 
 
 def customer_info(store: Store, organization_id: str) -> dict[str, Any]:

@@ -57,14 +57,8 @@ class Plan(BaseModel):
     seats: Optional[int]
     trialDays: int
     custom: bool
+    current: bool = Field(description="The organization's current (live) plan")
     prices: list[Price]
-
-
-class PlansResponse(BaseModel):
-    organizationId: str
-    activeProductId: Optional[str]
-    currency: str
-    plans: list[Plan]
 
 
 class ScheduledChange(BaseModel):

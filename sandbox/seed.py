@@ -32,7 +32,8 @@ _STREETS = ["Market Street", "Congress Avenue", "Broadway", "Old Street", "Torst
             "George Street", "Damrak", "Rue du Sentier"]
 _CARDS = [("visa", "4242"), ("mastercard", "4444"), ("amex", "8431"), ("visa", "1881"), ("mastercard", "5100")]
 _PAID_PLANS = ["Starter", "Growth", "Scale", "Expansion"]
-MARKUP_NAME = "<b>Bold</b> **Stars** $5 [x](javascript:alert(1))"
+# Markup, a link, and a bare web address (which markdown would turn into a link even with its characters escaped).
+MARKUP_NAME = "<b>Bold</b> **Stars** $5 [x](javascript:alert(1)) https://evil.example/pay"
 
 
 def seed(store: Store, organizations: int = 74, random_seed: int = 20261122) -> None:

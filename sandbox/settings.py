@@ -1,4 +1,4 @@
-"""How a sandbox is started: key, database, limits and faults."""
+"""How a sandbox is started: key, database, limits, faults and answer dialect."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from pathlib import Path
 
 API_KEY_PATTERN = re.compile(r"^bsk_(live|test)_[0-9a-f]{32}$")
 DEFAULT_DB = Path(".data/sandbox.sqlite3")
+# How answers are shaped (sandbox/dialects.py): "camel" is docs/payments-api.md's and /openapi.json's shape;
+# "stripe" serves the same state as a Stripe-backed API might, to prove the console reads either.
+DIALECTS = ("camel", "stripe")
 
 
 def new_test_key() -> str:
@@ -24,7 +27,10 @@ class SandboxSettings:
     latency_ms: int = 0
     error_rate: float = 0.0
     organizations: int = 74  # seeded on first start
+    dialect: str = "camel"
 
     def __post_init__(self) -> None:
         if not API_KEY_PATTERN.match(self.api_key):
             raise ValueError("The sandbox key must look like bsk_test_ followed by 32 hex characters.")
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"The sandbox dialect must be one of: {', '.join(DIALECTS)}.")

@@ -23,7 +23,7 @@ class PlanOption:
     @property
     def label(self) -> str:
         amount = money(self.price.amount, self.price.currency) if self.price.amount is not None else "custom"
-        return f"{self.plan.name} · {amount} per {self.price.interval or 'term'}"
+        return f"{self.plan.name} · {amount} per {self.price.period or 'term'}"
 
 
 @dataclass(frozen=True)

@@ -2,34 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
-from .payments.models import CustomerInfo, PlanCatalog
+from .payments.models import CustomerInfo, Plan, PlanCatalog, Price
 
-PLAN_COLUMNS = ["plan", "interval", "price", "currency", "credits", "overage_rate", "seats", "features",
+PLAN_COLUMNS = ["plan", "interval", "months", "price", "currency", "credits", "overage_rate", "seats", "features",
                 "current", "custom", "product_id", "price_id"]
 CUSTOMER_COLUMNS = ["organization_id", "name", "status", "plan", "price", "interval", "period_end",
                     "cancel_at_period_end", "scheduled_plan", "card_brand", "card_last4", "email", "customer_id"]
 
 
-def plans_frame(catalog: PlanCatalog) -> pd.DataFrame:
-    """One row per plan and price (a custom plan without prices keeps one row with no price)."""
+def current_plan(catalog: PlanCatalog, customer: CustomerInfo | None = None) -> tuple[Plan | None, Price | None]:
+    """The organization's current plan, and its exact price when the customer's live subscription names one
+    (so one row is marked, not both intervals of the plan). Without that price: the plan the plans answer
+    marks, else the customer's active product (not every API marks the current plan in its plans answer)."""
+    subscription = customer.subscription if customer else None
+    found = catalog.find_price(subscription.price_id) if subscription and subscription.is_live else None
+    if found is not None:
+        return found
+    return catalog.plan(catalog.active_product_id or (customer.active_product_id if customer else None)), None
+
+
+def plans_frame(catalog: PlanCatalog, customer: CustomerInfo | None = None) -> pd.DataFrame:
+    """One row per plan and price (a custom plan without prices keeps one row with no price); `current` marks
+    the customer's price, or every price of the current plan when only the plan is known."""
+    current, current_price = current_plan(catalog, customer)
     rows = []
     for plan in catalog.plans:
         for price in plan.prices or (None,):
             rows.append({
                 "plan": plan.name,
-                "interval": price.interval if price else None,
+                "interval": price.period if price else None,  # "3 months" is not "month"
+                "months": float(price.months) if price and price.months is not None else None,  # one payment covers
                 "price": float(price.amount) if price and price.amount is not None else None,
                 "currency": (price.currency if price else "usd").upper(),
                 "credits": plan.credits,
                 "overage_rate": float(plan.overage_rate) if plan.overage_rate is not None else None,
                 "seats": plan.seats,
                 "features": " · ".join(plan.features),
-                "current": plan.product_id == catalog.active_product_id,
+                "current": price == current_price if current_price else plan == current,
                 "custom": plan.custom,
                 "product_id": plan.product_id,
                 "price_id": price.price_id if price else None,
@@ -37,44 +50,23 @@ def plans_frame(catalog: PlanCatalog) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     for column in ("credits", "seats"):
         frame[column] = frame[column].astype("Int64")
-    for column in ("price", "overage_rate"):
+    for column in ("months", "price", "overage_rate"):
         frame[column] = frame[column].astype("Float64")
     return frame
 
 
-def monthly_cost_chart(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]] | None:
-    """The Plans page's chart: each priced plan's cost per month, billed monthly or yearly, as data and a
-    Vega-Lite spec (a plain spec: Altair would validate it against its schema on every page run, 17 ms each).
-    None when no plan has a price."""
+def monthly_costs(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Each priced plan's cost per month, whatever it bills by (a yearly price counts a twelfth, a quarterly
+    one a third), for the Plans page's chart; None when no plan has a price."""
     priced = frame.dropna(subset=["price"])
     priced = priced[priced.price > 0]
     if priced.empty:
         return None
-    yearly = priced.interval == "year"
-    data = pd.DataFrame({
-        "plan": priced.plan,
-        "billing": yearly.map({True: "Yearly (per month)", False: "Monthly"}),
-        "per_month": priced.price.where(~yearly, priced.price / 12),
-        "credits": priced.credits,
-    })
-    spec = {
-        "mark": {"type": "bar"},
-        "height": 260,
-        "encoding": {
-            "x": {"field": "plan", "type": "nominal", "sort": list(dict.fromkeys(data.plan)), "title": None,
-                  "axis": {"labelAngle": 0}},
-            "xOffset": {"field": "billing", "type": "nominal"},
-            "y": {"field": "per_month", "type": "quantitative", "title": "Cost per month ($)"},
-            "color": {"field": "billing", "type": "nominal", "title": None, "legend": {"orient": "top"}},
-            "tooltip": [
-                {"field": "plan", "type": "nominal", "title": "Plan"},
-                {"field": "billing", "type": "nominal", "title": "Billing"},
-                {"field": "per_month", "type": "quantitative", "title": "Per month", "format": "$,.2f"},
-                {"field": "credits", "type": "quantitative", "title": "Credits", "format": ","},
-            ],
-        },
-    }
-    return data.reset_index(drop=True), spec
+    months = priced.months.fillna(1.0)
+    billing = [("Monthly" if count == 1 else "Yearly (per month)" if count == 12 else f"Every {period} (per month)")
+               for count, period in zip(months, priced.interval)]
+    return pd.DataFrame({"plan": priced.plan, "billing": billing, "per_month": priced.price / months,
+                         "credits": priced.credits}).reset_index(drop=True)
 
 
 def plan_name(customer: CustomerInfo, catalog: PlanCatalog | None = None) -> str | None:
@@ -97,7 +89,7 @@ def customer_record(customer: CustomerInfo, catalog: PlanCatalog | None = None) 
         "status": customer.status,
         "plan": plan_name(customer, catalog),
         "price": float(subscription.amount) if subscription and subscription.amount is not None else None,
-        "interval": subscription.interval if subscription else None,
+        "interval": subscription.period if subscription else None,
         "period_end": subscription.current_period_end if subscription else None,
         "cancel_at_period_end": bool(subscription and subscription.cancel_at_period_end),
         "scheduled_plan": (scheduled.plan_name or scheduled.product_id) if scheduled else None,
@@ -114,6 +106,3 @@ def typed_customer_frame(records: list[dict[str, object]], columns: list[str]) -
     frame["period_end"] = pd.to_datetime(frame["period_end"], utc=True)
     return frame
 
-
-def customers_frame(customers: Iterable[CustomerInfo], catalog: PlanCatalog | None = None) -> pd.DataFrame:
-    return typed_customer_frame([customer_record(customer, catalog) for customer in customers], CUSTOMER_COLUMNS)

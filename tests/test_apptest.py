@@ -6,6 +6,7 @@ Flows that need a click inside a confirmation dialog run in the browser tests (A
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from sandbox.control_client import SandboxControl
 from services.payments import validation
+from services.inputs import InputRefused
 from services.payments.errors import InvalidInputError
 from tests.hostile_inputs import HOSTILE_INPUTS
 from sandbox.settings import new_test_key
@@ -29,8 +31,8 @@ MENUS = {"support": {"customer", "bulk", "plans"}, "finance": set(PAGES), "admin
 def sandbox_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxControl]:
     """One console runtime for the module (it is cached per process): its own data and a pinned sandbox."""
     port, key = free_port(), new_test_key()
-    names = {"BILLING_DESK_DATA_DIR": str(tmp_path_factory.mktemp("apptest")), "SANDBOX_PORT": str(port),
-             "SANDBOX_API_KEY": key}
+    names = {"BILLING_DESK_SANDBOX": "1", "BILLING_DESK_DATA_DIR": str(tmp_path_factory.mktemp("apptest")),
+             "SANDBOX_PORT": str(port), "SANDBOX_API_KEY": key}
     saved = {name: os.environ.get(name) for name in names}
     os.environ.update(names)
     app()  # the runtime, and its sandbox, start with the first run
@@ -53,13 +55,21 @@ def fresh_reads(sandbox_control: SandboxControl) -> Iterator[None]:
 
 
 def app(user: str | None = None, org: str | None = None) -> AppTest:
+    """The console in AppTest; with `user`, signed in as that demo user through the login form."""
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=30)
-    if user:
-        at.session_state["authentication_status"] = True
-        at.session_state["username"] = user
-        at.session_state["roles"] = [user]
     if org:
         at.query_params["org"] = org
+    at.run()
+    if user:
+        sign_in(at, user, f"{user}-demo")
+        assert at.session_state["_session_token"], f"{user} could not sign in"
+    return at
+
+
+def sign_in(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(password)
+    next(button for button in at.button if button.label == "Log in").click()
     return at.run()
 
 
@@ -87,28 +97,21 @@ def test_before_login_only_the_login_form_exists(sandbox_control: SandboxControl
 
 
 def test_login_form_signs_in_and_keeps_the_deep_link(sandbox_control: SandboxControl) -> None:
-    at = app(org="org_abc123")
-    at.text_input(key="login_username").input("finance")
-    at.text_input(key="login_password").input("finance-demo")
-    next(button for button in at.button if button.label == "Log in").click()
-    at.run()
-    assert at.session_state["authentication_status"] is True
+    at = sign_in(app(org="org_abc123"), "finance", "finance-demo")
+    assert at.session_state["_session_token"]
     assert at.title[0].value == "Customer" and "Acme Analytics" in texts(at)
 
 
 def test_wrong_passwords_then_lockout(sandbox_control: SandboxControl) -> None:
     at = app()
     for _ in range(5):
-        at.text_input(key="login_username").input("admin")
-        at.text_input(key="login_password").input("wrong password")
-        next(button for button in at.button if button.label == "Log in").click()
-        at.run()
+        sign_in(at, "admin", "wrong password")
     assert "locked" in at.error[0].value
-    at.text_input(key="login_username").input("admin")
-    at.text_input(key="login_password").input("admin-demo")  # right, but too late
-    next(button for button in at.button if button.label == "Log in").click()
-    at.run()
-    assert not at.session_state["authentication_status"] and "locked" in at.error[0].value
+    sign_in(at, "admin", "admin-demo")  # right, but too late
+    assert "_session_token" not in at.session_state and "locked" in at.error[0].value
+    store = Path(os.environ["BILLING_DESK_DATA_DIR"]) / "audit.sqlite3"
+    with sqlite3.connect(store) as db:  # unlock admin for the tests after this one
+        db.execute("DELETE FROM login_throttles")
 
 
 # --- menus and refusals ----------------------------------------------------------------------------
@@ -127,14 +130,13 @@ def test_each_role_reaches_exactly_its_pages(sandbox_control: SandboxControl, ro
             assert "can't use this page" in at.error[0].value
 
 
-@pytest.mark.parametrize(("username", "roles"), [("support", ["admin"]), ("mallory", ["admin"]),
-                                                 ("finance", ["superuser"]), ("support", [])])
-def test_tampered_session_state_gets_the_login_form(sandbox_control: SandboxControl, username: str,
-                                                    roles: list[str]) -> None:
+@pytest.mark.parametrize("state", [{"authentication_status": True, "username": "admin", "roles": ["admin"]},
+                                   {"_session_token": "made-up.0123456789abcdef0123456789abcdef"},
+                                   {"_session_token": ""}])
+def test_tampered_session_state_gets_the_login_form(sandbox_control: SandboxControl, state: dict) -> None:
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=30)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    at.session_state["roles"] = roles
+    for key, value in state.items():
+        at.session_state[key] = value
     at.run()
     assert at.title[0].value == "Billing Desk" and "login_username" in {field.key for field in at.text_input}
 
@@ -214,7 +216,11 @@ def test_checkout_link_for_an_organization_without_a_subscription(sandbox_contro
     next(button for button in at.button if button.label == "Create checkout link").click()
     at.run()
     assert "must start with https://" in at.error[0].value and not at.code
-    at.text_input(key="cancel_url").input("https://desk.example.com/back").run()
+    at.text_input(key="cancel_url").input("https://evil.example/back").run()  # https, but not the company's
+    next(button for button in at.button if button.label == "Create checkout link").click()
+    at.run()
+    assert "one of the company's sites" in at.error[0].value and not at.code
+    at.text_input(key="cancel_url").input("http://127.0.0.1:8501/back").run()  # the sandbox may use loopback
     next(button for button in at.button if button.label == "Create checkout link").click()
     at.run()
     assert "/sandbox/checkout/cs_test_" in at.code[0].value
@@ -311,7 +317,7 @@ def test_every_page_input_refuses_hostile_values(sandbox_control: SandboxControl
 def _refused_by(check, value: str) -> bool:  # type: ignore[no-untyped-def]
     try:
         check(value)
-    except InvalidInputError:
+    except (InvalidInputError, InputRefused):
         return True
     return False
 
@@ -370,10 +376,14 @@ def test_page_actions_under_faults(sandbox_control: SandboxControl, operation: s
     assert succeeded(at)
 
 
-def test_misconfiguration_stops_with_a_clear_message(sandbox_control: SandboxControl,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_misconfiguration_stops_with_a_generic_message_and_logs_the_detail(
+        sandbox_control: SandboxControl, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("BILLING_DESK_SANDBOX")
     monkeypatch.setenv("PAYMENTS_API_URL", "http://payments.example.com/api/v1")
     monkeypatch.setenv("PAYMENTS_API_KEY", "bsk_live_" + "ab" * 16)
+    monkeypatch.setenv("BILLING_DESK_USERS", "/etc/billing-desk/users.yaml")
     at = app()
-    assert "Billing Desk can't start" in at.error[0].value and "https" in at.error[0].value
+    shown = at.error[0].value
+    assert "isn't configured correctly" in shown and "users.yaml" not in shown and "https" not in shown
     assert not at.text_input  # no login form, nothing else
+    assert any("must use https" in record.getMessage() for record in caplog.records)  # the operator's detail

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from services.tables import customers_frame, monthly_cost_chart, plans_frame
+from services.tables import CUSTOMER_COLUMNS, customer_record, monthly_costs, plans_frame, typed_customer_frame
+from ui.present import monthly_cost_spec
 from services.payments.client import PaymentsClient
 
 
@@ -20,7 +21,8 @@ def test_plans_frame_has_money_as_numbers_and_marks_the_current_plan(client: Pay
 
 def test_monthly_cost_chart_shows_priced_plans_per_month(client: PaymentsClient) -> None:
     frame = plans_frame(client.list_plans("org_abc123"))
-    data, spec = monthly_cost_chart(frame)
+    data = monthly_costs(frame)
+    spec = monthly_cost_spec(data)
     # The free trial and the custom Enterprise plan have no price to chart; yearly prices are shown per month.
     assert data.plan.unique().tolist() == ["Starter", "Growth", "Scale", "Expansion"]
     starter = data[data.plan == "Starter"].set_index("billing").per_month
@@ -29,13 +31,14 @@ def test_monthly_cost_chart_shows_priced_plans_per_month(client: PaymentsClient)
     fields = {encoding["field"] for encoding in spec["encoding"].values() if isinstance(encoding, dict)}
     fields |= {tooltip["field"] for tooltip in spec["encoding"]["tooltip"]}
     assert fields <= set(data.columns)  # every field the spec draws is in the data
-    assert monthly_cost_chart(frame[frame.custom]) is None  # nothing priced, no chart
+    assert monthly_costs(frame[frame.custom]) is None  # nothing priced, no chart
 
 
 def test_customers_frame_has_dates_as_datetimes(client: PaymentsClient, control) -> None:
     ids = ["org_abc123"] + [row["id"] for row in control.organizations("none")[:2]]
     customers = [client.get_customer(organization_id) for organization_id in ids]
-    frame = customers_frame(customers, client.list_plans("org_abc123"))
+    catalog = client.list_plans("org_abc123")
+    frame = typed_customer_frame([customer_record(customer, catalog) for customer in customers], CUSTOMER_COLUMNS)
     assert pd.api.types.is_datetime64_any_dtype(frame.period_end)
     first = frame.iloc[0]
     assert (first.plan, first.price, first.status, first.card_last4) == ("Growth", 399.0, "active", "4242")

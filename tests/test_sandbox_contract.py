@@ -28,8 +28,7 @@ CATALOG = {  # DEVELOPERS.md: the public plan catalog, in dollars
 def _price(client: PaymentsClient, organization_id: str, plan_name: str, interval: str) -> tuple[str, str]:
     catalog = client.list_plans(organization_id)
     plan = next(plan for plan in catalog.plans if plan.name == plan_name)
-    price = plan.price_for(interval)
-    assert price is not None
+    price = next(price for price in plan.prices if price.interval == interval)
     return price.price_id, plan.product_id
 
 
@@ -467,3 +466,5 @@ def test_openapi_describes_the_seven_operations(sandbox) -> None:
         "subscription-plans", "subscription-checkout", "subscription-process", "subscription-update",
         "subscription-cancel", "customer-info", "customer-portal")}
     assert "ErrorEnvelope" in spec["components"]["schemas"]
+    plans = spec["paths"]["/api/v1/payment/subscription-plans"]["get"]["responses"]["200"]["content"]
+    assert plans["application/json"]["schema"]["type"] == "array"  # plan objects, not a wrapper

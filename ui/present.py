@@ -7,9 +7,13 @@ API data is shown literally: anything from the API that goes into markdown passe
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import pandas as pd
 
 # Streamlit markdown treats these as syntax ($ even starts LaTeX); API data must show literally.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=/@])")
+_BARE_ADDRESS = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
 
 STATUS_STYLE: dict[str, tuple[str, str]] = {  # status -> (label, badge colour)
     "active": ("Active", "green"), "trialing": ("Trialing", "blue"), "past_due": ("Past due", "orange"),
@@ -22,9 +26,12 @@ ENVIRONMENT_STYLE: dict[str, tuple[str, str]] = {
 
 
 def escape_markdown(text: object) -> str:
-    """Text shown literally inside markdown: every character markdown could read as syntax is escaped, and
-    `:` and `/` too, so a bare web address is not turned into a link."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+    """Text shown literally inside markdown: every character markdown could read as syntax is escaped. Markdown
+    resolves escapes before it looks for bare web addresses, so an invisible word joiner (U+2060) goes into
+    `://` and `www.`: a phishing address in a customer's name stays text, not a link. (E-mail addresses are
+    left whole: copied into a mail client they must still work, and a mailto link is harmless.)"""
+    unlinked = _BARE_ADDRESS.sub("\u2060", str(text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked).replace("\n", " ")
 
 
 def code_span(text: object) -> str:
@@ -38,3 +45,25 @@ def status_style(status: str) -> tuple[str, str]:
 
 def status_label(status: str) -> str:
     return status_style(status)[0]
+
+
+def monthly_cost_spec(costs: pd.DataFrame) -> dict[str, Any]:
+    """The Plans page's chart as a plain Vega-Lite spec (Altair would validate it against its schema on every
+    page run, 17 ms each): per plan, one bar per way of billing, in cost per month."""
+    return {
+        "mark": {"type": "bar"},
+        "height": 260,
+        "encoding": {
+            "x": {"field": "plan", "type": "nominal", "sort": list(dict.fromkeys(costs.plan)), "title": None,
+                  "axis": {"labelAngle": 0}},
+            "xOffset": {"field": "billing", "type": "nominal"},
+            "y": {"field": "per_month", "type": "quantitative", "title": "Cost per month ($)"},
+            "color": {"field": "billing", "type": "nominal", "title": None, "legend": {"orient": "top"}},
+            "tooltip": [
+                {"field": "plan", "type": "nominal", "title": "Plan"},
+                {"field": "billing", "type": "nominal", "title": "Billing"},
+                {"field": "per_month", "type": "quantitative", "title": "Per month", "format": "$,.2f"},
+                {"field": "credits", "type": "quantitative", "title": "Credits", "format": ","},
+            ],
+        },
+    }

@@ -10,6 +10,7 @@ once the fault clears.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterato
     users = data_dir / "users.yaml"
     add_user(users, "ops", "admin", PASSWORD, name="Ops admin")
     console = start_console(data_dir, {"PAYMENTS_API_URL": api.base_url, "PAYMENTS_API_KEY": api.api_key,
-                                       "BILLING_DESK_USERS": str(users), "BILLING_DESK_COOKIE_KEY": "k" * 48,
+                                       "BILLING_DESK_USERS": str(users),
+                                       "BILLING_DESK_COOKIE_KEY": secrets.token_urlsafe(48),
+                                       "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1",  # loopback: http allowed
                                        "PAYMENTS_API_TIMEOUT": str(READ_TIMEOUT)})
     control = SandboxControl(api.root_url, api.api_key)
     context = browser.new_context()
