@@ -189,7 +189,7 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         public_url=(environ.get("BILLING_DESK_PUBLIC_URL") or sign_in.get("public_url") or "").rstrip("/") or None,
         trusted_proxies=_networks(environ.get("BILLING_DESK_TRUSTED_PROXIES") or sign_in.get("trusted_proxies")),
         idle_timeout=timedelta(minutes=_number(environ.get("BILLING_DESK_IDLE_MINUTES") or
-                                               sign_in.get("idle_minutes"), "BILLING_DESK_IDLE_MINUTES", 30, 1, 1440)),
+                                               sign_in.get("idle_minutes"), "BILLING_DESK_IDLE_MINUTES", 30, 0.1, 1440)),
         session_lifetime=timedelta(hours=_number(environ.get("BILLING_DESK_SESSION_HOURS") or
                                                  sign_in.get("session_hours"), "BILLING_DESK_SESSION_HOURS", 12, 1, 168)),
         checkout_success_url=success_url, checkout_cancel_url=cancel_url,

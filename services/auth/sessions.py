@@ -145,7 +145,7 @@ class SignInSessions:
             return SessionCheck(None, "Your session reached its time limit. Sign in again to continue.")
         if moment - last_seen > self.idle_timeout:
             return SessionCheck(None, "You were signed out after a period without activity. Sign in again.")
-        if moment - last_seen > TOUCH_EVERY:
+        if moment - last_seen > min(TOUCH_EVERY, self.idle_timeout / 10):  # a short timeout is touched more often
             with self.engine.begin() as conn:
                 conn.execute(update(sign_in_sessions).where(sign_in_sessions.c.token_hash == key).values(
                     last_seen_at=moment))
