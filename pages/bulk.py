@@ -127,11 +127,11 @@ def progress_and_results() -> None:
         tooltip=[alt.Tooltip("label:N", title="Status"), alt.Tooltip("organizations:Q", title="Organizations")],
     ).properties(height=36 * len(counts) + 40), width="stretch")
     st.dataframe(frame, hide_index=True, width="stretch", placeholder="—", column_config={
-        "organization_id": "Organization", "status": "Status", "plan": "Plan",
+        "organization_id": "Organization", "name": "Name", "status": "Status", "plan": "Plan",
         "price": st.column_config.NumberColumn("Price", format="dollar"), "interval": "Billed",
         "period_end": st.column_config.DatetimeColumn("Period ends", format="D MMM YYYY"),
         "cancel_at_period_end": st.column_config.CheckboxColumn("Cancelling"),
-        "card_last4": "Card", "email": "Email", "error": "Error"})
+        "card_last4": "Card", "email": "Email", "address": "Address", "error": "Error"})
     st.download_button("Download CSV", lambda: desk.bulk_csv(actor, current), file_name="bulk-lookup.csv",
                        mime="text/csv", icon=":material/download:", on_click="ignore")
 

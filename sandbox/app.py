@@ -17,6 +17,7 @@ from . import billing, dialects, hosted
 from .errors import ApiError
 from .faults import Fault, FaultRegistry
 from .models import (CheckoutBody, ClockAdvance, CustomerInfo, Empty, ErrorEnvelope, FaultSpec, OrganizationBody,
+                     ProfileBody,
                      Plan, PlanChangeBody, ProcessResult, SessionUrl, UpdateResult)
 from .ratelimit import RateLimiter
 from .seed import seed
@@ -258,6 +259,12 @@ def create_app(settings: SandboxSettings) -> FastAPI:
                          "(SELECT cancel_at_period_end FROM subscriptions s WHERE s.organization_id = o.id "
                          "ORDER BY created_at DESC, rowid DESC LIMIT 1) AS canceling FROM organizations o ORDER BY o.id")
         return [dict(row) for row in rows]
+
+    @app.post("/sandbox/control/organizations/{organization_id}/profile", tags=["sandbox"],
+              summary="Set what the customer typed: organization name, name, email, address")
+    def set_profile(organization_id: str, body: ProfileBody) -> dict[str, str]:
+        billing.set_profile(store, organization_id, body.organizationName, body.name, body.email, body.address)
+        return {"organizationId": organization_id}
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

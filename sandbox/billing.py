@@ -88,6 +88,19 @@ def _address_json(raw: str) -> dict[str, Any]:
     return json.loads(raw)
 
 
+def set_profile(store: Store, organization_id: str, organization_name: str | None, name: str | None,
+                email: str | None, address: dict[str, str | None] | None) -> None:
+    """What a customer typed about themselves changes (in a real portal they can): any text at all."""
+    require_organization(store, organization_id)
+    with store.transaction() as conn:
+        if organization_name is not None:
+            conn.execute("UPDATE organizations SET name = ? WHERE id = ?", (organization_name, organization_id))
+        for column, value in (("name", name), ("email", email),
+                              ("address", json.dumps(address) if address is not None else None)):
+            if value is not None:
+                conn.execute(f"UPDATE customers SET {column} = ? WHERE organization_id = ?", (value, organization_id))
+
+
 # --- lookups ----------------------------------------------------------------------------------------
 def require_organization(store: Store, organization_id: str) -> sqlite3.Row:
     row = store.organization(organization_id)

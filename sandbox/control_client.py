@@ -49,6 +49,10 @@ class SandboxControl:
                 if (status is None or row["status"] == status)
                 and (canceling is None or bool(row["canceling"]) == canceling)]
 
+    def set_profile(self, organization_id: str, **profile: Any) -> None:
+        """What the customer typed about themselves: organizationName, name, email, address (a dict)."""
+        self._call("POST", f"/organizations/{organization_id}/profile", json=profile)
+
     def pay(self, checkout_url: str, card: str = "4242 4242 4242 4242", expiry: str = "12 / 34",
             cvc: str = "123") -> requests.Response:
         """Posts the hosted checkout form as a browser would; the answer is the redirect (or the page again)."""

@@ -31,6 +31,16 @@ class CheckoutBody(PlanChangeBody):
     cancelUrl: Optional[str] = URL
 
 
+class ProfileBody(BaseModel):
+    """What a customer can type about themselves (a test control: the hostile-data tests set it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    organizationName: str | None = Field(None, max_length=10_000)
+    name: str | None = Field(None, max_length=10_000)
+    email: str | None = Field(None, max_length=10_000)
+    address: dict[str, str | None] | None = None
+
+
 class ErrorEnvelope(BaseModel):
     code: str
     message: str

@@ -30,8 +30,8 @@ from .payments.models import CustomerInfo, PlanCatalog
 MAX_IDS = 5000
 DEFAULT_CONCURRENCY = 8
 MAX_RATE_LIMIT_RETRIES = 5
-RESULT_COLUMNS = ["organization_id", "status", "plan", "price", "interval", "period_end", "cancel_at_period_end",
-                  "card_last4", "email", "error"]
+RESULT_COLUMNS = ["organization_id", "name", "status", "plan", "price", "interval", "period_end",
+                  "cancel_at_period_end", "card_last4", "email", "address", "error"]
 _SEPARATORS = re.compile(r"[\s,;|\"']+")
 _ID_COLUMNS = ("organization_id", "organizationid", "organization", "org_id", "orgid", "org", "id")
 

@@ -11,7 +11,8 @@ from .payments.models import CustomerInfo, Plan, PlanCatalog, Price
 PLAN_COLUMNS = ["plan", "interval", "months", "price", "currency", "credits", "overage_rate", "seats", "features",
                 "current", "custom", "product_id", "price_id"]
 CUSTOMER_COLUMNS = ["organization_id", "name", "status", "plan", "price", "interval", "period_end",
-                    "cancel_at_period_end", "scheduled_plan", "card_brand", "card_last4", "email", "customer_id"]
+                    "cancel_at_period_end", "scheduled_plan", "card_brand", "card_last4", "email", "address",
+                    "customer_id"]
 
 
 def current_plan(catalog: PlanCatalog, customer: CustomerInfo | None = None) -> tuple[Plan | None, Price | None]:
@@ -96,6 +97,7 @@ def customer_record(customer: CustomerInfo, catalog: PlanCatalog | None = None) 
         "card_brand": customer.card_brand,
         "card_last4": customer.card_last4,
         "email": customer.email,
+        "address": customer.address.one_line() if customer.address else None,
         "customer_id": customer.customer_id,
     }
 

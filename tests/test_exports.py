@@ -45,3 +45,28 @@ def test_the_audit_download_of_a_hostile_login_name_is_inert(client: PaymentsCli
     [row] = list(csv.DictReader(io.StringIO(exported.decode())))
     assert row["user"] == "'" + FORMULAS[0]
     assert (row["organization_id"], row["error"], row["reason"]) == ("'=1+1", "'@evil", "'-reason")
+
+
+def test_hostile_text_from_the_api_is_inert_in_the_bulk_download(client: PaymentsClient, control, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Customers edit their own name, email and address (in a real portal); an API error carries its message.
+    Every such field goes into the bulk CSV, and none may arrive as a live formula."""
+    organizations = [row["id"] for row in control.organizations("active")][:len(FORMULAS)]
+    for organization_id, formula in zip(organizations, FORMULAS):
+        control.set_profile(organization_id, organizationName=formula, name=formula, email=formula,
+                            address={"line1": formula, "city": formula})
+    desk = BillingDesk(client, AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite3'}"))
+    support = Actor("sam", Role.SUPPORT)
+    lookup = desk.start_bulk_lookup(support, organizations)
+    lookup.wait(60)
+    control.add_fault("customer-info", status=422, code="blocked", message=FORMULAS[0], count=1)
+    failed = desk.start_bulk_lookup(support, [organizations[0]])
+    failed.wait(60)
+    rows = list(csv.DictReader(io.StringIO(desk.bulk_csv(support, lookup).decode(), newline="")))
+    rows += list(csv.DictReader(io.StringIO(desk.bulk_csv(support, failed).decode(), newline="")))
+    cells = [(column, value) for row in rows for column, value in row.items()]
+    assert len(rows) == len(organizations) + 1
+    live = [(column, value) for column, value in cells if value.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert live == [], live
+    for column in ("name", "email", "address"):
+        assert all(row[column].startswith("'") for row in rows[:-1]), column
+    assert rows[-1]["error"] == "'" + FORMULAS[0]
