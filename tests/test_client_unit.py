@@ -11,6 +11,7 @@ import requests
 import responses
 from responses import matchers
 
+from services.payments import validation
 from services.payments.client import PaymentsClient, mask_key
 from services.payments.errors import (ApiConnectionError, ApiTimeoutError, InvalidInputError, NotFoundError,
                                       RateLimitError, ServerError, UnexpectedResponseError)
@@ -36,7 +37,7 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def test_repr_and_errors_never_show_the_key(client: PaymentsClient) -> None:
     assert KEY not in repr(client) and repr(client).endswith("'bsk_live_…cdef')")
-    assert client.mode == "live"
+    assert validation.key_environment(KEY) == "live"
     assert mask_key("bsk_test_" + "1" * 32) == "bsk_test_…1111"
 
 

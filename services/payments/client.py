@@ -72,11 +72,6 @@ class PaymentsClient:
         self.session.headers.update({"X-API-Key": self._api_key, "Accept": "application/json",
                                      "User-Agent": "billing-desk/1.0"})
 
-    @property
-    def mode(self) -> str:
-        """"live" or "test", from the key's prefix."""
-        return "live" if self._api_key.startswith("bsk_live_") else "test"
-
     def __repr__(self) -> str:
         return f"PaymentsClient(base_url={self.base_url!r}, api_key={mask_key(self._api_key)!r})"
 
