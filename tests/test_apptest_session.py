@@ -42,3 +42,15 @@ def test_a_session_ended_elsewhere_shows_the_sign_in_page_with_a_reason(sandbox_
         db.execute("UPDATE sign_in_sessions SET ended_at = started_at WHERE username = 'finance'")
     at.run()
     assert at.title[0].value == "Billing Desk" and "You were signed out" in texts(at)
+
+
+def test_the_sign_in_cookie_is_strict_and_secure_behind_https() -> None:
+    from datetime import datetime, timezone
+
+    from ui.session import _cookie_script
+
+    moment = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    behind_https = _cookie_script("token.sig", moment, secure=True)
+    assert "SameSite=Strict" in behind_https and "'; Secure'" in behind_https
+    on_loopback = _cookie_script("token.sig", moment, secure=False)
+    assert "location.protocol === 'https:'" in on_loopback  # Secure whenever the page itself is https
