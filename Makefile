@@ -25,6 +25,15 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
+# PostgreSQL's server for the store tests (tests/support/postgres.py starts a throwaway one); Debian keeps initdb
+# under a versioned folder, so the target is whichever is there, or a name that never exists when none is.
+POSTGRES_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) install-postgresql)
+
+$(POSTGRES_INITDB):
+	@echo "Installing Debian's postgresql for the store tests..."
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null
+
 # With no API configured (PAYMENTS_API_URL or .streamlit/secrets.toml), `make run` asks for the sandbox.
 SANDBOX_FLAG := $(if $(or $(PAYMENTS_API_URL),$(wildcard .streamlit/secrets.toml)),,BILLING_DESK_SANDBOX=1)
 
@@ -34,7 +43,7 @@ run: $(VENV)/.runtime
 sandbox: $(VENV)/.runtime
 	$(PY) -m sandbox
 
-test: $(VENV)/.dev $(CHROMIUM)
+test: $(VENV)/.dev $(CHROMIUM) $(POSTGRES_INITDB)
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev $(CHROMIUM)

@@ -2,8 +2,9 @@
 
 A row is stored *before* the API call (outcome "pending") and completed after it; if the row can't be stored,
 the write does not happen. One row per intent: the idempotency key is unique, so a double click or a rerun
-that repeats the same intent updates its row instead of adding one. Rows left "pending" by a console that
-died are marked "unknown" at the next start, for a person to settle by re-reading the customer.
+that repeats the same intent updates its row instead of adding one. Rows left "pending" by a console process
+that died (its lease expired, services/leases.py) are marked "unknown" by the processes still running, for a
+person to settle by re-reading the customer.
 
 Rows are stored in the console's database (services/store.py).
 """
@@ -21,6 +22,7 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, Text, func, sel
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from .leases import live_lease_ids
 from .store import metadata, now as _now, open_store, utc as _utc
 
 OUTCOMES = ("pending", "succeeded", "failed", "denied", "unknown")
@@ -131,10 +133,17 @@ class AuditLog:
             pass
 
     def mark_interrupted(self) -> int:
-        """Rows still pending from an earlier run of the console: their outcome is unknown."""
+        """Rows still pending from console processes that are gone: their outcome is unknown. A process is gone
+        when it holds no live lease (services/leases.py): it crashed or stopped (the lease expired or was
+        released) or it predates leases. Live processes' writes in flight are left alone. Runs at start and
+        on every heartbeat of this process's lease; returns how many rows it marked."""
         with self.engine.begin() as conn:
-            return conn.execute(update(audit_events).where(
-                (audit_events.c.outcome == "pending") & (audit_events.c.boot_id != self.boot_id)).values(
+            orphaned = ((audit_events.c.outcome == "pending") & (audit_events.c.boot_id != self.boot_id)
+                        & audit_events.c.boot_id.not_in(live_lease_ids(conn)))
+            # Looked for first: the beat finds none nearly always, and a read takes no write lock (SQLite).
+            if conn.execute(select(audit_events.c.id).where(orphaned).limit(1)).first() is None:
+                return 0
+            return conn.execute(update(audit_events).where(orphaned).values(
                 outcome="unknown", error="The console stopped before the API answered; re-read the customer "
                                         "to see whether the change happened.")).rowcount
 

@@ -16,6 +16,7 @@ from .auth.throttle import LoginThrottle
 from .auth.users import User, demo_users
 from .config import ConsoleConfig
 from .desk import BillingDesk
+from .leases import ConsoleLease
 from .payments.client import PaymentsClient
 from .store import open_store
 
@@ -35,6 +36,7 @@ class Console:
     success_url: str | None
     cancel_url: str | None
     sandbox: object | None = None  # the RunningSandbox in sandbox mode
+    lease: ConsoleLease | None = field(default=None, repr=False)  # this process's heartbeat in the store
 
     @property
     def environment(self) -> str:
@@ -64,7 +66,8 @@ def build_console(config: ConsoleConfig) -> Console:
         client = PaymentsClient(config.api_url or "", config.api_key or "", timeout=timeout)
     store = open_store(config.audit_database_url)
     audit = AuditLog(store, environment=config.environment)
-    audit.mark_interrupted()
+    # Pending rows of console processes whose lease has expired become unknown, now and on every heartbeat.
+    lease = ConsoleLease(store, audit.boot_id, on_beat=audit.mark_interrupted).start()
     sessions = SignInSessions(store, config.cookie_key or secrets.token_urlsafe(48), config.idle_timeout,
                               config.session_lifetime)
     if config.sandbox:
@@ -75,4 +78,4 @@ def build_console(config: ConsoleConfig) -> Console:
     desk = BillingDesk(client, audit, redirect_hosts=config.checkout_allowed_hosts, loopback_redirects=config.sandbox)
     return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
                    sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
-                   success_url=success_url, cancel_url=cancel_url, sandbox=sandbox)
+                   success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease)

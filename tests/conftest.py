@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh sandbox on loopback per test, a client bound to it, and its test controls."""
+"""Shared fixtures: a fresh sandbox on loopback per test, a client bound to it, and its test controls; the
+store on each backend (`store_url`: SQLite, and PostgreSQL on a throwaway server started once per session)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from sandbox import RunningSandbox, SandboxSettings, start_sandbox
 from sandbox.control_client import SandboxControl
 from services.payments.client import PaymentsClient
+from tests.support.postgres import PostgresMissing, PostgresServer
+
+STORE_BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture
@@ -28,3 +32,27 @@ def client(sandbox: RunningSandbox) -> Iterator[PaymentsClient]:
 @pytest.fixture
 def control(sandbox: RunningSandbox) -> SandboxControl:
     return SandboxControl(sandbox.root_url, sandbox.api_key)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Started only if a test asks for PostgreSQL. Missing PostgreSQL fails those tests (never skips them):
+    the store runs on it in production."""
+    try:
+        server = PostgresServer.start()
+    except PostgresMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=STORE_BACKENDS, ids=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty store of its own, on each backend in turn."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -23,8 +22,8 @@ SUPPORT, FINANCE = Actor("sam", Role.SUPPORT), Actor("fay", Role.FINANCE)
 
 
 @pytest.fixture
-def audit(tmp_path: Path) -> AuditLog:
-    return AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+def audit(store_url: str) -> AuditLog:
+    return AuditLog(store_url)
 
 
 @pytest.fixture
@@ -71,9 +70,9 @@ def test_the_same_intent_twice_is_one_write_and_one_row(desk: BillingDesk, audit
     assert len(events) == 1 and events.iloc[0].attempts == 2 and events.iloc[0].outcome == "succeeded"
 
 
-def test_no_write_happens_when_the_audit_row_cannot_be_stored(client: PaymentsClient, tmp_path: Path,
+def test_no_write_happens_when_the_audit_row_cannot_be_stored(client: PaymentsClient, store_url: str,
                                                               control: SandboxControl) -> None:
-    audit = AuditLog(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    audit = AuditLog(store_url)
     with audit.engine.begin() as conn:
         conn.execute(text("DROP TABLE audit_events"))  # the store is broken
     with pytest.raises(AuditUnavailable):
@@ -116,8 +115,8 @@ def test_links_are_returned_once_and_never_stored(desk: BillingDesk, audit: Audi
     assert set(audit.events().outcome) == {"succeeded"}
 
 
-def test_an_interrupted_write_is_shown_as_unknown_after_a_restart(tmp_path: Path, desk: BillingDesk) -> None:
-    url = f"sqlite:///{tmp_path / 'restart.sqlite3'}"
+def test_an_interrupted_write_is_shown_as_unknown_after_a_restart(store_url: str, desk: BillingDesk) -> None:
+    url = store_url
     before = AuditLog(url, boot_id="first")
     event_id = before.begin(user="fay", role="finance", action="cancel subscription", organization_id="org_abc123",
                             parameters={}, reason="closing", idempotency_key="k-crash")  # then the process dies

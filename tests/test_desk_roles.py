@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,8 +55,8 @@ def test_the_table_names_every_operation_of_the_desk() -> None:
 
 
 @pytest.fixture
-def desk(client: PaymentsClient, tmp_path: Path) -> BillingDesk:
-    return BillingDesk(client, AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite3'}"))
+def desk(client: PaymentsClient, store_url: str) -> BillingDesk:
+    return BillingDesk(client, AuditLog(store_url))
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda role: role.value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,8 +36,8 @@ def test_csv_neutralises_text_but_keeps_numbers_and_the_frame() -> None:
     assert list(frame.name) == FORMULAS  # what the screen shows is unchanged
 
 
-def test_the_audit_download_of_a_hostile_login_name_is_inert(client: PaymentsClient, tmp_path: Path) -> None:
-    audit = AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+def test_the_audit_download_of_a_hostile_login_name_is_inert(client: PaymentsClient, store_url: str) -> None:
+    audit = AuditLog(store_url)
     audit.record(user=FORMULAS[0], role="unknown", action="login locked", organization_id="=1+1", outcome="denied",
                  error="@evil", reason="-reason")
     exported = BillingDesk(client, audit).audit_csv(Actor("fay", Role.FINANCE), AuditFilter())

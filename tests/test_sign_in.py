@@ -45,8 +45,8 @@ def users_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+def url(store_url: str) -> str:
+    return store_url
 
 
 def test_five_failures_lock_the_username_across_restarts(url: str, users_file: Path) -> None:

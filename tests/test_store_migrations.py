@@ -1,0 +1,193 @@
+"""The store's schema lives in Alembic migrations (services/store.py, migrations/): from scratch, from the last
+release that used create_all, under a lock when replicas start together, and loudly when a migration fails.
+Every test runs on SQLite and on PostgreSQL (`store_url`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData, create_engine, inspect, text
+from sqlalchemy.engine import Engine, make_url
+
+from services.audit import AuditLog
+from services.config import ConfigError
+from services.store import (_alembic_config, current_revision, head_revision, main, migration_lock, model_metadata,
+                            open_store, store_engine, upgrade)
+from tests.fixtures.make_audit_release_3f600a6 import OLD_TABLES, fill, old_release
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests/fixtures/audit-release-3f600a6.sqlite3"
+EVERY_REVISION = ["0001", "0002", "0003"]
+
+
+def _differences(engine: Engine, models: MetaData) -> list[Any]:
+    with engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), models))
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def _old_release_store(url: str) -> None:
+    """A store as the last create_all release left it: the committed SQLite file (made by that release's
+    code), or on PostgreSQL the same rows written by that code now."""
+    if url.startswith("sqlite"):
+        shutil.copy(FIXTURE, str(make_url(url).database))
+    else:
+        fill(url)
+
+
+def _audit_rows(url: str) -> list[dict[str, Any]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(text("SELECT * FROM audit_events ORDER BY id"))]
+    finally:
+        engine.dispose()
+
+
+def test_an_empty_store_runs_every_migration_and_matches_the_models(store_url: str) -> None:
+    engine = store_engine(store_url)
+    assert upgrade(engine) == EVERY_REVISION
+    assert current_revision(engine) == head_revision() == EVERY_REVISION[-1]
+    assert _tables(engine) == set(model_metadata().tables) | {"alembic_version"}
+    # The guard for the next engineer: a model changed without a migration (or the reverse) fails here.
+    assert _differences(engine, model_metadata()) == []
+    assert upgrade(engine) == []  # at head, a start applies nothing
+
+
+def test_migration_0001_is_exactly_the_old_releases_create_all_schema(store_url: str) -> None:
+    engine = store_engine(store_url)
+    assert upgrade(engine, "0001") == ["0001"]
+    assert _differences(engine, old_release().metadata) == []
+
+
+def test_a_store_of_the_old_release_upgrades_in_place_keeping_every_audit_row(store_url: str) -> None:
+    _old_release_store(store_url)
+    before = _audit_rows(store_url)
+    assert {row["outcome"] for row in before} == {"succeeded", "failed", "denied", "unknown", "pending"}
+    assert _tables(store_engine(store_url)) == set(OLD_TABLES)
+
+    engine = open_store(store_url)  # unversioned with the old tables: stamped 0001, then upgraded
+
+    assert current_revision(engine) == head_revision()
+    assert _differences(engine, model_metadata()) == []
+    assert "login_attempts" not in _tables(engine) and "logouts" not in _tables(engine)
+    after = _audit_rows(store_url)
+    assert [{key: row[key] for key in before[0]} for row in after] == before  # every row, every value
+    assert all(row["environment"] is None and row["subject"] is None for row in after)
+    # The old release's pending write belongs to a process that is long gone (no lease): now unknown.
+    console = AuditLog(engine, boot_id="after-upgrade", environment="live")
+    assert console.mark_interrupted() == 1
+    assert set(console.events()["outcome"]) == {"succeeded", "failed", "denied", "unknown"}
+    assert len(console.events()) == len(before)
+    console.record(user="admin", role="admin", action="cancel", organization_id="org_abc123", outcome="denied",
+                   subject="sso|42")
+    assert console.events().iloc[0][["environment", "subject"]].tolist() == ["live", "sso|42"]
+
+
+def test_an_unversioned_store_made_by_create_all_after_that_release_is_recognised(store_url: str) -> None:
+    """Between 3f600a6 and the migrations the console still ran create_all with some of 0002's tables."""
+    engine = store_engine(store_url)
+    models = model_metadata()
+    models.create_all(engine, tables=[table for table in models.sorted_tables if table.name != "console_leases"])
+    AuditLog(engine, boot_id="create-all-era").record(user="finance", role="finance", action="cancel",
+                                                      organization_id="org_abc123", outcome="denied")
+    assert upgrade(engine) == ["0002", "0003"]
+    assert _differences(engine, models) == []
+    assert len(AuditLog(engine).events()) == 1
+
+
+RACE = """
+import sys
+from services.store import store_engine, upgrade
+engine = store_engine(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+print(",".join(upgrade(engine)), flush=True)
+"""
+
+
+def test_replicas_starting_together_migrate_once(store_url: str) -> None:
+    replicas = [subprocess.Popen([sys.executable, "-c", RACE, store_url], cwd=ROOT, text=True, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    for replica in replicas:  # every one has imported everything…
+        assert replica.stdout is not None and replica.stdout.readline().strip() == "ready"
+    for replica in replicas:  # …and they race for the store
+        assert replica.stdin is not None
+        replica.stdin.write("go\n")
+        replica.stdin.flush()
+    results = [replica.communicate(timeout=60) for replica in replicas]
+    assert [replica.returncode for replica in replicas] == [0, 0, 0], [err for _, err in results]
+    assert sorted(out.strip() for out, _ in results) == ["", "", ",".join(EVERY_REVISION)]
+    assert current_revision(store_engine(store_url)) == head_revision()
+
+
+def test_a_failing_migration_stops_the_console_with_a_sentence_naming_it(store_url: str,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    if store_url.startswith("postgresql"):  # trust authentication ignores it; the sentence must not show it
+        store_url = store_url.replace("postgres@", "postgres:hunter2@")
+    engine = store_engine(store_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:  # broken by hand: 0003's table is already there, in another shape
+        conn.execute(text("CREATE TABLE console_leases (made_by_hand INTEGER)"))
+
+    with pytest.raises(ConfigError) as raised:  # ui/console.py logs it and shows a generic sentence
+        open_store(store_url)
+
+    sentence = str(raised.value)
+    assert sentence.startswith("The store's migration 0003 (Console leases")
+    assert "console_leases" in sentence and "stays at 0002" in sentence and "services.store upgrade" in sentence
+    assert "hunter2" not in sentence and "\n" not in sentence
+    assert current_revision(engine) == "0002"
+    assert main(["--url", store_url, "upgrade"]) == 1
+    assert capsys.readouterr().err.startswith("The store's migration 0003")
+
+
+def test_an_unreachable_store_is_one_sentence_without_its_password() -> None:
+    with pytest.raises(ConfigError) as raised:
+        open_store("postgresql://billing:hunter2@127.0.0.1:1/billing")
+    sentence = str(raised.value)
+    assert sentence.startswith("The store at postgresql+psycopg://billing:***@127.0.0.1:1/billing can't be opened")
+    assert "hunter2" not in sentence
+
+
+def test_the_command_upgrades_by_hand_and_says_where_the_store_is(store_url: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", store_url, "current"]) == 0
+    assert capsys.readouterr().out.strip() == f"The store is at no revision; the newest is {head_revision()}."
+    upgraded = subprocess.run([sys.executable, "-m", "services.store", "upgrade"], cwd=ROOT, text=True,
+                              capture_output=True, timeout=60, env={**os.environ, "AUDIT_DATABASE_URL": store_url})
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip() == f"Applied {', '.join(EVERY_REVISION)}. The store is at {head_revision()}."
+    assert main(["--url", store_url, "current"]) == 0
+    assert capsys.readouterr().out.strip() == f"The store is at {head_revision()}; the newest is {head_revision()}."
+
+
+def test_every_migration_downgrades_and_upgrades_again(store_url: str) -> None:
+    engine = open_store(store_url)
+    with migration_lock(engine) as conn:
+        command.downgrade(_alembic_config(conn), "base")
+        conn.commit()
+    assert _tables(engine) == {"alembic_version"}
+    assert upgrade(engine) == EVERY_REVISION
+    assert _differences(engine, model_metadata()) == []
+
+
+def test_without_postgresql_the_store_tests_fail_saying_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support import postgres
+
+    monkeypatch.setattr(postgres.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(postgres.shutil, "which", lambda program: None)
+    with pytest.raises(postgres.PostgresMissing, match="make test"):
+        postgres.PostgresServer.start()
