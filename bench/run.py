@@ -1,7 +1,9 @@
-"""`make bench`: bulk lookup against the rate-limit floor, console lookup latency, cache use, sandbox throughput.
+"""`make bench`: bulk lookup against the rate-limit floor, console lookup latency, cache use, sandbox throughput,
+the Customer lookup beside a bare Streamlit app, and every page's run time.
 
 Every figure is printed beside its reference measured in the same run, and written to bench/results.json
-(`--record` also rewrites docs/performance.md). Everything runs on loopback against the sandbox.
+(`--record` also rewrites docs/performance.md from docs/performance.template.md). Everything runs on loopback
+against the sandbox. The browser helpers come from tests/support (not from the tests' conftest).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -42,7 +45,7 @@ class SandboxProcess:
 @contextmanager
 def sandbox_process(*flags: str, organizations: int = 74) -> Iterator[SandboxProcess]:
     """The sandbox as its own process, like a real API: no shared interpreter with the client."""
-    from tests.e2e.conftest import free_port
+    from tests.support.browser import free_port
 
     port, key = free_port(), new_test_key()
     with tempfile.TemporaryDirectory() as data:
@@ -99,10 +102,10 @@ def console_lookups(lookups: int = 30) -> dict[str, Any]:
     """In Chromium: log in, then look organizations up on the Customer page; and API calls per page view."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, login, open_page, start_console, wait_for_app, warm_up
+    from tests.support.browser import launch_chromium, login, open_page, start_console, wait_for_app, warm_up
 
     with tempfile.TemporaryDirectory() as data, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(playwright)
         console = start_console(Path(data))
         try:
             warm_up(console, browser)
@@ -167,6 +170,12 @@ def machine() -> dict[str, Any]:
             "processor": platform.processor() or platform.machine()}
 
 
+def _figures(summary: dict[str, Any] | None) -> str:
+    if not summary or not summary.get("count"):
+        return "—"
+    return f"{summary['p50_ms']:.0f} / {summary['p95_ms']:.0f}"
+
+
 def table(results: dict[str, Any]) -> str:
     lines = ["| Benchmark | Measured | Reference (same run) | Target |", "|---|---|---|---|"]
     for run in results["bulk"]:
@@ -176,46 +185,187 @@ def table(results: dict[str, Any]) -> str:
                      f"(ratio **{run['ratio_to_floor']}**)"
                      + (f"; naive loop {run['naive_sequential_seconds']} s" if "naive_sequential_seconds" in run
                         else "") + " | ≤ 1.10× floor, 0 failed |")
-    console = results["console"] or {"lookups": 0, "p50_ms": "—", "p95_ms": "—", "api_calls_first_plans_view": "—",
-                                      "api_calls_plans_revisits": "—"}
+    console = results.get("console") or {"lookups": 0, "p50_ms": "—", "p95_ms": "—",
+                                          "api_calls_first_plans_view": "—", "api_calls_plans_revisits": "—"}
     lines.append(f"| Customer lookup in Chromium ({console['lookups']}) | p50 **{console['p50_ms']} ms**, p95 "
                  f"{console['p95_ms']} ms | — | p50 < 400 ms |")
+    floor = (results.get("latency") or {}).get("floor")
+    if floor:
+        lines.append(f"| Customer lookup vs a bare Streamlit app, {floor['lookups']} clicks each, in turn "
+                     f"(in-page clock) | p50 **{floor['console']['p50_ms']:.0f} ms**, p95 "
+                     f"{floor['console']['p95_ms']:.0f} ms: **{floor['ratio_p50']}×** / {floor['ratio_p95']}× "
+                     f"the bare app | bare app p50 {floor['bare']['p50_ms']:.0f} ms, p95 "
+                     f"{floor['bare']['p95_ms']:.0f} ms | goal ≤ 1.10× p50, ≤ 1.25× p95 (not a gate) |")
+        if floor.get("bare_api"):
+            lines.append(f"| … the same lookup vs the bare app plus its one API read | "
+                         f"**{floor['ratio_to_bare_api_p50']}×** / {floor['ratio_to_bare_api_p95']}× (p50 / p95) | "
+                         f"bare app + API read p50 {floor['bare_api']['p50_ms']:.0f} ms, p95 "
+                         f"{floor['bare_api']['p95_ms']:.0f} ms | — |")
     lines.append(f"| API calls per Plans view | first view {console['api_calls_first_plans_view']}, revisits "
                  f"{console['api_calls_plans_revisits']} | — | revisits 0 |")
-    throughput = results["throughput"]
-    lines.append(f"| Sandbox customer-info, {throughput['clients']} clients | "
-                 f"**{throughput['requests_per_second']} req/s** | — | — |")
+    throughput = results.get("throughput")
+    if throughput:
+        lines.append(f"| Sandbox customer-info, {throughput['clients']} clients | "
+                     f"**{throughput['requests_per_second']} req/s** | — | — |")
     return "\n".join(lines)
+
+
+def page_table(results: dict[str, Any], baseline: dict[str, Any] | None, this_run: bool = False) -> str:
+    """Every page's time, this run beside the baseline's (bench/baseline.json) when there is one."""
+    latency = results.get("latency")
+    if not latency:
+        return "(not measured in this run)"
+    before = (baseline or {}).get("latency") or {}
+    if not baseline:
+        when = ""
+    elif this_run:
+        when = "measured in this same run, click for click in turn with the code now"
+    else:
+        when = (f"measured {baseline.get('taken', 'earlier')}"
+                + (", in turn with the code after the change" if baseline.get("same_run") else "")
+                + ", not in this run: compare with care on a busy machine")
+    lines = [f"Before: {baseline['label']}; {when} (bench/baseline.json, `{baseline.get('command', '')}`).\n"
+             if baseline else "",
+             "| Interaction | Server run, wall p50 / p95 ms | before | Server CPU p50 ms | before "
+             "| Click to screen p50 / p95 ms | before |",
+             "|---|---|---|---|---|---|---|"]
+
+    def cpu(figures: dict[str, Any] | None) -> str:
+        return f"{figures['p50_ms']:.1f}" if figures and figures.get("count") else "—"
+
+    def row(name: str, now: dict[str, Any], then: dict[str, Any]) -> None:
+        lines.append(f"| {name} | {_figures(now.get('wall'))} | {_figures(then.get('wall'))} | {cpu(now.get('cpu'))} "
+                     f"| {cpu(then.get('cpu'))} | {_figures(now.get('screen'))} | {_figures(then.get('screen'))} |")
+
+    floor, floor_before = latency["floor"], before.get("floor") or {}
+    server_before = floor_before.get("console_server") or {}
+    row("Customer: a lookup", {**floor["console_server"], "screen": floor["console"]},
+        {**server_before, "screen": floor_before.get("console")})
+    row("Bare Streamlit app: the same lookup (reference)", {"screen": floor["bare"]},
+        {"screen": floor_before.get("bare")})
+    row("Bare app + the lookup's API read (reference)", {"screen": floor.get("bare_api")},
+        {"screen": floor_before.get("bare_api")})
+    for name, figures in latency["pages"]["pages"].items():
+        then = ((before.get("pages") or {}).get("pages") or {}).get(name) or {}
+        row(f"{name}: opened from the sidebar",
+            {"wall": figures["server_wall"], "cpu": figures["server_cpu"], "screen": figures["click_to_screen"]},
+            {"wall": then.get("server_wall"), "cpu": then.get("server_cpu"), "screen": then.get("click_to_screen")})
+    if floor_before:
+        lines.append(f"| Lookup ratio to the bare app, p50 / p95 | | | | | **{floor['ratio_p50']}× / "
+                     f"{floor['ratio_p95']}×** | {floor_before['ratio_p50']}× / {floor_before['ratio_p95']}× |")
+    return "\n".join(line for line in lines if line)
+
+
+def slower_pages(results: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
+    """Pages whose server run grew past noise since the baseline: wall p50 by 15 % and 5 ms, or CPU p50 (the
+    steadier figure on a shared machine) by 10 % and 1 ms; and a Customer lookup slower to show by 10 % and 5 ms."""
+    if not baseline or not results.get("latency") or not baseline.get("latency"):
+        return []
+    slower = []
+    now_lookup = results["latency"]["floor"]["console"]
+    then_lookup = (baseline["latency"].get("floor") or {}).get("console") or {}
+    if then_lookup.get("count") and now_lookup["p50_ms"] > max(then_lookup["p50_ms"] * 1.10, then_lookup["p50_ms"] + 5):
+        slower.append(f"Customer lookup slower to show than before ({then_lookup['p50_ms']} → "
+                      f"{now_lookup['p50_ms']} ms)")
+    for name, figures in results["latency"]["pages"]["pages"].items():
+        then = baseline["latency"]["pages"]["pages"].get(name)
+        if then and figures["server_wall"].get("count") and then["server_wall"].get("count"):
+            now_ms, then_ms = figures["server_wall"]["p50_ms"], then["server_wall"]["p50_ms"]
+            if now_ms > then_ms * 1.15 and now_ms > then_ms + 5:
+                slower.append(f"{name} slower than before ({then_ms} → {now_ms} ms)")
+            now_cpu, then_cpu = figures["server_cpu"].get("p50_ms"), (then.get("server_cpu") or {}).get("p50_ms")
+            if now_cpu and then_cpu and now_cpu > then_cpu * 1.10 and now_cpu > then_cpu + 1:
+                slower.append(f"{name} uses more CPU than before ({then_cpu} → {now_cpu} ms)")
+    return slower
+
+
+def without_samples(value: Any) -> Any:
+    """The results as docs/performance.md shows them: every figure, but not each click's time (results.json)."""
+    if isinstance(value, dict):
+        return {key: without_samples(item) for key, item in value.items() if key != "samples_ms"}
+    return value
+
+
+SECTIONS = ("bulk", "console", "latency", "throughput")
+BASELINE = ROOT / "bench" / "baseline.json"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--record", action="store_true", help="also rewrite docs/performance.md")
-    parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--skip-browser", action="store_true", help="leave out every section that needs Chromium")
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="a copy of the repository before a change: its console is measured in this same run, "
+                             "click for click in turn with this one, and kept in bench/baseline.json as 'before'")
+    parser.add_argument("--save-baseline", metavar="LABEL",
+                        help="keep this run's page and lookup times (or with --before, that copy's) in "
+                             "bench/baseline.json as the 'before' column, under this label")
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {"machine": machine(), "command": "make bench", "bulk": []}
-    for spec in [("bulk-1000-default", 1000, 6000, 40, None, True), ("bulk-1000-smooth", 1000, 6000, 40, 20, False),
-                 ("bulk-300-real-limit", 300, 1000, 40, None, False),
-                 ("bulk-300-real-limit-smooth", 300, 1000, 40, 20, False)]:
-        print(f"… {spec[0]}", flush=True)
-        results["bulk"].append(bulk_run(*spec))
-    print("… console lookups in Chromium", flush=True)
-    results["console"] = {} if args.skip_browser else console_lookups()
-    print("… sandbox throughput", flush=True)
-    results["throughput"] = sandbox_throughput()
+    sections = set(args.only or SECTIONS) - ({"console", "latency"} if args.skip_browser else set())
+    command = shlex.join(["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])])
+    results: dict[str, Any] = {"machine": machine(), "command": command, "bulk": []}
+    if "bulk" in sections:
+        for spec in [("bulk-1000-default", 1000, 6000, 40, None, True),
+                     ("bulk-1000-smooth", 1000, 6000, 40, 20, False),
+                     ("bulk-300-real-limit", 300, 1000, 40, None, False),
+                     ("bulk-300-real-limit-smooth", 300, 1000, 40, 20, False)]:
+            print(f"… {spec[0]}", flush=True)
+            results["bulk"].append(bulk_run(*spec))
+    results["console"] = {}
+    if "console" in sections:
+        print("… console lookups in Chromium", flush=True)
+        results["console"] = console_lookups()
+    results["latency"] = {}
+    saved = None
+    if "latency" in sections:
+        from .latency import browser_figures
+        figures = browser_figures(before=args.before.resolve() if args.before else None)
+        results["latency"] = figures["now"]
+        if args.before:
+            saved = {"label": args.save_baseline or f"the copy at {args.before}", "same_run": True,
+                     "latency": figures["before"]}
+        elif args.save_baseline:
+            saved = {"label": args.save_baseline, "same_run": False, "latency": figures["now"]}
+    results["throughput"] = {}
+    if "throughput" in sections:
+        print("… sandbox throughput", flush=True)
+        results["throughput"] = sandbox_throughput()
     (ROOT / "bench").mkdir(exist_ok=True)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
-    rendered = table(results)
+    if saved:
+        taken = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        BASELINE.write_text(json.dumps({**saved, "taken": taken, "machine": results["machine"], "command": command},
+                                       indent=2))
+    baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else None
+    if baseline and saved and not saved["same_run"]:
+        baseline = None  # this run is the baseline: nothing to compare it with
+    rendered, pages = table(results), page_table(results, baseline, this_run=bool(saved))
     print(rendered)
+    print()
+    print(pages)
     if args.record:
         template = (ROOT / "docs" / "performance.template.md").read_text()
-        (ROOT / "docs" / "performance.md").write_text(template.replace("{{table}}", rendered).replace(
-            "{{machine}}", json.dumps(results["machine"])).replace("{{json}}", json.dumps(results, indent=2)))
+        (ROOT / "docs" / "performance.md").write_text(
+            template.replace("{{table}}", rendered).replace("{{pages}}", pages)
+            .replace("{{machine}}", json.dumps(results["machine"])).replace("{{command}}", results["command"])
+            .replace("{{json}}", json.dumps(without_samples(results), indent=2)))
     failures = [run["name"] for run in results["bulk"] if run["failed_rows"] or run["ratio_to_floor"] > 1.10]
     if results["console"] and results["console"]["p50_ms"] >= 400:
         failures.append("console p50")
     if results["console"] and any(results["console"]["api_calls_plans_revisits"]):
         failures.append("plans revisits made API calls")
+    floor = (results["latency"] or {}).get("floor")
+    if floor and (floor["ratio_p50"] > 1.10 or floor["ratio_p95"] > 1.25):
+        # A goal, not a gate: out of reach with Streamlit's own rendering (docs/performance.md says why), so it
+        # is reported on every run without failing it; a lookup that got slower fails through the check below.
+        print(f"Goal missed: lookup at {floor['ratio_p50']}× / {floor['ratio_p95']}× the bare app (p50 / p95; "
+              f"goal ≤ 1.10× / 1.25×)")
+    slower = slower_pages(results, baseline)
+    if saved and saved["same_run"]:
+        failures += slower  # measured in turn in this run: a real difference
+    elif slower:  # an earlier run on a machine that may have been busier or idler: worth a look, not a verdict
+        print(f"Compared with bench/baseline.json from another run (check with --before): {', '.join(slower)}")
     if failures:
         print(f"Targets missed: {', '.join(failures)}")
     return 1 if failures else 0

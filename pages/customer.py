@@ -1,91 +1,129 @@
-"""Customer: look up an organization and see its subscription, card and contact at a glance."""
+"""Customer: look up an organization and see its subscription, card and contact at a glance.
+
+The lookup box and the customer below it are one fragment: a lookup, a recent-lookup pill, Refresh or a
+portal link reruns only them, not the router and the sidebar around them (docs/performance.md). What must
+change the whole page does so explicitly: the Subscription actions button switches page (a full run of that
+page, `?org=` set), and the `?org=` in the address follows each lookup from inside the fragment.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from services import intents
-from services.formatting import card, customer_notices, day, escape_markdown, price_with_interval
-from services.tables import plan_name
 from services.auth.roles import Action, Page, allowed
-from ui import session, reads, organization
-from ui.console import get_runtime
-from ui.widgets import field, fresh_link_panel, show_error, status_badge, stop_on_read_error
+from services.formatting import card, customer_notices, day, price_with_interval
+from services.run_log import RunTimer
+from services.tables import plan_name
+from ui import organization, reads, session
+from ui.console import get_console
+from ui.present import escape_markdown
+from ui.widgets import fresh_link_panel, remember_fresh_link, show_error, status_badge, stop_on_read_error
+
+HINT = "Look up an organization by its id to see its subscription, card and contact details."
+# The run log names the fragment's own runs apart from the page's full runs (app.py logs those).
+LOOKUP_RUN = "Customer lookup"
 
 actor = session.require_page(Page.CUSTOMER)
-desk = get_runtime().desk
+desk = get_console().desk
 
 st.title("Customer")
-organization_id = organization.chosen_or_stop(
-    "Look up an organization by its id to see its subscription, card and contact details.")
 
-try:
-    customer = reads.customer(actor, organization_id)
-except Exception as problem:  # shown as a sentence, never a traceback
-    stop_on_read_error(problem, f"look up {organization_id}")
 
-subscription = customer.subscription
-heading, badge = st.columns([5, 1], vertical_alignment="center")
-heading.subheader(escape_markdown(customer.display_name))
-with badge:
-    status_badge(customer)
-st.caption(" · ".join(escape_markdown(part) for part in (customer.organization_id, customer.customer_id) if part))
+def _fields(fields: list[tuple[str, object]]) -> None:
+    """A bordered box of labelled values in equal columns. Each is a small grey label over the value, shown
+    literally (API data may hold markdown), in one element: each element is a message to the browser."""
+    with st.container(border=True):
+        for column, (label, value) in zip(st.columns(len(fields)), fields):
+            shown = escape_markdown(value) if value not in (None, "") else "—"
+            column.markdown(f":gray[:small[{label}]]  \n{shown}")
 
-for kind, sentence in customer_notices(customer):
-    getattr(st, kind)(sentence)
 
-with st.container(border=True):
-    plan_column, price_column, period_column = st.columns(3)
-    with plan_column:
-        catalog = None
-        if subscription and not subscription.plan_name:
-            try:
-                catalog = reads.plans(actor, organization_id)
-            except Exception:
-                catalog = None  # the plan's id is shown instead of its name
-        field("Plan", plan_name(customer, catalog) or "No plan")
-    with price_column:
-        field("Price", price_with_interval(subscription.amount, subscription.interval, subscription.currency)
-              if subscription and subscription.unit_amount is not None else "—")
-    with period_column:
-        if subscription and subscription.status == "canceled":
-            field("Canceled on", day(subscription.canceled_at or subscription.current_period_end))
-        else:
-            ending = subscription and subscription.cancel_at_period_end
-            field("Ends" if ending else "Current period ends",
-                  day(subscription.current_period_end) if subscription else "—")
-with st.container(border=True):
-    card_column, email_column, address_column = st.columns(3)
-    with card_column:
-        field("Card", card(customer))
-    with email_column:
-        field("Billing email", customer.email)
-    with address_column:
-        field("Address", customer.address.one_line() if customer.address else None)
-
-portal_column, refresh_column, actions_column, _ = st.columns([1.3, 1, 1.6, 2])
-if portal_column.button("Create portal link", key="create_portal_link", icon=":material/link:", type="primary",
-                        help="A link to the customer's billing portal, where they update their card or cancel."):
+def _create_portal_link(organization_id: str) -> None:
     existing = st.session_state.get("fresh_link")
     if existing and existing["expires_at"] and existing["expires_at"] < datetime.now(timezone.utc):
         intents.retire(st.session_state, "portal", {"organization": organization_id})  # expired: make a new one
-    key = intents.key_for(st.session_state, "portal", {"organization": organization_id})
+    intent = ("portal", {"organization": organization_id})
     try:
-        link = desk.create_portal_link(actor, organization_id, key)
+        link = desk.create_portal_link(actor, organization_id, intents.key_for(st.session_state, *intent))
     except Exception as problem:
         show_error(problem, "create a portal link")
     else:
-        st.session_state["fresh_link"] = {"kind": "portal", "organization_id": organization_id, "url": link.url,
-                                          "expires_at": link.expires_at,
-                                          "intent": ("portal", {"organization": organization_id}),
-                                          "expires": f"{link.expires_at:%H:%M} UTC" if link.expires_at else None}
-if refresh_column.button("Refresh", key="refresh_customer", icon=":material/refresh:",
-                         help="Read this customer again from the API."):
-    reads.forget_reads()
-    st.rerun()
-if allowed(actor.role, Action.CHANGE_PLAN) and actions_column.button("Subscription actions",
-                                                                        key="to_subscription", icon=":material/tune:"):
-    st.switch_page("pages/subscription.py", query_params={"org": organization_id})
-fresh_link_panel("portal", organization_id)
+        remember_fresh_link("portal", organization_id, link, intent)
+
+
+def _customer_panel() -> None:
+    organization_id = organization.chosen_or_stop(HINT)
+    try:
+        customer = reads.customer(actor, organization_id)
+    except Exception as problem:  # shown as a sentence, never a traceback
+        stop_on_read_error(problem, f"look up {organization_id}")
+
+    subscription = customer.subscription
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.subheader(escape_markdown(customer.display_name))
+        status_badge(customer)
+    st.caption(" · ".join(escape_markdown(part) for part in (customer.organization_id, customer.customer_id) if part))
+
+    for kind, sentence in customer_notices(customer):
+        getattr(st, kind)(escape_markdown(sentence))
+
+    catalog = None
+    if subscription and not subscription.plan_name:
+        try:
+            catalog = reads.plans(actor, organization_id)
+        except Exception:
+            catalog = None  # the plan's id is shown instead of its name
+    if subscription and subscription.status == "canceled":
+        period = ("Canceled on", day(subscription.canceled_at or subscription.current_period_end))
+    else:
+        ending = subscription and subscription.cancel_at_period_end
+        period = ("Ends" if ending else "Current period ends",
+                  day(subscription.current_period_end) if subscription else "—")
+    _fields([("Plan", plan_name(customer, catalog) or "No plan"),
+             ("Price", price_with_interval(subscription.amount, subscription.interval, subscription.currency)
+              if subscription and subscription.unit_amount is not None else "—"),
+             period])
+    _fields([("Card", card(customer)), ("Billing email", customer.email),
+             ("Address", customer.address.one_line() if customer.address else None)])
+
+    with st.container(horizontal=True):
+        portal = st.button("Create portal link", key="create_portal_link", icon=":material/link:", type="primary",
+                           help="A link to the customer's billing portal, where they update their card or cancel.")
+        # A callback: the cache is cleared before this same run reads again, with no second run after it.
+        st.button("Refresh", key="refresh_customer", icon=":material/refresh:", on_click=reads.forget_reads,
+                  help="Read this customer again from the API.")
+        if allowed(actor.role, Action.CHANGE_PLAN) and st.button("Subscription actions", key="to_subscription",
+                                                                icon=":material/tune:"):
+            st.switch_page("pages/subscription.py", query_params={"org": organization_id})  # a full run, there
+    if portal:
+        _create_portal_link(organization_id)
+    fresh_link_panel("portal", organization_id)
+
+
+@st.fragment
+def lookup() -> None:
+    """The lookup and the customer. Its own runs (not the page's full runs, which app.py times and whose router
+    checks the session) are timed here for the run log, and check the stored session as every run does."""
+    context = get_script_run_ctx()
+    own_run = context is not None and bool(context.fragment_ids_this_run)
+    timer = RunTimer() if own_run else None
+    if timer is not None and session.current_actor() != actor:  # signed out, or the session ended: the router
+        timer.finish(LOOKUP_RUN)                                   # decides what this tab shows now
+        st.rerun(scope="app")
+    try:
+        _customer_panel()
+    except Exception:  # as app.py does for a full run: a sentence, never a traceback
+        logging.getLogger("billing_desk").exception("Page Customer failed")
+        st.error("Something went wrong on this page. Refresh to try again; if it persists, tell the engineering "
+                 "team.", icon=":material/error:")
+    finally:
+        if timer is not None:
+            timer.finish(LOOKUP_RUN)
+
+
+lookup()

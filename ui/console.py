@@ -40,5 +40,3 @@ def get_console() -> Console:
         st.stop()
         raise  # unreachable: st.stop() ends the run
 
-
-get_runtime = get_console  # TODO(layout): remove once every page calls get_console

@@ -26,7 +26,7 @@ from playwright.async_api import async_playwright, expect
 
 from services.run_log import LOG_LEVEL_VARIABLE
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORDS, ROOT, Console, idle_for, start_console, warm_up
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORDS, ROOT, Console, idle_for, start_console, warm_up
 
 SESSIONS = int(os.environ.get("LOAD_SESSIONS", "20"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "120"))
