@@ -43,7 +43,12 @@ run: $(VENV)/.runtime
 sandbox: $(VENV)/.runtime
 	$(PY) -m sandbox
 
-test: $(VENV)/.dev $(CHROMIUM) $(POSTGRES_INITDB)
+# The test suite's OpenID Connect provider (tests/oidc): installed from its committed lock file.
+OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
+$(OIDC_MODULES): tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+
+test: $(VENV)/.dev $(CHROMIUM) $(POSTGRES_INITDB) $(OIDC_MODULES)
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev $(CHROMIUM)
