@@ -30,8 +30,12 @@ def escape_markdown(text: object) -> str:
     resolves escapes before it looks for bare web addresses, so an invisible word joiner (U+2060) goes into
     `://` and `www.`: a phishing address in a customer's name stays text, not a link. (E-mail addresses are
     left whole: copied into a mail client they must still work, and a mailto link is harmless.)"""
-    unlinked = _BARE_ADDRESS.sub("\u2060", str(text))
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked).replace("\n", " ")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked(text)).replace("\n", " ")
+
+
+def unlinked(text: object) -> str:
+    """The text as a person sees it on screen: web addresses carry an invisible word joiner after `:` and `www`."""
+    return _BARE_ADDRESS.sub("\u2060", str(text))
 
 
 def code_span(text: object) -> str:
