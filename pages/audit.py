@@ -10,6 +10,10 @@ from services.audit import OUTCOMES, AuditFilter
 from services.auth.roles import Page
 from ui import session
 from ui.console import get_console
+from ui.widgets import show_error
+
+CHAIN_HELP = ("Each audit row holds the SHA-256 of its content and of the row before it. This check re-hashes the "
+              "rows added since the last one verified; the full walk is `python -m services.audit verify`.")
 
 actor = session.require_page(Page.AUDIT)
 desk = get_console().desk
@@ -31,6 +35,20 @@ since, until = (dates if isinstance(dates, tuple) and len(dates) == 2 else (None
 filters = AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes), since, until)
 events = desk.audit_events(actor, filters)
 
+# Whether the hash chain verifies (services/audit_verify.py): the rows added since the last verified one are
+# hashed, and the answer is reused for 30 s. Asked of the audit log itself, right after desk.audit_events has
+# checked that this person may read it.
+try:
+    chain = desk.audit_chain_status(actor)
+except Exception as problem:
+    show_error(problem, "check the audit chain")
+else:
+    if chain.ok:
+        st.caption(f":material/verified_user: {chain.summary}", help=CHAIN_HELP)
+    else:
+        st.error(f"{chain.summary} Nothing on this page can be trusted until the operators have looked: "
+                 "`python -m services.audit verify` lists every break (docs/deployment.md).", icon=":material/gpp_bad:")
+
 summary = events.outcome.value_counts()
 st.markdown(f"**{len(events)}** events" + "".join(f" · {count} {outcome}" for outcome, count in summary.items()))
 st.dataframe(
@@ -40,7 +58,7 @@ st.dataframe(
     column_config={
         "id": st.column_config.NumberColumn("#", width="small"),
         "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm:ss"),
-        "environment": st.column_config.TextColumn("Environment", width="small",
+        "environment": st.column_config.TextColumn("Env.", width="small",
                                                    help="sandbox, test key or live key: which money the row is about"),
         "user": "User", "role": "Role", "action": "Action", "organization_id": "Organization",
         "parameters": st.column_config.TextColumn("Parameters", width="medium"),

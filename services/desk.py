@@ -14,7 +14,7 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 | customer, plans           | LOOK_UP_CUSTOMER, VIEW_PLANS    | refusals       |
 | unsettled_writes          | LOOK_UP_CUSTOMER                | refusals       |
 | start_bulk_lookup, bulk_csv | BULK_LOOKUP                   | refusals       |
-| audit_events, audit_choices, audit_csv | READ_AUDIT_LOG     | refusals       |
+| audit_events, audit_choices, audit_csv, audit_chain_status | READ_AUDIT_LOG | refusals |
 | create_portal_link        | CREATE_PORTAL_LINK              | every attempt  |
 | create_checkout_link      | CREATE_CHECKOUT_LINK            | every attempt  |
 | process_checkout          | PROCESS_CHECKOUT                | every attempt  |
@@ -31,7 +31,7 @@ from typing import Any, Callable, TypeVar
 import pandas as pd
 
 from . import exports
-from .audit import AuditFilter, AuditLog
+from .audit import AuditFilter, AuditLog, ChainReport
 from .auth.roles import Action, Actor, PermissionDenied, require
 from .bulk import MAX_IDS, BulkLookup
 from .inputs import InputRefused, checkout_redirect, reason_text, typed_confirmation
@@ -139,6 +139,11 @@ class BillingDesk:
         """The values a filter can offer (users, actions)."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
         return self.audit.distinct(column)
+
+    def audit_chain_status(self, actor: Actor) -> ChainReport:
+        """Whether the audit log's hash chain verifies (rows added since the last check are hashed)."""
+        self._authorize(actor, Action.READ_AUDIT_LOG)
+        return self.audit.chain_status()
 
     def audit_csv(self, actor: Actor, filters: AuditFilter) -> bytes:
         """The matching events as a formula-safe CSV (services/exports.py)."""

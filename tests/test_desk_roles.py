@@ -32,6 +32,7 @@ OPERATIONS: dict[str, Operation] = {
     "audit_events": lambda desk, actor, _: desk.audit_events(actor, AuditFilter()),
     "audit_choices": lambda desk, actor, _: desk.audit_choices(actor, "user"),
     "audit_csv": lambda desk, actor, _: desk.audit_csv(actor, AuditFilter()),
+    "audit_chain_status": lambda desk, actor, _: desk.audit_chain_status(actor),
     "create_portal_link": lambda desk, actor, _: desk.create_portal_link(actor, ORG, f"portal-{actor.role.value}"),
     "create_checkout_link": lambda desk, actor, _: desk.create_checkout_link(
         actor, "org_none001", "price_StarterMonthly01", "prod_Starter0001", None, None, f"co-{actor.role.value}"),

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, inspect, text
+from sqlalchemy import Column, MetaData, String, create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
 from services.audit import AuditLog
+from services.audit_verify import verify
 from services.config import ConfigError
 from services.store import (_alembic_config, current_revision, head_revision, main, migration_lock, model_metadata,
                             open_store, store_engine, upgrade)
@@ -26,7 +28,7 @@ from tests.fixtures.make_audit_release_3f600a6 import OLD_TABLES, fill, old_rele
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests/fixtures/audit-release-3f600a6.sqlite3"
-EVERY_REVISION = ["0001", "0002", "0003"]
+EVERY_REVISION = ["0001", "0002", "0003", "0004"]
 
 
 def _differences(engine: Engine, models: MetaData) -> list[Any]:
@@ -83,9 +85,11 @@ def test_a_store_of_the_old_release_upgrades_in_place_keeping_every_audit_row(st
     assert current_revision(engine) == head_revision()
     assert _differences(engine, model_metadata()) == []
     assert "login_attempts" not in _tables(engine) and "logouts" not in _tables(engine)
-    after = _audit_rows(store_url)
+    after = _audit_rows(store_url)  # audit_events is now a view of the append-only rows: the same lines
     assert [{key: row[key] for key in before[0]} for row in after] == before  # every row, every value
     assert all(row["environment"] is None and row["subject"] is None for row in after)
+    sealed = verify(engine)  # migration 0004 hashed them into the chain, in id order
+    assert sealed.ok and sealed.rows == len(before) and sealed.last_id == before[-1]["id"]
     # The old release's pending write belongs to a process that is long gone (no lease): now unknown.
     console = AuditLog(engine, boot_id="after-upgrade", environment="live")
     assert console.mark_interrupted() == 1
@@ -94,18 +98,30 @@ def test_a_store_of_the_old_release_upgrades_in_place_keeping_every_audit_row(st
     console.record(user="admin", role="admin", action="cancel", organization_id="org_abc123", outcome="denied",
                    subject="sso|42")
     assert console.events().iloc[0][["environment", "subject"]].tolist() == ["live", "sso|42"]
+    assert verify(engine).ok  # the new rows chain onto the migrated ones
 
 
 def test_an_unversioned_store_made_by_create_all_after_that_release_is_recognised(store_url: str) -> None:
-    """Between 3f600a6 and the migrations the console still ran create_all with some of 0002's tables."""
+    """Between 3f600a6 and the migrations the console still ran create_all with some of 0002's tables (its audit
+    table was still audit_events, one row per intent)."""
     engine = store_engine(store_url)
     models = model_metadata()
-    models.create_all(engine, tables=[table for table in models.sorted_tables if table.name != "console_leases"])
-    AuditLog(engine, boot_id="create-all-era").record(user="finance", role="finance", action="cancel",
-                                                      organization_id="org_abc123", outcome="denied")
-    assert upgrade(engine) == ["0002", "0003"]
+    era = MetaData()
+    events = old_release().audit_events.to_metadata(era)
+    events.append_column(Column("environment", String(10)))
+    events.append_column(Column("subject", String(255)))
+    for name in ("sign_in_sessions", "sessions_valid_from", "login_throttles"):
+        models.tables[name].to_metadata(era)
+    era.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(events.insert().values(at=datetime.now(timezone.utc), user="finance", role="finance",
+                                            action="cancel", organization_id="org_abc123", parameters="{}", reason="",
+                                            outcome="denied", attempts=1, boot_id="create-all-era",
+                                            environment="live"))
+    assert upgrade(engine) == ["0002", "0003", "0004"]
     assert _differences(engine, models) == []
     assert len(AuditLog(engine).events()) == 1
+    assert verify(engine).ok
 
 
 RACE = """

@@ -1,0 +1,251 @@
+"""Verifying the audit chain (services/audit_chain.py): the whole of it, or only what was added since the last
+verified row; and `python -m services.audit verify`.
+
+The walk goes through the rows in id order, a page at a time, and names each break it finds, one line each:
+- a row **altered**: its content no longer matches its hash (its successor still chains onto it);
+- rows **removed**: a row chains onto a hash no row in the log has, so what stood between it and the row
+  before it is gone;
+- a row **inserted**: it is not the row its successor chains onto (that one chains past it onto the row
+  before), or its hash and its link are both wrong.
+A row appended at the end by someone who computes its hash as the console does can't be told from a real one:
+the chain proves the log was not changed after the fact, not who appended to it (docs/deployment.md).
+
+Verified progress is remembered in `audit_chain_checkpoints` (the last verified id and hash, how many rows,
+when), so the Audit page re-hashes only the rows added since, and every replica and restart shares it; on top
+of that each AuditLog keeps its last answer in memory for a few seconds (AuditLog.chain_status). The page's
+check also re-hashes the checkpoint row itself, so rewriting or truncating the log up to it shows. The full
+walk, which re-hashes everything, is the command; run it on a schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Integer, String, Table, func, inspect, select, update
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from .audit_chain import GENESIS, audit_rows, row_hash
+from .store import metadata, now, store_engine, utc
+
+PAGE = 5000  # rows read per query: memory stays flat however long the log is
+CHECKPOINT = "verified"
+
+audit_chain_checkpoints = Table(
+    "audit_chain_checkpoints", metadata,
+    Column("name", String(20), primary_key=True),  # "verified": the chain is sound up to last_id
+    Column("last_id", Integer, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),  # rows in the chain up to last_id
+    Column("last_at", DateTime(timezone=True)),  # when that row was written
+    Column("verified_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    row_id: int  # the first row the problem shows at
+    problem: str  # "altered", "removed" or "inserted"
+    line: str  # what the command prints and the page shows
+
+
+def _finding(row_id: int, problem: str, detail: str) -> Finding:
+    where = f"rows removed before row {row_id}" if problem == "removed" else f"row {row_id} {problem}"
+    return Finding(row_id, problem, f"{where}: {detail}")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    last_id: int
+    last_hash: str
+    rows: int
+    last_at: datetime | None
+    verified_at: datetime
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    rows: int  # rows in the chain (those before a checkpoint counted from it)
+    last_id: int
+    last_hash: str
+    last_at: datetime | None
+    findings: tuple[Finding, ...]
+    since: Checkpoint | None  # the checkpoint the walk started from; None: from the first row
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def summary(self) -> str:
+        """One sentence for the page and the command."""
+        if not self.ok:
+            first = self.findings[0]
+            more = f" (and {len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
+            return f"Audit chain does not verify: {first.line}{more}."
+        if not self.rows:
+            return "Audit chain verified: no rows yet."
+        when = f" at {self.last_at:%Y-%m-%d %H:%M:%S} UTC" if self.last_at else ""
+        return f"Audit chain verified: {self.rows:,} rows, last #{self.last_id}{when}."
+
+
+@dataclass
+class _Link:
+    """The last row accepted into the chain: what the next row must chain onto."""
+    id: int
+    hash: str
+
+
+def verify(engine: Engine, since: Checkpoint | None = None) -> ChainReport:
+    """Walks the chain from the first row, or only past `since` (after re-hashing that row). A full walk also
+    holds the log against the stored checkpoint, which catches a log truncated or rewritten up to it."""
+    with engine.connect() as conn:
+        findings: list[Finding] = []
+        if since is not None:
+            findings += _check_checkpoint_row(conn, since)
+        link = _Link(since.last_id, since.last_hash) if since else _Link(0, GENESIS)
+        count, last_at = (since.rows, since.last_at) if since else (0, None)
+        rows = _rows_after(conn, link.id)
+        current = next(rows, None)
+        while current is not None:
+            following = next(rows, None)
+            finding, accepted = _judge(conn, current, following, link)
+            if finding:
+                findings.append(finding)
+            if accepted:
+                link = _Link(current.id, current.row_hash)
+            count, last_at = count + 1, utc(current.at)
+            current = following
+        if since is None:
+            stored = read_checkpoint(conn)
+            if stored is not None:
+                findings += _check_checkpoint_row(conn, stored)
+    return ChainReport(count, link.id, link.hash, last_at, tuple(findings), since)
+
+
+def _rows_after(conn: Connection, after: int) -> Iterator[Row[Any]]:
+    while True:
+        page = conn.execute(select(audit_rows).where(audit_rows.c.id > after).order_by(audit_rows.c.id)
+                            .limit(PAGE)).all()
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1].id
+
+
+def _judge(conn: Connection, row: Row[Any], following: Row[Any] | None, link: _Link) -> tuple[Finding | None, bool]:
+    """What is wrong with `row`, if anything, given the chain so far (`link`) and the row after it; and
+    whether the chain goes on from it (an inserted row is stepped over: its successor chains past it)."""
+    content_ok = row_hash(row._asdict()) == row.row_hash
+    link_ok = row.prev_hash == link.hash
+    skipped = following is not None and following.prev_hash == link.hash and following.prev_hash != row.row_hash
+    if content_ok and link_ok:
+        return None, True
+    if link_ok:  # its content changed, or it was slipped in with the right link but not chained onto
+        if skipped and following is not None:
+            return _finding(row.id, "inserted", f"row {following.id} chains past it onto row {link.id}"), False
+        return _finding(row.id, "altered", "its content no longer matches its hash"), True
+    if not content_ok:
+        return _finding(row.id, "inserted", f"neither its content matches its hash nor does it chain onto row "
+                                            f"{link.id}"), not skipped
+    chained_onto = _id_with_hash(conn, row.prev_hash)
+    if chained_onto is not None and chained_onto < link.id:
+        first = conn.execute(select(func.min(audit_rows.c.id)).where(audit_rows.c.id > chained_onto)).scalar_one()
+        return _finding(first, "inserted", f"row {row.id} chains onto row {chained_onto}, past it"), True
+    return _finding(row.id, "removed", f"it chains onto a row that is no longer in the log (the row before it is "
+                                       f"now {link.id or 'none'})"), True
+
+
+def _id_with_hash(conn: Connection, wanted: str) -> int | None:
+    """Which row has this hash (0: the chain's start). Only asked when a link breaks: a scan is fine."""
+    if wanted == GENESIS:
+        return 0
+    return conn.execute(select(func.min(audit_rows.c.id)).where(audit_rows.c.row_hash == wanted)).scalar_one()
+
+
+def _check_checkpoint_row(conn: Connection, checkpoint: Checkpoint) -> list[Finding]:
+    row = conn.execute(select(audit_rows).where(audit_rows.c.id == checkpoint.last_id)).first()
+    verified = f"verified at {checkpoint.verified_at:%Y-%m-%d %H:%M:%S} UTC"
+    if row is None:
+        return [Finding(checkpoint.last_id, "removed", f"rows removed from the end: row {checkpoint.last_id}, "
+                                                       f"{verified}, is no longer in the log")]
+    if row.row_hash != checkpoint.last_hash:
+        return [_finding(row.id, "altered", f"its hash is not the one {verified}: the chain was recomputed")]
+    if row_hash(row._asdict()) != row.row_hash:
+        return [_finding(row.id, "altered", "its content no longer matches its hash")]
+    return []
+
+
+# --- the checkpoint ----------------------------------------------------------------------------------------
+def read_checkpoint(conn: Connection) -> Checkpoint | None:
+    row = conn.execute(select(audit_chain_checkpoints).where(audit_chain_checkpoints.c.name == CHECKPOINT)).first()
+    if row is None:
+        return None
+    return Checkpoint(row.last_id, row.last_hash, row.rows, utc(row.last_at), utc(row.verified_at) or now())
+
+
+def save_checkpoint(engine: Engine, report: ChainReport) -> None:
+    """Remembers a clean report's last row, only ever moving forward (replicas verify concurrently)."""
+    if not report.ok or not report.last_id:
+        return
+    values = {"last_id": report.last_id, "last_hash": report.last_hash, "rows": report.rows,
+              "last_at": report.last_at, "verified_at": now()}
+    table = audit_chain_checkpoints
+    try:
+        with engine.begin() as conn:
+            if conn.execute(update(table).where((table.c.name == CHECKPOINT) & (table.c.last_id < report.last_id))
+                            .values(**values)).rowcount:
+                return
+            if read_checkpoint(conn) is None:
+                conn.execute(table.insert().values(name=CHECKPOINT, **values))
+    except IntegrityError:
+        pass  # another replica saved it first
+
+
+def incremental(engine: Engine) -> ChainReport:
+    """The page's check: the rows added since the checkpoint (all of them the first time), then the
+    checkpoint moved to the end if they verify."""
+    with engine.connect() as conn:
+        since = read_checkpoint(conn)
+    report = verify(engine, since)
+    save_checkpoint(engine, report)
+    return report
+
+
+# --- python -m services.audit verify --------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.audit", description="The audit log's hash chain.")
+    parser.add_argument("--url", default=os.environ.get("AUDIT_DATABASE_URL"),
+                        help="the store's SQLAlchemy URL (default: AUDIT_DATABASE_URL)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    verify_command = actions.add_parser("verify", help="walk the whole chain and name every row altered, removed or "
+                                        "inserted, one line each; exit 0 if it verifies, 1 if not, 2 if the store "
+                                        "can't be read")
+    verify_command.add_argument("--url", default=argparse.SUPPRESS, help="as above, after the command")
+    options = parser.parse_args(argv)
+    if not options.url:
+        parser.error("give --url or set AUDIT_DATABASE_URL")
+    engine = store_engine(options.url)
+    try:
+        if not inspect(engine).has_table(audit_rows.name):
+            print("The store has no audit chain yet: run `python -m services.store upgrade`.", file=sys.stderr)
+            return 2
+        report = verify(engine)  # read only: the command may run as a role that can't write the checkpoint
+    except SQLAlchemyError as problem:
+        original = getattr(problem, "orig", None) or problem
+        where = engine.url.render_as_string(hide_password=True)
+        print(f"The store at {where} can't be read ({type(original).__name__}).", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    for finding in report.findings:
+        print(finding.line)
+    if report.ok:  # the last hash: kept somewhere else (a log, a ticket), it shows a later rewrite of the chain
+        print(f"{report.summary} Last hash {report.last_hash}.")
+    return 0 if report.ok else 1
