@@ -259,14 +259,12 @@ def _priced(reader: _Reader, item: _Reader | None = None) -> _PricedRefs:
 
 
 # --- plans -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Price:
-    price_id: str
-    product_id: str
-    interval: str | None  # "month", "year" (Stripe also has "week", "day"), or None for a one-off/custom price
-    unit_amount: int | None  # cents
-    currency: str = "usd"
-    interval_count: int = 1  # billed every `interval_count` intervals: 3 × "month" is quarterly
+class _Billed:
+    """What a price and a subscription share: an amount in cents billed every `interval_count` intervals."""
+
+    unit_amount: int | None
+    interval: str | None
+    interval_count: int
 
     @property
     def amount(self) -> Decimal | None:
@@ -276,6 +274,16 @@ class Price:
     def period(self) -> str | None:
         """How often it bills, for people: "month", "year", "3 months"."""
         return _period(self.interval, self.interval_count)
+
+
+@dataclass(frozen=True)
+class Price(_Billed):
+    price_id: str
+    product_id: str
+    interval: str | None  # "month", "year" (Stripe also has "week", "day"), or None for a one-off/custom price
+    unit_amount: int | None  # cents
+    currency: str = "usd"
+    interval_count: int = 1  # billed every `interval_count` intervals: 3 × "month" is quarterly
 
     @property
     def months(self) -> Decimal | None:
@@ -394,7 +402,7 @@ class ScheduledChange:
 
 
 @dataclass(frozen=True)
-class Subscription:
+class Subscription(_Billed):
     id: str | None
     status: str
     product_id: str | None
@@ -410,15 +418,6 @@ class Subscription:
     trial_end: datetime | None = None
     scheduled_change: ScheduledChange | None = None
     interval_count: int = 1
-
-    @property
-    def amount(self) -> Decimal | None:
-        return cents_to_dollars(self.unit_amount)
-
-    @property
-    def period(self) -> str | None:
-        """How often it bills, for people: "month", "year", "3 months"."""
-        return _period(self.interval, self.interval_count)
 
     @property
     def is_live(self) -> bool:

@@ -12,18 +12,16 @@ import os
 import secrets
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from sandbox import SandboxSettings, new_test_key, start_sandbox
 from sandbox.server import RunningSandbox
-from tests.support.browser import ROOT, free_port, nav_links, screenshot, streamlit_command, wait_for_app
+from tests.support.browser import free_port, nav_links, screenshot, start_streamlit, wait_for_app
 from tests.support.oidc import (OidcProvider, confirm_sign_out_at_provider, secrets_toml, sign_in_at_provider,
                                 start_oidc_provider)
 
@@ -66,21 +64,9 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoConsole]:
            "BILLING_DESK_DATA_DIR": str(data_dir)}
     for name in ("BILLING_DESK_SANDBOX", "BILLING_DESK_USERS"):
         env.pop(name, None)
-    log = open(data_dir / "console.log", "w")
-    process = subprocess.Popen(streamlit_command("app.py", port) + ["--secrets.files", str(secrets_file)],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{url}/_stcore/health", timeout=2).text == "ok":
-                break
-        except requests.ConnectionError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, (data_dir / "console.log").read_text()[-3000:]
-        time.sleep(0.2)
-    yield SsoConsole(url, provider, api, data_dir, process)
-    process.terminate()
-    process.wait(timeout=15)
+    server = start_streamlit("app.py", data_dir, env, port=port, args=["--secrets.files", str(secrets_file)])
+    yield SsoConsole(url, provider, api, data_dir, server.process)
+    server.stop()
     api.stop()
     provider.stop()
 

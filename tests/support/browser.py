@@ -87,13 +87,15 @@ class Console(_Process):
     process: subprocess.Popen
 
 
-def start_streamlit(script: str, data_dir: Path, env: dict[str, str] | None = None, root: Path = ROOT) -> Server:
+def start_streamlit(script: str, data_dir: Path, env: dict[str, str] | None = None, root: Path = ROOT,
+                    port: int | None = None, args: list[str] | None = None) -> Server:
     """Starts `streamlit run <script>` from the repository's root (or another copy of it, `root`) and waits for
-    `/_stcore/health`."""
-    port = free_port()
+    `/_stcore/health`. `port`: when the address must be known first (an identity provider's redirect URI);
+    `args`: more `streamlit run` options."""
+    port = port or free_port()
     log = open(data_dir / "console.log", "w")
-    process = subprocess.Popen(streamlit_command(script, port), cwd=root, env=env or dict(os.environ), stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(streamlit_command(script, port) + (args or []), cwd=root, env=env or dict(os.environ),
+                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
