@@ -31,6 +31,8 @@ from sandbox.settings import new_test_key
 from services.bulk import BulkLookup
 from services.payments.client import PaymentsClient
 
+from .audit_scale import failures as audit_scale_failures, table as audit_scale_table
+
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
 
@@ -286,7 +288,7 @@ def without_samples(value: Any) -> Any:
     return value
 
 
-SECTIONS = ("bulk", "console", "latency", "throughput")
+SECTIONS = ("bulk", "console", "latency", "throughput", "audit-scale")
 BASELINE = ROOT / "bench" / "baseline.json"
 
 
@@ -331,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     if "throughput" in sections:
         print("… sandbox throughput", flush=True)
         results["throughput"] = sandbox_throughput()
+    results["audit_scale"] = {}
+    if "audit-scale" in sections:  # bench/audit_scale.py: a million audit events in a throwaway PostgreSQL
+        from . import audit_scale
+        print("… audit log at scale", flush=True)
+        results["audit_scale"] = audit_scale.run(browser=not args.skip_browser)
     (ROOT / "bench").mkdir(exist_ok=True)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
     if saved:
@@ -348,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         template = (ROOT / "docs" / "performance.template.md").read_text()
         (ROOT / "docs" / "performance.md").write_text(
             template.replace("{{table}}", rendered).replace("{{pages}}", pages)
+            .replace("{{audit_scale}}", audit_scale_table(results["audit_scale"]))
             .replace("{{machine}}", json.dumps(results["machine"])).replace("{{command}}", results["command"])
             .replace("{{json}}", json.dumps(without_samples(results), indent=2)))
     failures = [run["name"] for run in results["bulk"] if run["failed_rows"] or run["ratio_to_floor"] > 1.10]
@@ -361,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         # is reported on every run without failing it; a lookup that got slower fails through the check below.
         print(f"Goal missed: lookup at {floor['ratio_p50']}× / {floor['ratio_p95']}× the bare app (p50 / p95; "
               f"goal ≤ 1.10× / 1.25×)")
+    failures += audit_scale_failures(results["audit_scale"])
     slower = slower_pages(results, baseline)
     if saved and saved["same_run"]:
         failures += slower  # measured in turn in this run: a real difference

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from services.audit import OUTCOMES, AuditFilter
+from services.audit import OUTCOMES, PAGE_SIZE, AuditCursor, AuditFilter
 from services.auth.roles import Page
 from ui import session
 from ui.console import get_console
@@ -22,9 +22,12 @@ st.title("Audit log")
 st.caption("Every write attempt: who, what, on which organization, why, and how it ended. Links and keys are "
            "never recorded.")
 with st.container(border=True):
-    users_column, organization_column, actions_column = st.columns(3)
+    users_column, organization_column, match_column, actions_column = st.columns([3, 2, 1, 3])
     users = users_column.multiselect("User", desk.audit_choices(actor, "user"))
-    organization = organization_column.text_input("Organization contains", placeholder="org_…")
+    organization = organization_column.text_input(
+        "Organization", placeholder="org_…", help="The exact id, or the ids starting with it: choose "
+        "\"starts with\" or end it with *.")
+    match = match_column.selectbox("Match", ["is", "starts with"], help="How the organization is matched")
     actions = actions_column.multiselect("Action", desk.audit_choices(actor, "action"))
     outcomes_column, dates_column, _ = st.columns(3)
     outcomes = outcomes_column.multiselect("Outcome", list(OUTCOMES))
@@ -32,11 +35,17 @@ with st.container(border=True):
     dates = dates_column.date_input("Dates", value=(today - timedelta(days=30), today), max_value=today)
 
 since, until = (dates if isinstance(dates, tuple) and len(dates) == 2 else (None, None))
-filters = AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes), since, until)
-events = desk.audit_events(actor, filters)
+filters = AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes), since, until,
+                      "prefix" if match == "starts with" else "exact")
+# Paging: the cursor (time, id) each page starts after, newest first; new filters start again at the first.
+paging = st.session_state.get("audit_paging")
+if not paging or paging["filters"] != filters:
+    paging = st.session_state["audit_paging"] = {"filters": filters, "cursors": [None]}
+summary, page = desk.audit_page(actor, filters, paging["cursors"][-1])
+events = page.frame
 
 # Whether the hash chain verifies (services/audit_verify.py): the rows added since the last verified one are
-# hashed, and the answer is reused for 30 s. Asked of the audit log itself, right after desk.audit_events has
+# hashed, and the answer is reused for 30 s. Asked of the audit log itself, right after desk.audit_page has
 # checked that this person may read it.
 try:
     chain = desk.audit_chain_status(actor)
@@ -49,8 +58,9 @@ else:
         st.error(f"{chain.summary} Nothing on this page can be trusted until the operators have looked: "
                  "`python -m services.audit verify` lists every break (docs/deployment.md).", icon=":material/gpp_bad:")
 
-summary = events.outcome.value_counts()
-st.markdown(f"**{len(events)}** events" + "".join(f" · {count} {outcome}" for outcome, count in summary.items()))
+number, pages = len(paging["cursors"]), max(1, -(-summary.total // PAGE_SIZE))
+breakdown = "".join(f" · {count:,} {outcome}" for outcome, count in (summary.outcomes or {}).items())
+st.markdown(f"**{summary.total:,}** {'event matches' if summary.total == 1 else 'events match'}{breakdown}")
 st.dataframe(
     events, hide_index=True, width="stretch", placeholder="",
     column_order=["at", "environment", "user", "role", "action", "organization_id", "outcome", "reason", "error",
@@ -67,5 +77,30 @@ st.dataframe(
         "request_id": "Request id", "attempts": st.column_config.NumberColumn("Tries", width="small"),
         "completed_at": st.column_config.DatetimeColumn("Completed (UTC)", format="D MMM YYYY, HH:mm:ss"),
     })
-st.download_button("Download CSV", lambda: desk.audit_csv(actor, filters), file_name=f"audit-{today}.csv",
-                   mime="text/csv", icon=":material/download:", on_click="ignore")
+
+
+def _turn(to: AuditCursor | None) -> None:
+    """Next: the page after `to`; Previous (None): back one page."""
+    cursors = st.session_state["audit_paging"]["cursors"]
+    if to is not None:
+        cursors.append(to)
+    elif len(cursors) > 1:
+        cursors.pop()
+
+
+first = (number - 1) * PAGE_SIZE
+previous_column, position_column, next_column = st.columns([1, 4, 1], vertical_alignment="center")
+previous_column.button("Previous", icon=":material/chevron_left:", disabled=number == 1, on_click=_turn,
+                       args=(None,), key="audit_previous", width="stretch")
+position_column.caption(f"Page {number:,} of {pages:,}" + (f" · events {first + 1:,}–{first + len(events):,}, "
+                                                           "newest first" if len(events) else ""))
+next_column.button("Next", icon=":material/chevron_right:", disabled=page.next is None, on_click=_turn,
+                   args=(page.next,), key="audit_next", width="stretch")
+
+# The file is made on click, in batches, with every matching event up to the newest counted above.
+download_column, note_column = st.columns([1, 3], vertical_alignment="center")
+download_column.download_button(
+    "Download CSV", lambda: desk.audit_export(actor, filters, summary.newest), file_name=f"audit-{today}.csv",
+    mime="text/csv", icon=":material/download:", on_click="ignore")
+note_column.caption(f"Download all {summary.total:,} matching "
+                    f"{'event' if summary.total == 1 else 'events'}, newest first (formula-safe CSV).")

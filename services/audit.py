@@ -15,25 +15,28 @@ Rows are stored in the console's database (services/store.py).
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import time as clock
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
-from sqlalchemy import ColumnElement, exists, func, or_, select, union
+from sqlalchemy import ColumnElement, Index, String, bindparam, exists, false, func, literal, or_, select, text, true, tuple_, union
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from .audit_chain import append, append_lock, audit_events, audit_rows, require_supported
 from .audit_verify import ChainReport, incremental
+from .exports import SafeCsvWriter
 from .leases import live_lease_ids
 from .store import now as _now, open_store, utc as _utc
 
-__all__ = ["AUDIT_COLUMNS", "OUTCOMES", "SETTLED_PREFIX", "AuditFilter", "AuditLog", "AuditUnavailable",
+__all__ = ["AUDIT_COLUMNS", "OUTCOMES", "PAGE_SIZE", "SETTLED_PREFIX", "AuditCursor", "AuditFilter", "AuditLog",
+           "AuditPage", "AuditSummary", "AuditUnavailable",
            "audit_events", "audit_rows"]
 
 OUTCOMES = ("pending", "succeeded", "failed", "denied", "unknown")
@@ -44,6 +47,21 @@ SETTLED_PREFIX = "Re-read by"  # a settled unknown outcome's note starts so (row
 INTERRUPTED = ("The console stopped before the API answered; re-read the customer to see whether the change "
                "happened.")
 CHAIN_STATUS_TTL_SECONDS = 30.0  # how long the page's chain check is reused before rows added since are hashed
+PAGE_SIZE = 100  # lines per page of the Audit page
+EXPORT_BATCH = 5000  # lines per query of an export
+DISTINCT_COLUMNS = ("user", "action")
+NEWEST_FIRST = (audit_events.c.at.desc(), audit_events.c.id.desc())
+
+# The read indexes of migration 0005, declared with the reads they serve so the models match the schema (once:
+# `python -m services.audit` runs a second copy of this module).
+if not any(index.name == "ix_audit_rows_intents_newest" for index in audit_rows.indexes):
+    _INTENTS = audit_rows.c.kind == "intent"
+    for _name, _columns in (("intents_newest", ("at", "id")), ("intents_user_at", ("user", "at")),
+                            ("intents_action_at", ("action", "at"))):
+        Index(f"ix_audit_rows_{_name}", *(audit_rows.c[column] for column in _columns),
+              postgresql_where=_INTENTS, sqlite_where=_INTENTS)
+    Index("ix_audit_rows_organization_at", audit_rows.c.organization_id, audit_rows.c.at,
+          postgresql_ops={"organization_id": "varchar_pattern_ops"})
 
 
 class AuditUnavailable(Exception):
@@ -58,6 +76,39 @@ class AuditFilter:
     outcomes: tuple[str, ...] = ()
     since: date | None = None
     until: date | None = None
+    # "exact", or "prefix": the organization ids that start with it. A trailing "*" also means prefix.
+    organization_match: str = "exact"
+
+    def organization_filter(self) -> tuple[str, bool]:
+        """The organization to match and whether as a prefix ("", False: no organization filter)."""
+        value = self.organization.strip()
+        prefix = self.organization_match == "prefix" or value.endswith("*")
+        value = value.rstrip("*").strip()
+        return value, prefix and bool(value)
+
+
+@dataclass(frozen=True)
+class AuditCursor:
+    """Where a page ends: the (at, id) of its last line, as the store handed them back."""
+    at: datetime
+    id: int
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> AuditCursor:
+        return cls(row.at, int(row.id))
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    frame: pd.DataFrame
+    next: AuditCursor | None  # the cursor of the page after this one; None: this is the last
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    total: int
+    outcomes: dict[str, int] | None  # lines per outcome; None when too many matched to fold them all
+    newest: AuditCursor | None  # the newest matching line: the export goes no further
 
 
 class AuditLog:
@@ -191,34 +242,103 @@ class AuditLog:
                 "subject": line.subject, "attempts": 1, "boot_id": self.boot_id, **values}
 
     # --- reads ----------------------------------------------------------------------------------------
+    # The page and the export read through `_where`: every filter as a condition on the view that PostgreSQL
+    # pushes down to the intent rows and their 0005 indexes (time, user and action are the intent's own
+    # columns; the organization is found through the rows that carry it, then checked on the folded line).
     def events(self, filters: AuditFilter | None = None, limit: int = 5000) -> pd.DataFrame:
-        """One line per write attempt, newest first: the intent with its latest outcome (the view)."""
+        """One line per write attempt, newest first: the intent with its latest outcome (the view). At most
+        `limit` lines: the page reads `page`, the download `export`, which have no cap."""
+        view = audit_events
+        conditions = _where(filters or AuditFilter(), self.engine.dialect.name)
+        query = select(view).where(*conditions).order_by(*NEWEST_FIRST).limit(limit)
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(query))
+
+    def page(self, filters: AuditFilter | None = None, after: AuditCursor | None = None,
+             size: int = PAGE_SIZE, upto: AuditCursor | None = None) -> AuditPage:
+        """The `size` newest matching lines older than `after` (None: the first page), by keyset on (at, id):
+        an index range however deep the page. `next` is the cursor for the page after it (None: the last)."""
+        view = audit_events
+        conditions = _where(filters or AuditFilter(), self.engine.dialect.name, after, upto)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(select(view).where(*conditions).order_by(*NEWEST_FIRST).limit(size + 1)))
+        more = len(rows) > size
+        rows = rows[:size]
+        return AuditPage(_frame(rows), AuditCursor.of(rows[-1]) if more else None)
+
+    def summary(self, filters: AuditFilter | None = None, outcome_breakdown_up_to: int = 10_000) -> AuditSummary:
+        """How many lines match, the newest of them (the export's upper bound, so the file holds exactly the
+        lines counted), and, when there are at most `outcome_breakdown_up_to`, how many of each outcome (each
+        outcome needs the line folded, so it isn't counted over a large match)."""
         filters = filters or AuditFilter()
         view = audit_events
-        query = select(view).order_by(view.c.at.desc(), view.c.id.desc()).limit(limit)
-        if filters.users:
-            query = query.where(view.c.user.in_(filters.users))
-        if filters.organization.strip():
-            query = query.where(view.c.organization_id.contains(filters.organization.strip(), autoescape=True))
-        if filters.actions:
-            query = query.where(view.c.action.in_(filters.actions))
-        if filters.outcomes:
-            query = query.where(view.c.outcome.in_(filters.outcomes))
-        if filters.since:
-            query = query.where(view.c.at >= datetime.combine(filters.since, time.min, timezone.utc))
-        if filters.until:
-            query = query.where(view.c.at < datetime.combine(filters.until + timedelta(days=1), time.min, timezone.utc))
+        conditions = _where(filters, self.engine.dialect.name)
         with self.engine.connect() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(query)]
-        frame = pd.DataFrame(rows, columns=[column.name for column in view.columns])[AUDIT_COLUMNS]
-        for column in ("at", "completed_at"):
-            frame[column] = pd.to_datetime(frame[column].map(_utc), utc=True)
-        return frame
+            newest = conn.execute(select(view.c.at, view.c.id).where(*conditions).order_by(*NEWEST_FIRST)
+                                  .limit(1)).first()
+            if newest is None:
+                return AuditSummary(0, {}, None)
+            top = AuditCursor.of(newest)
+            bounded = _where(filters, self.engine.dialect.name, upto=top)
+            total = int(conn.execute(select(func.count()).select_from(view).where(*bounded)).scalar() or 0)
+            outcomes: dict[str, int] | None = None
+            if total <= outcome_breakdown_up_to:
+                counted = conn.execute(select(view.c.outcome, func.count()).where(*bounded)
+                                       .group_by(view.c.outcome).order_by(func.count().desc(), view.c.outcome))
+                outcomes = {outcome: int(count) for outcome, count in counted}
+        return AuditSummary(total, outcomes, top)
+
+    def export(self, filters: AuditFilter | None, out: BinaryIO, upto: AuditCursor | None = None,
+               batch: int = EXPORT_BATCH) -> int:
+        """Writes every matching line (newest first, none newer than `upto`) to `out` as formula-safe CSV,
+        `batch` lines per query (keyset on (at, id), each a short read), so memory holds one batch whatever
+        the size. Returns how many lines it wrote."""
+        filters = filters or AuditFilter()
+        view = audit_events
+        names = [column.name for column in view.columns]
+        picks = [names.index(column) for column in AUDIT_COLUMNS]
+        times = {AUDIT_COLUMNS.index("at"), AUDIT_COLUMNS.index("completed_at")}
+        writer = SafeCsvWriter(out, AUDIT_COLUMNS)
+        after: AuditCursor | None = None
+        try:
+            while True:
+                with self.engine.connect() as conn:
+                    conditions = _where(filters, self.engine.dialect.name, after, upto)
+                    rows = conn.execute(select(view).where(*conditions).order_by(*NEWEST_FIRST).limit(batch)).all()
+                for row in rows:
+                    writer.write([_utc(row[pick]) if index in times else row[pick]
+                                  for index, pick in enumerate(picks)])
+                if len(rows) < batch:
+                    return writer.rows
+                after = AuditCursor.of(rows[-1])
+        finally:
+            writer.close()
+
+    def export_file(self, filters: AuditFilter | None, upto: AuditCursor | None = None) -> BinaryIO:
+        """The export in a temporary file (deleted when closed), rewound: what a download hands over."""
+        spool = tempfile.TemporaryFile()
+        try:
+            self.export(filters, spool, upto)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
 
     def distinct(self, column: str) -> list[str]:
+        """The values of an intent column (user, action) the filters can offer: a loose index scan (the
+        next value after the last, each an index probe), not a pass over every row."""
+        if column not in DISTINCT_COLUMNS:
+            raise ValueError(f"no choices for {column!r}")
+        quoted = self.engine.dialect.identifier_preparer.quote(column)
+        walk = text(f"""WITH RECURSIVE v(value) AS (
+                            SELECT min({quoted}) FROM audit_rows
+                            UNION ALL
+                            SELECT (SELECT min({quoted}) FROM audit_rows WHERE {quoted} > v.value) FROM v
+                            WHERE v.value IS NOT NULL)
+                        SELECT value FROM v WHERE value IS NOT NULL""")
         with self.engine.connect() as conn:
-            return sorted(value for (value,) in conn.execute(select(func.distinct(audit_events.c[column])))
-                          if value)
+            return sorted(value for (value,) in conn.execute(walk) if value)
 
     def unsettled(self, organization_id: str) -> list[dict[str, Any]]:
         """Writes on an organization whose outcome is unknown and not yet settled by a re-read, newest first."""
@@ -246,6 +366,68 @@ class AuditLog:
             report = incremental(self.engine)
             self._chain = (clock.monotonic(), report)
             return report
+
+
+def _where(filters: AuditFilter, dialect: str, after: AuditCursor | None = None,
+           upto: AuditCursor | None = None) -> list[ColumnElement[bool]]:
+    """The filters, and the keyset bounds (older than `after`, no newer than `upto`), as conditions on the view
+    (`dialect`: the store's, for the organization prefix)."""
+    view, rows = audit_events, audit_rows
+    conditions: list[ColumnElement[bool]] = [true()]
+    since = datetime.combine(filters.since, time.min, timezone.utc) if filters.since else None
+    if filters.users:
+        conditions.append(view.c.user.in_(filters.users))
+    if filters.actions:
+        conditions.append(view.c.action.in_(filters.actions))
+    if filters.outcomes:
+        conditions.append(view.c.outcome.in_(filters.outcomes))
+    if since is not None:
+        conditions.append(view.c.at >= since)
+    if filters.until:
+        conditions.append(view.c.at < datetime.combine(filters.until + timedelta(days=1), time.min, timezone.utc))
+    organization, prefix = filters.organization_filter()
+    if "\x00" in organization:  # no id holds one, and PostgreSQL text can't
+        conditions.append(false())
+    elif organization:
+        # A line's organization is its latest outcome's, else the intent's: the candidates are the intents
+        # that carry it and the intents of outcome rows that do (an index range on each), and the folded line
+        # must then match too. An outcome is written after its intent, so `since` bounds both.
+        def matches(column: ColumnElement[Any]) -> ColumnElement[bool]:
+            return _starts_with(column, organization, dialect) if prefix else column == organization
+
+        carrying = [matches(rows.c.organization_id)] + ([rows.c.at >= since] if since is not None else [])
+        candidates = union(
+            select(rows.c.id).where(rows.c.kind == "intent", *carrying),
+            select(rows.c.intent_id).where(rows.c.kind.in_(("outcome", "settled")), *carrying))
+        conditions += [view.c.id.in_(candidates), matches(view.c.organization_id)]
+    if after is not None:
+        conditions.append(tuple_(view.c.at, view.c.id) < tuple_(literal(after.at, audit_events.c.at.type),
+                                                                 literal(after.id)))
+    if upto is not None:
+        conditions.append(tuple_(view.c.at, view.c.id) <= tuple_(literal(upto.at, audit_events.c.at.type),
+                                                                  literal(upto.id)))
+    return conditions
+
+
+def _starts_with(column: ColumnElement[Any], prefix: str, dialect: str) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, taken literally (`%`, `_` and the escape character are escaped), in a
+    form each store answers with an index range: LIKE 'prefix%' on PostgreSQL (its 0005 pattern index); on
+    SQLite, whose LIKE ignores case and so skips the index, a range of the binary-ordered index, checked
+    exactly by substr."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    # Inlined, not a parameter: a prepared statement's generic plan can't turn `LIKE $1` into a range.
+    like = column.like(bindparam(None, escaped + "%", String(), literal_execute=True), escape="\\")
+    ranged = ((column >= prefix) & (column < prefix + "\U0010ffff")
+              & (func.substr(column, 1, len(prefix)) == prefix))
+    return like if dialect == "postgresql" else ranged
+
+
+def _frame(rows: Iterable[Row[Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame([dict(row._mapping) for row in rows],
+                         columns=[column.name for column in audit_events.columns])[AUDIT_COLUMNS]
+    for column in ("at", "completed_at"):
+        frame[column] = pd.to_datetime(frame[column].map(_utc), utc=True)
+    return frame
 
 
 def _line(conn: Connection, event_id: int) -> Row[Any] | None:

@@ -14,7 +14,7 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 | customer, plans           | LOOK_UP_CUSTOMER, VIEW_PLANS    | refusals       |
 | unsettled_writes          | LOOK_UP_CUSTOMER                | refusals       |
 | start_bulk_lookup, bulk_csv | BULK_LOOKUP                   | refusals       |
-| audit_events, audit_choices, audit_csv, audit_chain_status | READ_AUDIT_LOG | refusals |
+| audit_events, audit_page, audit_export, audit_choices, audit_csv, audit_chain_status | READ_AUDIT_LOG | refusals |
 | create_portal_link        | CREATE_PORTAL_LINK              | every attempt  |
 | create_checkout_link      | CREATE_CHECKOUT_LINK            | every attempt  |
 | process_checkout          | PROCESS_CHECKOUT                | every attempt  |
@@ -26,12 +26,12 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, BinaryIO, Callable, TypeVar
 
 import pandas as pd
 
 from . import exports
-from .audit import AuditFilter, AuditLog, ChainReport
+from .audit import PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, AuditSummary, ChainReport
 from .auth.roles import Action, Actor, PermissionDenied, require
 from .bulk import MAX_IDS, BulkLookup
 from .inputs import InputRefused, checkout_redirect, reason_text, typed_confirmation
@@ -126,6 +126,11 @@ class BillingDesk:
         return exports.csv_bytes(lookup.frame())
 
     @property
+    def api_url(self) -> str:
+        """Which Payments API this desk drives (keeps cached reads of two APIs apart)."""
+        return self.client.base_url
+
+    @property
     def requests_per_minute(self) -> int:
         """The API's rate limit as last announced in its headers (1,000 until it says otherwise)."""
         return self.client.pacer.limit or 1000
@@ -145,10 +150,25 @@ class BillingDesk:
         self._authorize(actor, Action.READ_AUDIT_LOG)
         return self.audit.chain_status()
 
-    def audit_csv(self, actor: Actor, filters: AuditFilter) -> bytes:
-        """The matching events as a formula-safe CSV (services/exports.py)."""
+    def audit_page(self, actor: Actor, filters: AuditFilter, after: AuditCursor | None = None,
+                   size: int = PAGE_SIZE) -> tuple[AuditSummary, AuditPage]:
+        """How many events match (and the newest), and one page of them, newest first, older than `after`
+        (None: the first page). The page goes no newer than the counted newest, so the two agree."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
-        return exports.csv_bytes(self.audit.events(filters))
+        summary = self.audit.summary(filters)
+        return summary, self.audit.page(filters, after, size, upto=summary.newest)
+
+    def audit_export(self, actor: Actor, filters: AuditFilter, upto: AuditCursor | None = None) -> BinaryIO:
+        """Every matching event (none newer than `upto`: what the page counted) as a formula-safe CSV, written
+        in batches to a temporary file, rewound (services/audit.py `export`). The caller closes it."""
+        self._authorize(actor, Action.READ_AUDIT_LOG)
+        return self.audit.export_file(filters, upto)
+
+    def audit_csv(self, actor: Actor, filters: AuditFilter) -> bytes:
+        """Every matching event as a formula-safe CSV (services/exports.py), uncapped."""
+        self._authorize(actor, Action.READ_AUDIT_LOG)
+        with self.audit.export_file(filters) as exported:
+            return exported.read()
 
     # --- writes -----------------------------------------------------------------------------------------
     def create_portal_link(self, actor: Actor, organization_id: str, idempotency_key: str) -> SessionLink:

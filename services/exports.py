@@ -9,7 +9,9 @@ an apostrophe. Only the file changes; the screen shows the value as it is.
 from __future__ import annotations
 
 import csv
-from typing import Any
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -35,3 +37,34 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     # Every text cell quoted: a carriage return inside a cell would otherwise end the row for some readers.
     return safe_frame(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8")
+
+
+class SafeCsvWriter:
+    """Writes rows to a binary file as they come, each text cell neutralised as `neutralise` does, in the same
+    dialect as `csv_bytes` (every text cell quoted; numbers and times as they are). For exports too large to
+    hold as a frame: nothing but the current row is kept."""
+
+    def __init__(self, out: BinaryIO, columns: Sequence[str]) -> None:
+        self._text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
+        self._writer = csv.writer(self._text, quoting=csv.QUOTE_NONNUMERIC)
+        self._writer.writerow([neutralise(str(column)) for column in columns])
+        self.rows = 0
+
+    def write(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([_cell(value) for value in row])
+        self.rows += 1
+
+    def close(self) -> None:
+        """Flushes and lets go of `out` (left open, for the caller to read back)."""
+        self._text.flush()
+        self._text.detach()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""  # as pandas writes a missing value
+    if isinstance(value, str):
+        return neutralise(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return neutralise(str(value))
+    return value

@@ -32,6 +32,8 @@ OPERATIONS: dict[str, Operation] = {
     "audit_events": lambda desk, actor, _: desk.audit_events(actor, AuditFilter()),
     "audit_choices": lambda desk, actor, _: desk.audit_choices(actor, "user"),
     "audit_csv": lambda desk, actor, _: desk.audit_csv(actor, AuditFilter()),
+    "audit_page": lambda desk, actor, _: desk.audit_page(actor, AuditFilter()),
+    "audit_export": lambda desk, actor, _: desk.audit_export(actor, AuditFilter()).close(),
     "audit_chain_status": lambda desk, actor, _: desk.audit_chain_status(actor),
     "create_portal_link": lambda desk, actor, _: desk.create_portal_link(actor, ORG, f"portal-{actor.role.value}"),
     "create_checkout_link": lambda desk, actor, _: desk.create_checkout_link(

@@ -15,7 +15,7 @@ READ_TTL_SECONDS = 60
 
 def _api_identity() -> str:
     # Keeps cached reads of the sandbox and of a real API apart if one process ever serves both.
-    return get_console().client.base_url
+    return get_console().desk.api_url
 
 
 @st.cache_data(ttl=READ_TTL_SECONDS, show_spinner=False, max_entries=5000)

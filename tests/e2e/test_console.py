@@ -194,7 +194,7 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
 
     page.get_by_role("link", name="Audit log").click()
     wait_for_app(page)
-    page.get_by_role("textbox", name="Organization contains").fill(organization_id)
+    page.get_by_role("textbox", name="Organization").fill(organization_id)
     page.keyboard.press("Enter")
     wait_for_app(page)
     expect(page.get_by_text(re.compile(r"^\*?\*?5\*?\*? events"))).to_be_visible()

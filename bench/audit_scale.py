@@ -1,0 +1,407 @@
+"""The audit log at scale: a million events in a throwaway PostgreSQL, the Audit page's first filtered page and
+the full export. `python -m bench --only audit-scale` (a `make bench` section), or alone:
+`python -m bench.audit_scale [--events N]`.
+
+The rows are made here, in Python, as the console would have appended them: ids in order, each row's hash over
+its content and the previous row's (services/audit_chain.py's `row_hash`), and COPYed in, into the schema the
+migrations made (the view and the append-only triggers stay in place; COPY is an INSERT to them). Half the
+writes are an intent and its outcome row, as `begin` + `complete` write them, half a one-shot row, as `record`
+writes a refusal; organizations `org_00000`…, users, actions and outcomes drawn from fixed lists, times spread
+over the last year.
+
+Measured: (a) the page's reads for a first page filtered by organization prefix, the last 30 days and an
+outcome (`desk.audit_page`: the count, the newest and the page), timed in-process, the server-side time of a
+click; and in headless Chromium, the click that applies the filter to the page showing it (a console started
+on the store, signed in as admin) when Chromium is installed; (b) the full export of every event
+(`desk.audit_export`) in a child process, its wall time and its peak RSS growth (VmHWM over the RSS before).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from services.audit_chain import COLUMNS, GENESIS, row_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+USERS = ("fay", "finn", "ada", "sam", "lee", "kim", "max", "ola")
+ACTIONS = ("change plan", "cancel subscription", "process checkout", "create portal link", "create checkout link")
+ONE_SHOT = (("denied", "Your role may not do this."), ("failed", "The API refused: card declined."),
+            ("succeeded", None))
+ORGANIZATIONS = 20_000  # org_00000 … org_19999: the prefix org_123 is 100 of them, org_12 1,000
+EXPORT_TARGET_S, EXPORT_MEMORY_TARGET_MB, PAGE_TARGET_MS = 60.0, 300.0, 1000.0
+
+
+def make_rows(events: int, *, first_id: int = 1, previous: str = GENESIS, end: datetime | None = None,
+              span: timedelta = timedelta(days=365), seed: int = 12, organizations: int = ORGANIZATIONS,
+              hostile_every: int = 0) -> Iterator[dict[str, Any]]:
+    """`events` write attempts as chained audit rows, oldest first, from id `first_id` chaining onto
+    `previous`. `hostile_every`: every so many events a user name and reason that read as formulas."""
+    chance = random.Random(seed)
+    end = end or datetime.now(timezone.utc)
+    start, step = end - span, span / max(events, 1)
+    row_id = first_id
+    for number in range(events):
+        at = start + step * number
+        user, action = chance.choice(USERS), chance.choice(ACTIONS)
+        organization = f"org_{chance.randrange(organizations):05d}"
+        reason = f"ticket {chance.randrange(10**6)}"
+        if hostile_every and number % hostile_every == 0:
+            user, reason = "=HYPERLINK(\"http://x\")", "+1+1"
+        base = {"kind": "intent", "at": at, "environment": "test", "user": user, "subject": None, "role": "admin",
+                "action": action, "organization_id": organization, "reason": reason, "error": None,
+                "request_id": None, "attempts": 1, "boot_id": "bench", "intent_id": None, "settles_id": None}
+        if number % 2:  # begin + complete: an intent, then its outcome row
+            intent = {**base, "parameters": json.dumps({"planId": f"price_{number % 7}"}), "outcome": "pending",
+                      "idempotency_key": f"bench-{first_id}-{number}", "completed_at": None}
+            outcome, error = ("succeeded", None) if chance.random() < 0.9 else ("failed", "The API refused.")
+            moment = at + timedelta(milliseconds=300)
+            linked = {**base, "kind": "outcome", "intent_id": row_id, "at": moment, "completed_at": moment,
+                      "parameters": intent["parameters"], "outcome": outcome, "error": error,
+                      "request_id": f"req_{number}", "idempotency_key": None}
+            rows = [intent, linked]
+        else:  # record: a one-shot row
+            outcome, error = ONE_SHOT[chance.randrange(len(ONE_SHOT))]
+            rows = [{**base, "parameters": "{}", "outcome": outcome, "error": error, "completed_at": at,
+                     "idempotency_key": None}]
+        for row in rows:
+            row["id"], row["prev_hash"] = row_id, previous
+            row["row_hash"] = previous = row_hash(row)
+            row_id += 1
+            yield row
+
+
+def copy_rows(url: str, rows: Iterator[dict[str, Any]], chunk: int = 50_000) -> int:
+    """COPYs the rows into audit_rows of the store at `url` (PostgreSQL); returns how many."""
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    names = ", ".join(f'"{name}"' for name in COLUMNS)
+    count = 0
+    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+        with cursor.copy(f"COPY audit_rows ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in COLUMNS])
+                count += 1
+        conn.commit()
+        conn.execute("ANALYZE audit_rows")
+        conn.commit()
+    return count
+
+
+def _export_child(url: str, upto_at: str, upto_id: int, filters_json: str) -> None:
+    """In a child process: the export as the console makes it on a click, timed, with the RSS it added."""
+    from services.audit import AuditCursor, AuditFilter, AuditLog
+
+    def rss_kb(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+        return 0
+
+    audit = AuditLog(url)
+    filters = AuditFilter(**json.loads(filters_json))
+    before = rss_kb("VmRSS:")
+    began = time.perf_counter()
+    exported = audit.export_file(filters, AuditCursor(datetime.fromisoformat(upto_at), upto_id))
+    written = time.perf_counter() - began
+    generating = rss_kb("VmHWM:") - before
+    # What Streamlit then does with a download's file: reads it into bytes, kept in its media file store.
+    data = exported.read()
+    exported.close()
+    handed = time.perf_counter() - began
+    held = rss_kb("VmRSS:") - before
+    print(json.dumps({"seconds": round(written, 2), "seconds_with_read": round(handed, 2), "bytes": len(data),
+                      "lines": data.count(b"\n") - 1, "rss_before_mb": round(before / 1024, 1),
+                      "generating_growth_mb": round(generating / 1024, 1), "held_growth_mb": round(held / 1024, 1),
+                      "peak_growth_mb": round((rss_kb("VmHWM:") - before) / 1024, 1)}))
+
+
+def page_reads(url: str, rounds: int = 20) -> dict[str, Any]:
+    """The Audit page's reads for a filtered first page (organization prefix + last 30 days + an outcome), as a
+    click makes them: the filter choices, the count and the page. Milliseconds, after one uncounted round."""
+    from datetime import date
+
+    from services.audit import AuditFilter, AuditLog
+    from services.auth.roles import Actor, Role
+    from services.desk import BillingDesk
+
+    audit = AuditLog(url)
+    desk = BillingDesk(None, audit)  # type: ignore[arg-type]  # the audit reads never call the API
+    actor = Actor("admin", Role.ADMIN)
+    today = date.today()
+    cases = {
+        "org prefix + 30 days + outcome": AuditFilter(organization="org_12*", outcomes=("succeeded",),
+                                                      since=today - timedelta(days=30), until=today),
+        "30 days (the page as opened)": AuditFilter(since=today - timedelta(days=30), until=today),
+        "one organization, all time": AuditFilter(organization="org_01234"),
+    }
+    figures: dict[str, Any] = {}
+    for name, filters in cases.items():
+        samples, summary, page = [], None, None
+        for round_number in range(rounds + 1):
+            began = time.perf_counter()
+            desk.audit_choices(actor, "user"), desk.audit_choices(actor, "action")
+            summary, page = desk.audit_page(actor, filters)
+            if round_number:
+                samples.append((time.perf_counter() - began) * 1000)
+        deep = None
+        if page is not None and page.next is not None:  # the next page, by keyset
+            began = time.perf_counter()
+            desk.audit_page(actor, filters, page.next)
+            deep = round((time.perf_counter() - began) * 1000, 1)
+        samples.sort()
+        figures[name] = {"matches": summary.total if summary else 0, "seq_scan": _seq_scan(audit, filters),
+                         "p50_ms": round(statistics.median(samples), 1),
+                         "p95_ms": round(samples[math.ceil(len(samples) * 0.95) - 1], 1), "next_page_ms": deep}
+    return figures
+
+
+def _seq_scan(audit: Any, filters: Any) -> bool:
+    """Whether PostgreSQL's plan for the page's query or its count reads audit_rows by a sequential scan."""
+    from sqlalchemy import func, select, text
+
+    from services.audit import NEWEST_FIRST, _where
+    from services.audit_chain import audit_events
+
+    conditions = _where(filters, "postgresql")
+    with audit.engine.connect() as conn:
+        for query in (select(audit_events).where(*conditions).order_by(*NEWEST_FIRST).limit(101),
+                      select(func.count()).select_from(audit_events).where(*conditions)):
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            if any("Seq Scan on audit_rows" in line for line in conn.execute(text(f"EXPLAIN {compiled}")).scalars()):
+                return True
+    return False
+
+
+def browser_page(url: str, rounds: int = 20) -> dict[str, Any] | None:
+    """Click to screen in headless Chromium, as bench/run.py times pages: on the Audit page (a console on the
+    store, signed in as admin), an organization prefix typed and Enter pressed, until the filtered page's count
+    is on screen and its run has ended. None when Chromium or Playwright is missing."""
+    try:
+        from playwright.sync_api import expect, sync_playwright
+
+        from tests.support.browser import launch_chromium, login, start_console, wait_for_app, warm_up
+    except Exception:
+        return None
+    import tempfile
+
+    from datetime import date
+
+    from services.audit import AuditFilter, AuditLog
+
+    today = date.today()
+    audit = AuditLog(url)
+    month = {"since": today - timedelta(days=30), "until": today}
+    totals = {f"org_1{digit}": audit.summary(AuditFilter(organization=f"org_1{digit}*", **month)).total
+              for digit in range(10)}
+    everything = audit.summary().total
+    audit.engine.dispose()
+    samples: list[float] = []
+    with tempfile.TemporaryDirectory() as data_dir:
+        console = start_console(Path(data_dir), {"AUDIT_DATABASE_URL": url})
+        try:
+            with sync_playwright() as playwright:
+                browser = launch_chromium(playwright)
+                warm_up(console, browser)
+                page = browser.new_page()
+                login(page, console, "admin", path="audit")
+                for round_number in range(rounds + 1):
+                    page.get_by_role("textbox", name="Organization").fill("")
+                    page.keyboard.press("Enter")
+                    wait_for_app(page, settle_ms=200)
+                    prefix = f"org_1{round_number % 10}"
+                    page.get_by_role("textbox", name="Organization").fill(f"{prefix}*")
+                    began = time.perf_counter()
+                    page.keyboard.press("Enter")
+                    # The filtered count (known beforehand) on screen, then the run ended.
+                    expect(page.get_by_text(re.compile(rf"^{totals[prefix]:,} events? match"))).to_be_visible(
+                        timeout=60_000)
+                    wait_for_app(page, settle_ms=0)
+                    if round_number:
+                        samples.append((time.perf_counter() - began) * 1000)
+                download = _browser_download(page, console.process.pid, everything)
+                browser.close()
+        finally:
+            console.stop()
+    samples.sort()
+    return {"rounds": rounds, "p50_ms": round(statistics.median(samples), 1),
+            "p95_ms": round(samples[math.ceil(len(samples) * 0.95) - 1], 1), "download": download}
+
+
+def _browser_download(page: Any, pid: int, expected: int) -> dict[str, Any]:
+    """Every event downloaded from the page (organization cleared, dates widened to all time), with the console
+    process's RSS before and after and its peak (VmHWM, which includes everything before too)."""
+    from datetime import date
+
+    from tests.support.browser import wait_for_app
+
+    def status(field: str) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+    try:
+        page.get_by_role("textbox", name="Organization").fill("")
+        page.keyboard.press("Enter")
+        wait_for_app(page, settle_ms=200)
+        # The range's start date, typed segment by segment (year, month, day) on January 1st of last year.
+        year = page.get_by_role("group", name="Dates start date").get_by_role("spinbutton").first
+        year.wait_for()
+        year.click()
+        page.keyboard.type(f"{date.today().year - 1}0101")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Escape")
+        note = page.get_by_text(f"Download all {expected:,} matching events")
+        note.wait_for(timeout=120_000)
+        wait_for_app(page, settle_ms=300)
+        note = note.inner_text()
+        before, began = status("VmRSS:"), time.perf_counter()
+        with page.expect_download(timeout=120_000) as started:
+            page.get_by_role("button", name="Download CSV").click()
+        path = started.value.path()
+        seconds = time.perf_counter() - began
+        with open(path, "rb") as saved:
+            lines = sum(1 for _ in saved) - 1
+        return {"note": note, "lines": lines, "seconds": round(seconds, 1), "rss_before_mb": before,
+                "rss_after_mb": status("VmRSS:"), "peak_mb": status("VmHWM:")}
+    except Exception as problem:  # reported, not fatal: the in-process export figures stand on their own
+        return {"error": f"{type(problem).__name__}: {str(problem)[:300]}"}
+
+
+def run(events: int = 1_000_000, browser: bool = True) -> dict[str, Any]:
+    from tests.support.postgres import PostgresServer
+
+    from services.audit import AuditLog
+    from services.audit_verify import incremental
+    from services.store import store_engine, upgrade
+
+    server = PostgresServer.start()
+    try:
+        url = server.create_database()
+        engine = store_engine(url)
+        upgrade(engine)
+        began = time.perf_counter()
+        rows = copy_rows(url, make_rows(events))
+        load_s = time.perf_counter() - began
+        began = time.perf_counter()
+        report = incremental(engine)  # the page's first chain check hashes every row once, then a checkpoint
+        verify_s = time.perf_counter() - began
+        engine.dispose()
+        print(f"… {events:,} events ({rows:,} rows) loaded in {load_s:.0f} s; chain verified in {verify_s:.0f} s",
+              flush=True)
+        results: dict[str, Any] = {"events": events, "rows": rows, "load_s": round(load_s, 1),
+                                   "verify_s": round(verify_s, 1), "chain_ok": report.ok}
+        results["page"] = page_reads(url)
+        print(f"… page reads {results['page']}", flush=True)
+        newest = AuditLog(url).summary().newest
+        assert newest is not None
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.audit_scale", "--export-child", url, newest.at.isoformat(), str(newest.id),
+             "{}"], capture_output=True, text=True, cwd=ROOT, timeout=900, check=True)
+        results["export"] = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"… export {results['export']}", flush=True)
+        results["browser"] = browser_page(url) if browser else None
+        print(f"… browser {results['browser']}", flush=True)
+        return results
+    finally:
+        server.stop()
+
+
+def table(results: dict[str, Any]) -> str:
+    """The section of docs/performance.md."""
+    if not results:
+        return "_Not measured in this run (`python -m bench --only audit-scale`)._"
+    export, lines = results["export"], []
+    lines.append(f"{results['events']:,} events ({results['rows']:,} rows), COPYed in {results['load_s']} s; "
+                 f"the first chain check hashed them in {results['verify_s']} s (then only new rows).")
+    lines += ["", "| Audit page reads (server side, 20 rounds) | matches | p50 | p95 | next page | plan |",
+              "|---|---:|---:|---:|---:|---|"]
+    for name, figures in results["page"].items():
+        lines.append(f"| {name} | {figures['matches']:,} | {figures['p50_ms']} ms | {figures['p95_ms']} ms | "
+                     f"{str(figures['next_page_ms']) + ' ms' if figures['next_page_ms'] else '–'} | "
+                     f"{'a Seq Scan' if figures['seq_scan'] else 'index scans only'} |")
+    browser = results.get("browser")
+    lines += ["", "| Measure | Figure | Target |", "|---|---:|---:|"]
+    if browser:
+        lines.append(f"| Filtered first page, click to screen in Chromium (p50 / p95, {browser['rounds']} rounds) | "
+                     f"{browser['p50_ms']} / {browser['p95_ms']} ms | p95 ≤ {PAGE_TARGET_MS:.0f} ms |")
+    download = (browser or {}).get("download") or {}
+    if "lines" in download:
+        lines.append(f"| Download CSV clicked in Chromium ({download['note']!s}): {download['lines']:,} lines, click "
+                     f"to file saved | {download['seconds']} s | ≤ {EXPORT_TARGET_S:.0f} s |")
+        lines.append(f"| … the console process's RSS before → after (peak) | {download['rss_before_mb']} → "
+                     f"{download['rss_after_mb']} MB ({download['peak_mb']} MB) | growth ≤ "
+                     f"{EXPORT_MEMORY_TARGET_MB:.0f} MB |")
+    elif download:
+        lines.append(f"| Download CSV in Chromium | not measured: {download['error']} | |")
+    lines.append(f"| Full export: {export['lines']:,} events, {export['bytes'] / 1e6:.0f} MB of CSV | "
+                 f"{export['seconds']} s | ≤ {EXPORT_TARGET_S:.0f} s |")
+    lines.append(f"| Export's memory growth while writing the file (child process, VmHWM − RSS before) | "
+                 f"{export['generating_growth_mb']} MB | ≤ {EXPORT_MEMORY_TARGET_MB:.0f} MB |")
+    lines.append(f"| … and once read into bytes, as Streamlit serves a download (peak; "
+                 f"{export['seconds_with_read']} s in all) | {export['peak_growth_mb']} MB | |")
+    return "\n".join(lines)
+
+
+def failures(results: dict[str, Any]) -> list[str]:
+    if not results:
+        return []
+    missed = []
+    if results["export"]["lines"] != results["events"]:
+        missed.append("audit export incomplete")
+    if results["export"]["seconds"] > EXPORT_TARGET_S:
+        missed.append("audit export time")
+    if results["export"]["peak_growth_mb"] > EXPORT_MEMORY_TARGET_MB:
+        missed.append("audit export memory")
+    if results.get("browser") and results["browser"]["p95_ms"] > PAGE_TARGET_MS:
+        missed.append("audit page p95")
+    return missed
+
+
+def _machine() -> dict[str, Any]:
+    from .run import machine
+
+    return machine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.audit_scale", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--export-child", nargs=4, metavar=("URL", "UPTO_AT", "UPTO_ID", "FILTERS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.export_child:
+        url, upto_at, upto_id, filters = args.export_child
+        _export_child(url, upto_at, int(upto_id), filters)
+        return 0
+    results = run(args.events, browser=not args.skip_browser)
+    command = ["python", "-m", "bench.audit_scale", *(argv if argv is not None else sys.argv[1:])]
+    results["machine"], results["command"] = _machine(), " ".join(command)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(table(results))
+    missed = failures(results)
+    if missed:
+        print(f"Targets missed: {', '.join(missed)}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())
