@@ -8,7 +8,7 @@ PORT ?= 8501
 STREAMLIT_FLAGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test sandbox bench load clean
+.PHONY: run test sandbox bench load cluster clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ $(POSTGRES_INITDB):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null
 
+# nginx in front of the replicas (tests/e2e/test_nginx.py, test_cluster.py, `make cluster`).
+NGINX := /usr/sbin/nginx
+
+$(NGINX):
+	@echo "Installing Debian's nginx for the replica tests..."
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq; \
+	  if apt-cache policy nginx-light | grep -q 'Candidate: [0-9]'; then PACKAGE=nginx-light; else PACKAGE=nginx; fi; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$PACKAGE >/dev/null
+
 # With no API configured (PAYMENTS_API_URL or .streamlit/secrets.toml), `make run` asks for the sandbox.
 SANDBOX_FLAG := $(if $(or $(PAYMENTS_API_URL),$(wildcard .streamlit/secrets.toml)),,BILLING_DESK_SANDBOX=1)
 
@@ -48,7 +58,7 @@ OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
 $(OIDC_MODULES): tests/oidc/package-lock.json
 	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
 
-test: $(VENV)/.dev $(CHROMIUM) $(POSTGRES_INITDB) $(OIDC_MODULES)
+test: $(VENV)/.dev $(CHROMIUM) $(POSTGRES_INITDB) $(NGINX) $(OIDC_MODULES)
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev $(CHROMIUM)
@@ -56,6 +66,12 @@ bench: $(VENV)/.dev $(CHROMIUM)
 
 load: $(VENV)/.dev $(CHROMIUM)
 	$(PY) -m pytest -m load -s tests/e2e/test_load.py
+
+# The production shape on this machine, in the foreground: PostgreSQL (.data/cluster/postgres), migrations, the
+# sandbox API, two console replicas and nginx on CLUSTER_PORT. Ctrl-C stops everything.
+CLUSTER_PORT ?= 8080
+cluster: $(VENV)/.runtime $(POSTGRES_INITDB) $(NGINX)
+	$(PY) -m deploy.cluster --port $(CLUSTER_PORT)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

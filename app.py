@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
@@ -15,7 +16,10 @@ from ui.console import get_console
 run_timer = RunTimer()
 configure_logging()
 router_started()
-st.set_page_config(page_title="Billing Desk", page_icon=":material/payments:", layout="wide")
+# The icon ships with the console (a Material icon here would make every browser fetch it from fonts.gstatic.com);
+# as bytes, which Streamlit serves without decoding the image on every run.
+ICON = Path(__file__).parent / "static" / "billing-desk.png"
+st.set_page_config(page_title="Billing Desk", page_icon=ICON.read_bytes(), layout="wide")
 
 # Every page: its file, title, icon and URL. The login form answers at all of these URLs until login.
 PAGES: dict[Page, tuple[str, str, str]] = {

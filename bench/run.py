@@ -1,5 +1,6 @@
-"""`make bench`: bulk lookup against the rate-limit floor, console lookup latency, cache use, sandbox throughput,
-the Customer lookup beside a bare Streamlit app, and every page's run time.
+"""`make bench`: bulk lookup against the rate-limit floor (in one process, and in two replicas sharing one key's
+rate through the store: bench/shared_rate.py), console lookup latency, cache use, sandbox throughput, the Customer
+lookup beside a bare Streamlit app, and every page's run time.
 
 Every figure is printed beside its reference measured in the same run, and written to bench/results.json
 (`--record` also rewrites docs/performance.md from docs/performance.template.md). Everything runs on loopback
@@ -32,6 +33,8 @@ from services.bulk import BulkLookup
 from services.payments.client import PaymentsClient
 
 from .audit_scale import failures as audit_scale_failures, table as audit_scale_table
+from .shared_rate import failures as shared_rate_failures, table as shared_rate_table
+from .cluster import table as cluster_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
@@ -288,7 +291,7 @@ def without_samples(value: Any) -> Any:
     return value
 
 
-SECTIONS = ("bulk", "console", "latency", "throughput", "audit-scale")
+SECTIONS = ("bulk", "shared-rate", "console", "latency", "throughput", "audit-scale", "cluster")
 BASELINE = ROOT / "bench" / "baseline.json"
 
 
@@ -314,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
                      ("bulk-300-real-limit-smooth", 300, 1000, 40, 20, False)]:
             print(f"… {spec[0]}", flush=True)
             results["bulk"].append(bulk_run(*spec))
+    results["shared_rate"] = {}
+    if "shared-rate" in sections:  # bench/shared_rate.py: two replicas' bulk lookups on one key, through the store
+        from . import shared_rate
+        results["shared_rate"] = shared_rate.run()
     results["console"] = {}
     if "console" in sections:
         print("… console lookups in Chromium", flush=True)
@@ -338,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import audit_scale
         print("… audit log at scale", flush=True)
         results["audit_scale"] = audit_scale.run(browser=not args.skip_browser)
+    results["cluster"] = {}
+    if "cluster" in sections and not args.skip_browser:  # bench/cluster.py: PostgreSQL, 2 replicas, nginx
+        from . import cluster
+        print("… the cluster: nginx, failover, a store restart", flush=True)
+        results["cluster"] = cluster.measure()
     (ROOT / "bench").mkdir(exist_ok=True)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
     if saved:
@@ -351,11 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     print(rendered)
     print()
     print(pages)
+    if results["shared_rate"]:
+        print()
+        print(shared_rate_table(results["shared_rate"]))
     if args.record:
         template = (ROOT / "docs" / "performance.template.md").read_text()
         (ROOT / "docs" / "performance.md").write_text(
             template.replace("{{table}}", rendered).replace("{{pages}}", pages)
             .replace("{{audit_scale}}", audit_scale_table(results["audit_scale"]))
+            .replace("{{shared_rate}}", shared_rate_table(results["shared_rate"]))
+            .replace("{{cluster}}", cluster_table(results["cluster"]))
             .replace("{{machine}}", json.dumps(results["machine"])).replace("{{command}}", results["command"])
             .replace("{{json}}", json.dumps(without_samples(results), indent=2)))
     failures = [run["name"] for run in results["bulk"] if run["failed_rows"] or run["ratio_to_floor"] > 1.10]
@@ -369,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         # is reported on every run without failing it; a lookup that got slower fails through the check below.
         print(f"Goal missed: lookup at {floor['ratio_p50']}× / {floor['ratio_p95']}× the bare app (p50 / p95; "
               f"goal ≤ 1.10× / 1.25×)")
-    failures += audit_scale_failures(results["audit_scale"])
+    failures += audit_scale_failures(results["audit_scale"]) + shared_rate_failures(results["shared_rate"])
     slower = slower_pages(results, baseline)
     if saved and saved["same_run"]:
         failures += slower  # measured in turn in this run: a real difference

@@ -19,7 +19,8 @@ import tempfile
 import threading
 import time as clock
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, BinaryIO
@@ -36,7 +37,7 @@ from .leases import live_lease_ids
 from .store import now as _now, open_store, utc as _utc
 
 __all__ = ["AUDIT_COLUMNS", "OUTCOMES", "PAGE_SIZE", "SETTLED_PREFIX", "AuditCursor", "AuditFilter", "AuditLog",
-           "AuditPage", "AuditSummary", "AuditUnavailable",
+           "AuditPage", "AuditSummary", "AuditUnavailable", "AuditUnreadable", "reading",
            "audit_events", "audit_rows"]
 
 OUTCOMES = ("pending", "succeeded", "failed", "denied", "unknown")
@@ -66,6 +67,20 @@ if not any(index.name == "ix_audit_rows_intents_newest" for index in audit_rows.
 
 class AuditUnavailable(Exception):
     user_message = "The audit log can't be written right now, so nothing was changed. Try again shortly."
+
+
+class AuditUnreadable(AuditUnavailable):
+    """A read of the audit log failed (the store is down): the rest of the page still shows."""
+    user_message = "The audit log can't be read right now (its database isn't answering). Try again shortly."
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Around a read of the audit log: a store that isn't answering becomes one sentence, not a traceback."""
+    try:
+        yield
+    except SQLAlchemyError:
+        raise AuditUnreadable() from None
 
 
 @dataclass(frozen=True)
@@ -339,6 +354,17 @@ class AuditLog:
                         SELECT value FROM v WHERE value IS NOT NULL""")
         with self.engine.connect() as conn:
             return sorted(value for (value,) in conn.execute(walk) if value)
+
+    def organization_version(self, organization_id: str) -> int | None:
+        """The newest audit row about this organization: it changes whenever any console process records a
+        write on it (intent, outcome, settlement), so a cached read keyed on it is never older than the last
+        write another replica made. None when the store can't be read (reads then fall back to their TTL)."""
+        try:
+            with self.engine.connect() as conn:  # the organization index: a few rows per organization
+                return conn.execute(select(func.max(audit_rows.c.id)).where(
+                    audit_rows.c.organization_id == organization_id)).scalar() or 0
+        except SQLAlchemyError:
+            return None
 
     def unsettled(self, organization_id: str) -> list[dict[str, Any]]:
         """Writes on an organization whose outcome is unknown and not yet settled by a re-read, newest first."""

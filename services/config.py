@@ -203,6 +203,8 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         if config.users_file is not None or config.sso is not None:
             raise ConfigError("The sandbox's demo users never sit beside real ones: unset the users file "
                               f"(BILLING_DESK_USERS) and single sign-on ([auth]), or {SANDBOX_FLAG}.")
+        if shared_store(config):  # a random key per process would sign people out on every other replica
+            _require_cookie_key(config, "Replicas on a shared store must all sign sign-in cookies with one key. ")
         return config
     try:
         url, key = validation.api_base_url(api_url), validation.api_key(api_key)
@@ -222,6 +224,19 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def shared_store(config: ConsoleConfig) -> bool:
+    """A store other processes may use too (PostgreSQL): then this is one replica of several."""
+    return not config.audit_database_url.startswith("sqlite")
+
+
+def _require_cookie_key(config: ConsoleConfig, why: str = "") -> None:
+    key = config.cookie_key or ""
+    if len(key) < MIN_COOKIE_KEY_LENGTH or len(set(key)) < MIN_COOKIE_KEY_VARIETY:
+        raise ConfigError(f"{why}Set a random cookie key of at least {MIN_COOKIE_KEY_LENGTH} characters with at "
+                          f"least {MIN_COOKIE_KEY_VARIETY} different ones (BILLING_DESK_COOKIE_KEY or [sign_in] "
+                          "cookie_key in secrets), e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+
+
 def check_production(config: ConsoleConfig) -> None:
     """Rules for driving a real API: refuse to start rather than run unsafely."""
     parts = urlsplit(config.api_url or "")
@@ -229,11 +244,7 @@ def check_production(config: ConsoleConfig) -> None:
         raise ConfigError("The Payments API URL must use https (only a loopback address may use http).")
     if config.sso is not None:
         return  # [auth] was checked in _sso; password sign-in is off
-    key = config.cookie_key or ""
-    if len(key) < MIN_COOKIE_KEY_LENGTH or len(set(key)) < MIN_COOKIE_KEY_VARIETY:
-        raise ConfigError(f"Set a random cookie key of at least {MIN_COOKIE_KEY_LENGTH} characters with at least "
-                          f"{MIN_COOKIE_KEY_VARIETY} different ones (BILLING_DESK_COOKIE_KEY or [sign_in] cookie_key "
-                          "in secrets), e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+    _require_cookie_key(config)
     if config.users_file is None:
         raise ConfigError("Set the users file (BILLING_DESK_USERS or [sign_in] users_file in secrets); "
                           "add users with: python -m services.auth add NAME --role ROLE")

@@ -18,6 +18,8 @@ from .config import ConsoleConfig
 from .desk import BillingDesk
 from .leases import ConsoleLease
 from .payments.client import PaymentsClient
+from .payments.rate_pacer import RatePacer
+from .rate_budget import SharedRateBudget
 from .store import open_store
 
 CONNECT_TIMEOUT_SECONDS = 3.05  # just over a TCP retransmission window, as requests' docs advise
@@ -52,6 +54,11 @@ def build_console(config: ConsoleConfig) -> Console:
     sandbox = None
     timeout = (CONNECT_TIMEOUT_SECONDS, config.api_timeout_seconds)
     success_url, cancel_url = config.checkout_success_url, config.checkout_cancel_url
+    store = open_store(config.audit_database_url)  # first: the client's pacer shares the key's rate through it
+
+    def pacer(api_key: str) -> RatePacer:  # every replica using the key books its requests in one budget
+        return RatePacer(shared=SharedRateBudget(store, api_key))
+
     if config.sandbox:
         from sandbox import SandboxSettings, new_test_key, start_sandbox  # only the test mode needs the twin
 
@@ -59,12 +66,13 @@ def build_console(config: ConsoleConfig) -> Console:
                                    db_path=config.data_dir / "sandbox.sqlite3",
                                    **({"dialect": config.sandbox_dialect} if config.sandbox_dialect else {}))
         sandbox = start_sandbox(settings, port=config.sandbox_port)
-        client = PaymentsClient(sandbox.base_url, sandbox.api_key, timeout=timeout)
+        client = PaymentsClient(sandbox.base_url, sandbox.api_key, timeout=timeout,
+                                pacer=pacer(sandbox.api_key))
         success_url = success_url or f"{sandbox.root_url}/sandbox/checkout/{{CHECKOUT_SESSION_ID}}/success"
         cancel_url = cancel_url or f"{sandbox.root_url}/sandbox/checkout/cancelled"
     else:
-        client = PaymentsClient(config.api_url or "", config.api_key or "", timeout=timeout)
-    store = open_store(config.audit_database_url)
+        client = PaymentsClient(config.api_url or "", config.api_key or "", timeout=timeout,
+                                pacer=pacer(config.api_key or ""))
     audit = AuditLog(store, environment=config.environment)
     # Pending rows of console processes whose lease has expired become unknown, now and on every heartbeat.
     lease = ConsoleLease(store, audit.boot_id, on_beat=audit.mark_interrupted).start()

@@ -12,7 +12,7 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 | operation                 | action (services/auth/roles.py) | audited        |
 |---------------------------|---------------------------------|----------------|
 | customer, plans           | LOOK_UP_CUSTOMER, VIEW_PLANS    | refusals       |
-| unsettled_writes          | LOOK_UP_CUSTOMER                | refusals       |
+| unsettled_writes, organization_version | LOOK_UP_CUSTOMER   | refusals       |
 | start_bulk_lookup, bulk_csv | BULK_LOOKUP                   | refusals       |
 | audit_events, audit_page, audit_export, audit_choices, audit_csv, audit_chain_status | READ_AUDIT_LOG | refusals |
 | create_portal_link        | CREATE_PORTAL_LINK              | every attempt  |
@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, Callable, TypeVar
 import pandas as pd
 
 from . import exports
-from .audit import PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, AuditSummary, ChainReport
+from .audit import PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, AuditSummary, ChainReport, reading
 from .auth.roles import Action, Actor, PermissionDenied, require
 from .bulk import MAX_IDS, BulkLookup
 from .inputs import InputRefused, checkout_redirect, reason_text, typed_confirmation
@@ -108,10 +108,18 @@ class BillingDesk:
         self._authorize(actor, Action.VIEW_PLANS, organization_id)
         return self.client.list_plans(organization_id)
 
+    def organization_version(self, actor: Actor, organization_id: str) -> int | None:
+        """Changes whenever any replica records a write on this organization (the newest audit row about it):
+        cached reads are keyed on it, so a write on one replica is seen at once on every other."""
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
+        return self.audit.organization_version(organization_id)
+
     def unsettled_writes(self, actor: Actor, organization_id: str) -> list[dict[str, Any]]:
         """Writes on this organization whose outcome is unknown and that nobody has re-read yet."""
         self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
-        return self.audit.unsettled(validation.organization_id(organization_id))
+        organization_id = validation.organization_id(organization_id)
+        with reading():
+            return self.audit.unsettled(organization_id)
 
     # --- bulk lookup ----------------------------------------------------------------------------------------
     def start_bulk_lookup(self, actor: Actor, organization_ids: list[str]) -> BulkLookup:
@@ -138,36 +146,41 @@ class BillingDesk:
     # --- the audit log ------------------------------------------------------------------------------------
     def audit_events(self, actor: Actor, filters: AuditFilter) -> pd.DataFrame:
         self._authorize(actor, Action.READ_AUDIT_LOG)
-        return self.audit.events(filters)
+        with reading():
+            return self.audit.events(filters)
 
     def audit_choices(self, actor: Actor, column: str) -> list[str]:
         """The values a filter can offer (users, actions)."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
-        return self.audit.distinct(column)
+        with reading():
+            return self.audit.distinct(column)
 
     def audit_chain_status(self, actor: Actor) -> ChainReport:
         """Whether the audit log's hash chain verifies (rows added since the last check are hashed)."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
-        return self.audit.chain_status()
+        with reading():
+            return self.audit.chain_status()
 
     def audit_page(self, actor: Actor, filters: AuditFilter, after: AuditCursor | None = None,
                    size: int = PAGE_SIZE) -> tuple[AuditSummary, AuditPage]:
         """How many events match (and the newest), and one page of them, newest first, older than `after`
         (None: the first page). The page goes no newer than the counted newest, so the two agree."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
-        summary = self.audit.summary(filters)
-        return summary, self.audit.page(filters, after, size, upto=summary.newest)
+        with reading():
+            summary = self.audit.summary(filters)
+            return summary, self.audit.page(filters, after, size, upto=summary.newest)
 
     def audit_export(self, actor: Actor, filters: AuditFilter, upto: AuditCursor | None = None) -> BinaryIO:
         """Every matching event (none newer than `upto`: what the page counted) as a formula-safe CSV, written
         in batches to a temporary file, rewound (services/audit.py `export`). The caller closes it."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
-        return self.audit.export_file(filters, upto)
+        with reading():
+            return self.audit.export_file(filters, upto)
 
     def audit_csv(self, actor: Actor, filters: AuditFilter) -> bytes:
         """Every matching event as a formula-safe CSV (services/exports.py), uncapped."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
-        with self.audit.export_file(filters) as exported:
+        with reading(), self.audit.export_file(filters) as exported:
             return exported.read()
 
     # --- writes -----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import fcntl
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -67,7 +68,7 @@ def store_engine(url: str) -> Engine:
 
 def model_metadata() -> MetaData:
     """`metadata` with every table the code uses: the modules that declare them, imported."""
-    from . import audit, leases  # noqa: F401
+    from . import audit, leases, rate_budget  # noqa: F401
     from .auth import sessions, throttle  # noqa: F401
 
     return metadata
@@ -177,6 +178,37 @@ def _failure(engine: Engine, problem: Exception, started: bool, pending: Sequenc
                       f"stays at {reached}; fix the cause, then run `python -m services.store upgrade`.")
 
 
+# --- the console's database role (PostgreSQL) ------------------------------------------------------------------
+# What the console's own role may do, table by table (docs/deployment.md): append-only on the audit rows, no DDL.
+# A migration that adds a table adds it here; `python -m services.store grant ROLE` applies this, as the owner.
+CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("SELECT, INSERT", ("audit_rows",)),  # append-only: no UPDATE, DELETE, TRUNCATE
+    ("SELECT", ("audit_events", "alembic_version")),  # the view the pages read; the revision checked at start
+    ("SELECT, INSERT, UPDATE", ("audit_chain_checkpoints", "rate_budgets")),  # the last verified row; the key's rate
+    ("SELECT, INSERT, UPDATE, DELETE", ("sign_in_sessions", "sessions_valid_from", "login_throttles",
+                                        "console_leases")),
+)
+
+
+def grant_console(engine: Engine, role: str) -> list[str]:
+    """Grants `role` what the console needs on every table the store has; returns the statements run."""
+    if engine.dialect.name != "postgresql":
+        raise StoreError("Grants are for PostgreSQL; a SQLite store has no roles.")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise StoreError(f"{role!r} is not a plain PostgreSQL role name (lower case letters, digits, _).")
+    statements = []
+    with engine.begin() as conn:
+        present = set(inspect(conn).get_table_names()) | set(inspect(conn).get_view_names())
+        statements.append(f"GRANT USAGE ON SCHEMA public TO {role}")
+        for privileges, tables in CONSOLE_GRANTS:
+            names = [name for name in tables if name in present]
+            if names:
+                statements.append(f"GRANT {privileges} ON {', '.join(names)} TO {role}")
+        for statement in statements:
+            conn.execute(text(statement))
+    return statements
+
+
 # --- python -m services.store ------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.store", description="The console's store: "
@@ -186,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("upgrade", help="migrate the store to the newest revision (under the migration lock)")
     actions.add_parser("current", help="print the store's revision and the newest one")
+    grant = actions.add_parser("grant", help="grant the console's database role what it needs (PostgreSQL, as "
+                                             "the owner, after every upgrade)")
+    grant.add_argument("role", help="the console's role, e.g. billing_desk_console")
     draft = actions.add_parser("revision", help="draft the next migration in migrations/versions/")
     draft.add_argument("-m", "--message", required=True)
     draft.add_argument("--autogenerate", action="store_true",
@@ -202,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             applied = upgrade(engine)
             print(f"Applied {', '.join(applied)}." if applied else "Nothing to apply.",
                   f"The store is at {current_revision(engine)}.")
+        elif options.action == "grant":
+            for statement in grant_console(engine, options.role):
+                print(f"{statement};")
         else:
             print(f"The store is at {current_revision(engine) or 'no revision'}; the newest is {head_revision()}.")
     except StoreError as problem:

@@ -47,10 +47,11 @@ def test_a_session_ended_elsewhere_shows_the_sign_in_page_with_a_reason(sandbox_
 def test_the_sign_in_cookie_is_strict_and_secure_behind_https() -> None:
     from datetime import datetime, timezone
 
-    from ui.session import _cookie_script
+    from ui.session import COOKIE_NAME, COOKIE_SCRIPT, _cookie_script
 
     moment = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    behind_https = _cookie_script("token.sig", moment, secure=True)
-    assert "SameSite=Strict" in behind_https and "'; Secure'" in behind_https
-    on_loopback = _cookie_script("token.sig", moment, secure=False)
-    assert "location.protocol === 'https:'" in on_loopback  # Secure whenever the page itself is https
+    tag = _cookie_script("token.sig", moment, secure=True)  # a shipped script, no inline code: CSP script-src 'self'
+    assert "/app/static/sign-in-cookie.js?v=" in tag and 'data-secure="1"' in tag and 'data-value="token.sig"' in tag
+    assert 'data-secure="0"' in _cookie_script("token.sig", moment, secure=False)
+    script = COOKIE_SCRIPT.read_text()
+    assert f'"{COOKIE_NAME}="' in script and "SameSite=Strict" in script and 'location.protocol === "https:"' in script

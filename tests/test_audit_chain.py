@@ -35,7 +35,7 @@ from services.desk import BillingDesk, WriteOutcomeUnknown
 from services.payments.client import PaymentsClient
 from services.auth.throttle import LoginThrottle
 from services.leases import ConsoleLease
-from services.store import _alembic_config, migration_lock, open_store, store_engine, upgrade
+from services.store import _alembic_config, grant_console, migration_lock, open_store, store_engine, upgrade
 from tests.support.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,7 +265,7 @@ def _run(engine: Engine, sql: str) -> None:
 
 def test_the_roles_of_the_deployment_guide_let_the_console_work_but_not_rewrite_the_log(
         postgres_server: PostgresServer) -> None:
-    as_superuser, as_owner = _guide_sql()
+    (as_superuser,) = _guide_sql()
     before_database, in_database = as_superuser.split("\\c billing_desk\n")
     superuser = store_engine(postgres_server.url("postgres"))
     _run(superuser, before_database)
@@ -274,7 +274,7 @@ def test_the_roles_of_the_deployment_guide_let_the_console_work_but_not_rewrite_
         _run(store_engine(url), in_database)
         owner = store_engine(url.replace("postgres@", "billing_desk_owner@"))
         upgrade(owner)  # `python -m services.store upgrade` as the owner
-        _run(owner, as_owner)
+        grant_console(owner, "billing_desk_console")  # `python -m services.store grant billing_desk_console`
         owner.dispose()
 
         console = open_store(url.replace("postgres@", "billing_desk_console@"))  # nothing to apply: it starts

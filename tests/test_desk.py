@@ -62,6 +62,17 @@ def test_a_plan_change_is_audited_before_and_after_and_the_customer_re_read(desk
     assert row.reason == "Customer needs more seats" and '"prorationAmount"' in row.parameters
 
 
+def test_a_write_on_one_replica_changes_the_organization_version_every_replica_reads(
+        client: PaymentsClient, store_url: str, desk: BillingDesk) -> None:
+    other = BillingDesk(client, AuditLog(store_url))  # a second console process on the same store
+    before = other.organization_version(FINANCE, "org_abc123")
+    untouched = other.organization_version(FINANCE, "org_def456")
+    desk.change_plan(FINANCE, "org_abc123", "price_ScaleMonthly01", "prod_Scale0001", "more seats", "v-1")
+    after = other.organization_version(FINANCE, "org_abc123")
+    assert before is not None and after is not None and after > before  # cached reads keyed on it miss
+    assert other.organization_version(FINANCE, "org_def456") == untouched  # other organizations keep theirs
+
+
 def test_the_same_intent_twice_is_one_write_and_one_row(desk: BillingDesk, audit: AuditLog,
                                                         control: SandboxControl) -> None:
     for _ in range(2):  # a double click, or a rerun during the write

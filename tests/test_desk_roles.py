@@ -27,6 +27,7 @@ OPERATIONS: dict[str, Operation] = {
     "customer": lambda desk, actor, _: desk.customer(actor, ORG),
     "plans": lambda desk, actor, _: desk.plans(actor, ORG),
     "unsettled_writes": lambda desk, actor, _: desk.unsettled_writes(actor, ORG),
+    "organization_version": lambda desk, actor, _: desk.organization_version(actor, ORG),
     "start_bulk_lookup": lambda desk, actor, _: desk.start_bulk_lookup(actor, [ORG]).wait(10),
     "bulk_csv": lambda desk, actor, lookup: desk.bulk_csv(actor, lookup),
     "audit_events": lambda desk, actor, _: desk.audit_events(actor, AuditFilter()),
@@ -46,7 +47,7 @@ OPERATIONS: dict[str, Operation] = {
                                                                            f"cancel-{actor.role.value}"),
     "settle_unknown": lambda desk, actor, _: desk.settle_unknown(actor, 10_000, ORG),
 }
-SUPPORT_MAY = {"customer", "plans", "unsettled_writes", "start_bulk_lookup", "bulk_csv", "create_portal_link",
+SUPPORT_MAY = {"customer", "plans", "unsettled_writes", "organization_version", "start_bulk_lookup", "bulk_csv", "create_portal_link",
                "create_checkout_link"}
 ALLOWED: dict[Role, set[str]] = {Role.SUPPORT: SUPPORT_MAY, Role.FINANCE: set(OPERATIONS), Role.ADMIN: set(OPERATIONS)}
 

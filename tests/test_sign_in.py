@@ -14,10 +14,10 @@ import pytest
 from services.audit import AuditLog
 from services.auth.directory import UsersDirectory
 from services.auth.password import PasswordSignIn
-from services.auth.sessions import SignInSessions
+from services.auth.sessions import SIGN_IN_UNAVAILABLE, SessionCheck, SignInSessions, ride_out
 from services.auth.throttle import UNKNOWN_USER, LoginThrottle
 from services.auth.users import add_user
-from services.store import open_store
+from services.store import open_store, store_engine
 
 COOKIE_KEY = "Vq3xZ8pL2mN7rT4wY9bC6dF1gH5jK0sA-_e"
 PASSWORD = "a long secret phrase"
@@ -175,3 +175,29 @@ def test_a_broken_users_file_keeps_the_last_good_users(url: str, users_file: Pat
     users_file.write_text("users: [this is not a mapping")
     os.utime(users_file, ns=(time.time_ns(), time.time_ns() + 3_000_000))
     assert set(desk.directory.current()) == {"fay", "sam"}
+
+
+def _store_that_is_down(url: str, tmp_path: Path) -> str:
+    """The same kind of store, not answering: a PostgreSQL port nobody listens on, a SQLite file that can't
+    be read (a file without the console's tables)."""
+    if url.startswith("postgresql"):
+        return "postgresql+psycopg://billing@127.0.0.1:9/billing?connect_timeout=2"
+    return f"sqlite:///{tmp_path / 'gone' / 'audit.sqlite3'}"
+
+
+def test_a_store_outage_keeps_a_recently_confirmed_tab_signed_in_for_a_while(url: str, users_file: Path,
+                                                                            tmp_path: Path) -> None:
+    desk = Desk(url, users_file)
+    token = desk.sign_in.attempt("fay", PASSWORD, "10.0.0.1").token
+    confirmed = desk.sessions.check(token, desk.directory.current())
+    assert confirmed.actor is not None and confirmed.confirmed_at is not None
+    down = SignInSessions(store_engine(_store_that_is_down(url, tmp_path)), COOKIE_KEY)
+    unanswered = down.check(token, desk.directory.current())
+    assert unanswered.store_unreachable and unanswered.actor is None and "database" in (unanswered.ended_because or "")
+    assert ride_out(confirmed, unanswered).actor == confirmed.actor  # reads go on during the outage
+    assert ride_out(None, unanswered).actor is None  # a tab the store never confirmed is not let in
+    long_ago = SessionCheck(confirmed.actor, confirmed_at=confirmed.confirmed_at - timedelta(minutes=6))
+    assert ride_out(long_ago, unanswered).actor is None  # the grace is minutes, not the whole outage
+    assert down.check("forged.value", desk.directory.current()).actor is None  # the seal is checked first
+    refused = PasswordSignIn(desk.directory, LoginThrottle(down.engine, AuditLog(down.engine)), down)
+    assert refused.attempt("fay", PASSWORD, "10.0.0.1").refusal == SIGN_IN_UNAVAILABLE  # no session, no bypass

@@ -1,5 +1,7 @@
 """Cached reads around the desk. The cache is keyed on the person too, so the desk's role check runs before
-anything is read for them; writes and Refresh clear it so pages re-read."""
+anything is read for them, and on the organization's version in the store (the newest audit row about it), so
+a write made on any replica is seen at once by every other: their cached entry no longer matches. Writes and
+Refresh also clear this process's cache so pages re-read."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from services.payments.models import CustomerInfo, PlanCatalog
 
 from .console import get_console
 
-READ_TTL_SECONDS = 60
+READ_TTL_SECONDS = 60  # also the most a read can lag when the store can't say the version (it is down)
 
 
 def _api_identity() -> str:
@@ -19,21 +21,25 @@ def _api_identity() -> str:
 
 
 @st.cache_data(ttl=READ_TTL_SECONDS, show_spinner=False, max_entries=5000)
-def _customer(api: str, actor: Actor, organization_id: str) -> CustomerInfo:
+def _customer(api: str, actor: Actor, organization_id: str, version: int | None) -> CustomerInfo:
     return get_console().desk.customer(actor, organization_id)
 
 
 @st.cache_data(ttl=READ_TTL_SECONDS, show_spinner=False, max_entries=1000)
-def _plans(api: str, actor: Actor, organization_id: str) -> PlanCatalog:
+def _plans(api: str, actor: Actor, organization_id: str, version: int | None) -> PlanCatalog:
     return get_console().desk.plans(actor, organization_id)
 
 
+def _version(actor: Actor, organization_id: str) -> int | None:
+    return get_console().desk.organization_version(actor, organization_id)
+
+
 def customer(actor: Actor, organization_id: str) -> CustomerInfo:
-    return _customer(_api_identity(), actor, organization_id)
+    return _customer(_api_identity(), actor, organization_id, _version(actor, organization_id))
 
 
 def plans(actor: Actor, organization_id: str) -> PlanCatalog:
-    return _plans(_api_identity(), actor, organization_id)
+    return _plans(_api_identity(), actor, organization_id, _version(actor, organization_id))
 
 
 def forget_reads() -> None:

@@ -12,13 +12,17 @@ which also writes the cookie, so the page that writes it reaches the browser.
 
 from __future__ import annotations
 
-import json
+import hashlib
+import html
 from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
 
 import streamlit as st
 from streamlit_authenticator.utilities.hasher import Hasher
 
 from services.auth.roles import Actor, Page, pages_for
+from services.auth.sessions import SessionCheck, ride_out
 from services.auth.sso import actor_from, identity, provider_answers
 from services.auth.users import User
 
@@ -27,6 +31,7 @@ from .routing import ensure_router_runs
 
 COOKIE_NAME = "billing_desk_auth"
 TOKEN_KEY = "_session_token"
+LAST_CONFIRMED_KEY = "_session_confirmed"  # (token or identity, the store's last good verdict): rides out an outage
 
 
 def _check_password(user: User, password: str) -> bool:
@@ -42,7 +47,10 @@ def current_actor() -> Actor | None:
     token = st.session_state.get(TOKEN_KEY)
     if token is None and not st.session_state.get("just_logged_out"):  # a logout's cookie may still be there
         token = st.context.cookies.get(COOKIE_NAME)  # a reload, a new tab, a deep link
-    check = console.sessions.check(token, console.users)
+    check = _remember(token, console.sessions.check(token, console.users))
+    if check.store_unreachable:  # the store is down: not signed out, just not confirmed; the cookie stays
+        st.session_state["login_error"] = check.ended_because
+        return None
     if check.actor is None:
         if st.session_state.get(TOKEN_KEY):  # this tab was signed in: the session has just ended
             _forget_everything()
@@ -63,10 +71,19 @@ def _sso_actor() -> Actor | None:
     actor = actor_from(claims, console.config.sso)  # type: ignore[arg-type]
     if actor is None:
         return None  # signed in, but no mapped group: the router shows the no-access page
-    check = console.sessions.check_sso(actor, _signed_in_at(claims))
+    check = _remember((actor.subject, _signed_in_at(claims)), console.sessions.check_sso(actor, _signed_in_at(claims)))
     if check.actor is None:
         st.session_state["login_error"] = check.ended_because
     return check.actor
+
+
+def _remember(identity: object, check: SessionCheck) -> SessionCheck:
+    """Keeps this tab's last verdict the store confirmed, and uses it while the store can't be asked."""
+    previous = st.session_state.get(LAST_CONFIRMED_KEY)
+    check = ride_out(previous[1] if previous and previous[0] == identity else None, check)
+    if check.actor is not None and check.confirmed_at is not None:
+        st.session_state[LAST_CONFIRMED_KEY] = (identity, check)
+    return check
 
 
 def _signed_in_at(claims: dict) -> float | None:  # type: ignore[type-arg]
@@ -150,19 +167,36 @@ def _forget_everything() -> None:
         del st.session_state[key]
 
 
+COOKIE_SCRIPT = Path(__file__).resolve().parents[1] / "static" / "sign-in-cookie.js"  # writes COOKIE_NAME
+
+
+@cache
+def _cookie_script_url() -> str:
+    """Where Streamlit serves static/sign-in-cookie.js ([server] enableStaticServing): an absolute path under
+    server.baseUrlPath, so it resolves the same from every page's address; `?v=` changes with the file, so a
+    browser never runs an old copy from its cache."""
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    version = hashlib.sha256(COOKIE_SCRIPT.read_bytes()).hexdigest()[:12]
+    return f"{'/' + base if base else ''}/app/static/{COOKIE_SCRIPT.name}?v={version}"
+
+
 def _cookie_script(value: str, expires: datetime, secure: bool) -> str:
-    """JavaScript that writes the sign-in cookie in the browser (an expiry in the past deletes it)."""
-    cookie = f"{COOKIE_NAME}={value}; expires={expires:%a, %d %b %Y %H:%M:%S} GMT; path=/; SameSite=Strict"
-    flag = "'; Secure'" if secure else "(location.protocol === 'https:' ? '; Secure' : '')"
-    return f"<script>document.cookie = {json.dumps(cookie)} + {flag};</script>"
+    """The script element that writes the sign-in cookie in the browser (an expiry in the past deletes it):
+    `billing_desk_auth=<value>; expires=…; path=/; SameSite=Strict`, `; Secure` when `secure` or the page is
+    https. A shipped file (static/sign-in-cookie.js), not inline code, so `script-src 'self'` allows it;
+    Streamlit's Html element re-creates the script element with all its attributes, so it loads and reads them.
+    """
+    attributes = {"src": _cookie_script_url(), "data-value": value,
+                  "data-expires": f"{expires:%a, %d %b %Y %H:%M:%S} GMT", "data-secure": "1" if secure else "0"}
+    return "<script " + " ".join(f'{name}="{html.escape(text)}"' for name, text in attributes.items()) + "></script>"
 
 
 def settle_cookie() -> None:
     """Writes or deletes the sign-in cookie after a login or logout.
 
-    A few lines of script in the page itself, run as soon as they arrive: no component to load and report
-    back, so no extra run after login or logout and nothing to lose if another run comes first. The slot is
-    created on every run, so the page below it never moves.
+    One script element on the page, run as soon as it arrives: no component to load and report back, so no
+    extra run after login or logout and nothing to lose if another run comes first. The slot is created on
+    every run, so the page below it never moves.
     """
     console = get_console()
     logged_in = st.session_state.pop("just_logged_in", False)

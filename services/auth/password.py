@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import bcrypt
+from sqlalchemy.exc import SQLAlchemyError
 
 from .directory import UsersDirectory
-from .sessions import SignInSessions
+from .sessions import SIGN_IN_UNAVAILABLE, SignInSessions
 from .throttle import LoginThrottle
 from .users import User
 
@@ -37,6 +38,15 @@ class PasswordSignIn:
 
     def attempt(self, typed_username: str, password: str, address: str | None,
                 check: PasswordCheck = bcrypt_check) -> SignInResult:
+        """A sign-in needs the store (the throttle's counters, the session row): while it is down, one
+        sentence and no session, so no sign-in escapes the lockout."""
+        try:
+            return self._attempt(typed_username, password, address, check)
+        except SQLAlchemyError:
+            return SignInResult(refusal=SIGN_IN_UNAVAILABLE)
+
+    def _attempt(self, typed_username: str, password: str, address: str | None,
+                 check: PasswordCheck) -> SignInResult:
         username = typed_username.strip().lower()
         if not username or not password:
             return SignInResult(refusal="Enter your username and password.")

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, String, Table, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..store import metadata, now, utc
 from .roles import Actor, Role
@@ -28,6 +28,12 @@ from .users import User
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_LIFETIME = timedelta(hours=12)
 TOUCH_EVERY = timedelta(seconds=30)  # last-seen is written at most this often: a run is a read, not a write
+# While the store is down (a database restart, a failover) a tab the store confirmed this recently stays signed
+# in, so people can keep reading; the cookie's seal is still checked, only a logout elsewhere waits for the store.
+STORE_OUTAGE_GRACE = timedelta(minutes=5)
+STORE_DOWN = ("Billing Desk can't reach its database right now, so it can't confirm your sign-in. Try again in a "
+              "minute.")
+SIGN_IN_UNAVAILABLE = "Billing Desk can't reach its database right now, so you can't sign in. Try again in a minute."
 
 sign_in_sessions = Table(
     "sign_in_sessions", metadata,
@@ -73,6 +79,19 @@ def _unseal(value: str, key: str) -> str | None:
 class SessionCheck:
     actor: Actor | None
     ended_because: str | None = None  # a sentence for the sign-in page when a session has just ended
+    confirmed_at: datetime | None = None  # when the store last said this session is good
+    store_unreachable: bool = False  # nothing could be asked: the store is down
+
+
+def ride_out(previous: SessionCheck | None, current: SessionCheck,
+             grace: timedelta = STORE_OUTAGE_GRACE) -> SessionCheck:
+    """`current` unless the store couldn't be asked: then the same session's previous verdict, if the store
+    confirmed it within `grace` (the caller passes only a verdict on the same token or identity)."""
+    if not current.store_unreachable or previous is None or previous.actor is None:
+        return current
+    if previous.confirmed_at is None or now() - previous.confirmed_at > grace:
+        return current
+    return previous
 
 
 class SignInSessions:
@@ -99,6 +118,12 @@ class SignInSessions:
         token = _unseal(sealed, self._cookie_key) if isinstance(sealed, str) and sealed else None
         if not token:
             return SessionCheck(None)
+        try:
+            return self._check_token(token, users)
+        except SQLAlchemyError:
+            return SessionCheck(None, STORE_DOWN, store_unreachable=True)
+
+    def _check_token(self, token: str, users: dict[str, User]) -> SessionCheck:
         row, valid_from = self._read(_hash(token))
         if row is None:
             return SessionCheck(None)
@@ -110,6 +135,12 @@ class SignInSessions:
     def check_sso(self, actor: Actor, signed_in_at: float | None) -> SessionCheck:
         """A single sign-on session: the identity provider vouches for the person (st.user); the console still
         applies logout-everywhere, the idle timeout and the absolute lifetime. One row per provider sign-in."""
+        try:
+            return self._check_sso(actor, signed_in_at)
+        except SQLAlchemyError:
+            return SessionCheck(None, STORE_DOWN, store_unreachable=True)
+
+    def _check_sso(self, actor: Actor, signed_in_at: float | None) -> SessionCheck:
         key = _hash(f"sso\0{actor.subject}\0{signed_in_at}")
         row, valid_from = self._read(key, actor.username)
         if row is None:
@@ -124,7 +155,7 @@ class SignInSessions:
                         started_at=moment, last_seen_at=moment))
             except IntegrityError:
                 pass  # another tab or replica recorded this sign-in a moment ago
-            return SessionCheck(actor)
+            return SessionCheck(actor, confirmed_at=moment)
         return self._verdict(key, row, valid_from, actor)
 
     def _read(self, key: str, username: str | None = None) -> tuple[Any, datetime | None]:
@@ -149,7 +180,7 @@ class SignInSessions:
             with self.engine.begin() as conn:
                 conn.execute(update(sign_in_sessions).where(sign_in_sessions.c.token_hash == key).values(
                     last_seen_at=moment))
-        return SessionCheck(actor)
+        return SessionCheck(actor, confirmed_at=moment)
 
     def end_everywhere(self, username: str) -> None:
         """Logout: every session of this user, in every process and tab, ends now."""

@@ -5,13 +5,42 @@ were left (`X-RateLimit-Remaining`); it counts those still in flight against tha
 lets a request go at once while at least one spare token would remain. When short, requests queue at exactly
 the refill rate, so steady use runs at the limit and meets no 429. Until the first answer tells the limit, only
 one request is in flight. A 429 that comes anyway holds every request until its `Retry-After` has passed.
+
+That bucket belongs to the API key, not to this process: two processes using one key (console replicas) would
+each believe they have the whole of it. An optional `shared` budget (`SharedBudget`, below; the console keeps
+one in its store, services/rate_budget.py) spaces the requests of every process using the key: each request
+waits for the later of the two places, this process's own and the shared one, and a 429 holds the shared
+budget too, so every process waits. The shared budget is given the rate (from the headers, the default until
+they are known) and a burst: the largest bucket the headers have shown (`Remaining` + 1 right after an
+answer) less a spare tenth, none until then. This package knows nothing of the store: only the protocol.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
+
+log = logging.getLogger("billing_desk.payments")
+
+DEFAULT_LIMIT = 1000  # requests per window until the API's headers tell the limit
+
+
+class SharedBudget(Protocol):
+    """A rate budget shared by every process using one API key.
+
+    `reserve` books the next request's place at `rate_per_second` with a burst of `burst` requests beyond the
+    steady rate, and returns how many seconds the request must wait for it; `hold` makes every process wait at
+    least `seconds` before sending again (after a 429). Both must return promptly and never raise: a budget
+    that can't be reached answers 0, and the process paces itself alone.
+    """
+
+    def reserve(self, rate_per_second: float, burst: int) -> float: ...
+
+    def hold(self, seconds: float) -> None: ...
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -25,10 +54,16 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
 class RatePacer:
     SPARE_TOKENS = 1.0  # absorbs the jitter between when we send and when the server counts
     PROBE_WAIT_SECONDS = 5.0
+    # The shared budget's burst leaves this much of the bucket spare (at least SHARED_SPARE_LEAST tokens): it
+    # absorbs the jitter between sending and the server counting, and requests the budget didn't book (retries).
+    SHARED_SPARE_SHARE, SHARED_SPARE_LEAST = 0.1, 2
 
     def __init__(self, window_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, *, shared: SharedBudget | None = None,
+                 default_limit: int = DEFAULT_LIMIT) -> None:
         self.window_seconds = window_seconds
+        self.shared, self.default_limit = shared, default_limit
+        self.capacity: int | None = None  # the largest bucket the headers have shown (Remaining + 1)
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Condition()
         self.limit: int | None = None
@@ -43,8 +78,33 @@ class RatePacer:
     def rate(self) -> float:
         return (self.limit or 0) / self.window_seconds
 
+    @property
+    def shared_burst(self) -> int:
+        """The burst the shared budget may allow beyond the first request: the bucket seen less a spare tenth
+        (at least two tokens), none until a bucket is seen."""
+        if not self.capacity:
+            return 0
+        spare = max(self.SHARED_SPARE_LEAST, math.ceil(self.capacity * self.SHARED_SPARE_SHARE))
+        return max(0, self.capacity - 1 - spare)
+
     def delay_for_next(self) -> float:
-        """Reserves a place for the next request and returns how long it must wait for it."""
+        """Reserves a place for the next request (here, and in the shared budget if there is one) and returns
+        how long it must wait for it."""
+        delay = self._local_delay()
+        if self.shared is None:
+            return delay
+        try:
+            shared = self.shared.reserve((self.limit or self.default_limit) / self.window_seconds, self.shared_burst)
+        except Exception as problem:  # the protocol says it never raises; a lookup must not fail if it does
+            log.warning("The shared rate budget failed (%s); pacing this request alone.", type(problem).__name__)
+            shared = 0.0
+        if shared > delay:
+            with self._lock:
+                self.waited_seconds += shared - delay
+            delay = shared
+        return delay
+
+    def _local_delay(self) -> float:
         with self._lock:
             if self.limit is None:
                 deadline = self._clock() + self.PROBE_WAIT_SECONDS
@@ -72,6 +132,7 @@ class RatePacer:
         if limit is None or remaining is None or limit <= 0:
             return
         with self._lock:
+            self.capacity = max(self.capacity or 0, remaining + 1)
             now = self._clock()
             # Requests still in flight (other than the one answered) will spend tokens this answer didn't see.
             self.limit, self._tokens = limit, float(remaining - max(0, self._in_flight - 1))
@@ -85,7 +146,13 @@ class RatePacer:
             self._lock.notify_all()
 
     def rate_limited(self, retry_after: float | None) -> None:
+        seconds = retry_after if retry_after else 1.0
         with self._lock:
             now = self._clock()
-            self._hold_until = max(self._hold_until, now + (retry_after if retry_after else 1.0))
+            self._hold_until = max(self._hold_until, now + seconds)
             self._tokens, self._observed_at, self._sent_since = 0.0, self._hold_until, 0
+        if self.shared is not None:  # every other process using the key waits too
+            try:
+                self.shared.hold(seconds)
+            except Exception as problem:
+                log.warning("The shared rate budget failed to hold (%s).", type(problem).__name__)
