@@ -7,10 +7,11 @@ from datetime import date, timedelta
 import streamlit as st
 
 from services.audit import OUTCOMES, PAGE_SIZE, AuditCursor, AuditFilter
+from services.exports import ZIP_ABOVE_ROWS
 from services.auth.roles import Page
 from ui import session
 from ui.console import get_console
-from ui.widgets import show_error
+from ui.widgets import show_error, stop_on_read_error
 
 CHAIN_HELP = ("Each audit row holds the SHA-256 of its content and of the row before it. This check re-hashes the "
               "rows added since the last one verified; the full walk is `python -m services.audit verify`.")
@@ -21,14 +22,18 @@ desk = get_console().desk
 st.title("Audit log")
 st.caption("Every write attempt: who, what, on which organization, why, and how it ended. Links and keys are "
            "never recorded.")
+try:  # the store may be down: one sentence and a way to try again, never the generic failure
+    choices = {column: desk.audit_choices(actor, column) for column in ("user", "action")}
+except Exception as problem:
+    stop_on_read_error(problem, "read the audit log")
 with st.container(border=True):
     users_column, organization_column, match_column, actions_column = st.columns([3, 2, 1, 3])
-    users = users_column.multiselect("User", desk.audit_choices(actor, "user"))
+    users = users_column.multiselect("User", choices["user"])
     organization = organization_column.text_input(
         "Organization", placeholder="org_…", help="The exact id, or the ids starting with it: choose "
         "\"starts with\" or end it with *.")
     match = match_column.selectbox("Match", ["is", "starts with"], help="How the organization is matched")
-    actions = actions_column.multiselect("Action", desk.audit_choices(actor, "action"))
+    actions = actions_column.multiselect("Action", choices["action"])
     outcomes_column, dates_column, _ = st.columns(3)
     outcomes = outcomes_column.multiselect("Outcome", list(OUTCOMES))
     today = date.today()
@@ -41,7 +46,10 @@ filters = AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes
 paging = st.session_state.get("audit_paging")
 if not paging or paging["filters"] != filters:
     paging = st.session_state["audit_paging"] = {"filters": filters, "cursors": [None]}
-summary, page = desk.audit_page(actor, filters, paging["cursors"][-1])
+try:
+    summary, page = desk.audit_page(actor, filters, paging["cursors"][-1])
+except Exception as problem:
+    stop_on_read_error(problem, "read the audit log")
 events = page.frame
 
 # Whether the hash chain verifies (services/audit_verify.py): the rows added since the last verified one are
@@ -97,10 +105,23 @@ position_column.caption(f"Page {number:,} of {pages:,}" + (f" · events {first +
 next_column.button("Next", icon=":material/chevron_right:", disabled=page.next is None, on_click=_turn,
                    args=(page.next,), key="audit_next", width="stretch")
 
-# The file is made on click, in batches, with every matching event up to the newest counted above.
+
+ZIPPED = summary.total > ZIP_ABOVE_ROWS  # Streamlit holds a download's bytes in memory: a big one goes zipped
+CSV_NAME = f"audit-{today}.csv"
+
+
+def _export() -> bytes:
+    """The file, made on the click in batches with every matching event up to the newest counted above, and
+    handed over as bytes: Streamlit's deferred download takes bytes (or a BufferedReader), not the temporary
+    file's BufferedRandom, and reads it whole anyway; the temporary file is closed (deleted) here."""
+    with desk.audit_export(actor, filters, summary.newest, zip_as=CSV_NAME if ZIPPED else None) as exported:
+        return exported.read()
+
+
 download_column, note_column = st.columns([1, 3], vertical_alignment="center")
-download_column.download_button(
-    "Download CSV", lambda: desk.audit_export(actor, filters, summary.newest), file_name=f"audit-{today}.csv",
-    mime="text/csv", icon=":material/download:", on_click="ignore")
+download_column.download_button("Download CSV", _export, file_name=f"{CSV_NAME}.zip" if ZIPPED else CSV_NAME,
+                                mime="application/zip" if ZIPPED else "text/csv", icon=":material/download:",
+                                on_click="ignore")
 note_column.caption(f"Download all {summary.total:,} matching "
-                    f"{'event' if summary.total == 1 else 'events'}, newest first (formula-safe CSV).")
+                    f"{'event' if summary.total == 1 else 'events'}, newest first (formula-safe CSV"
+                    f"{', zipped: over ' + format(ZIP_ABOVE_ROWS, ',') + ' events' if ZIPPED else ''}).")

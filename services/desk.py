@@ -170,12 +170,18 @@ class BillingDesk:
             summary = self.audit.summary(filters)
             return summary, self.audit.page(filters, after, size, upto=summary.newest)
 
-    def audit_export(self, actor: Actor, filters: AuditFilter, upto: AuditCursor | None = None) -> BinaryIO:
+    def audit_export(self, actor: Actor, filters: AuditFilter, upto: AuditCursor | None = None, *,
+                     zip_as: str | None = None) -> BinaryIO:
         """Every matching event (none newer than `upto`: what the page counted) as a formula-safe CSV, written
-        in batches to a temporary file, rewound (services/audit.py `export`). The caller closes it."""
+        in batches to a temporary file, rewound (services/audit.py `export`). `zip_as`: the CSV's name inside
+        a zip archive, returned instead (exports.ZIP_ABOVE_ROWS says when). The caller closes it."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
         with reading():
-            return self.audit.export_file(filters, upto)
+            exported = self.audit.export_file(filters, upto)
+        if zip_as is None:
+            return exported
+        with exported:
+            return exports.zipped(exported, zip_as)
 
     def audit_csv(self, actor: Actor, filters: AuditFilter) -> bytes:
         """Every matching event as a formula-safe CSV (services/exports.py), uncapped."""

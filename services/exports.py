@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO
 
@@ -68,3 +71,19 @@ def _cell(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return neutralise(str(value))
     return value
+
+
+# Streamlit keeps a download's bytes in its memory until the next run (and sends them from there), so an export
+# larger than this many lines is handed over zipped: a million audit events are ~200 MB of CSV, ~15 MB zipped.
+ZIP_ABOVE_ROWS = 100_000
+
+
+def zipped(source: BinaryIO, inner_name: str) -> BinaryIO:
+    """`source` (read from where it stands) as the one file `inner_name` of a zip archive, in a temporary file,
+    rewound. Deflate level 1: most of the size saved for a fraction of the time (CSV repeats itself)."""
+    archive_file = tempfile.TemporaryFile()
+    with zipfile.ZipFile(archive_file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open(inner_name, "w", force_zip64=True) as member:
+            shutil.copyfileobj(source, member, 1 << 20)
+    archive_file.seek(0)
+    return archive_file

@@ -28,7 +28,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, create_engine, inspect, text
+from sqlalchemy import MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from .config import ConfigError
@@ -63,7 +63,23 @@ def store_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
+        event.listen(engine, "connect", _write_ahead_log)
+        return engine
     return create_engine(parsed, pool_pre_ping=True)
+
+
+def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite in write-ahead-log mode: a page reading the audit log never waits for a write being committed (in
+    the default rollback journal a reader waits out every commit, up to the busy timeout, and on a loaded machine
+    fails). The mode is kept in the file; full sync stays on, so a committed audit row survives a crash."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except Exception:  # another process holds the file in the old mode for a moment: it switches next time
+        pass
+    finally:
+        cursor.close()
 
 
 def model_metadata() -> MetaData:

@@ -215,3 +215,17 @@ def test_the_audit_page_shows_the_total_and_pages_through_it(sandbox_control: An
     at.run()
     assert list(at.dataframe[0].value.id) == first
     assert any(button.label == "Download CSV" for button in at.get("download_button"))
+
+
+def test_a_zipped_export_holds_the_same_csv(client: Any, store_url: str) -> None:
+    import zipfile
+
+    audit = AuditLog(store_url)
+    desk = BillingDesk(client, audit)
+    for number in range(3):
+        audit.record(user="fay", role="finance", action="change plan", organization_id=f"org_zip{number}",
+                     outcome="denied")
+    with desk.audit_export(FINANCE, AuditFilter()) as plain_file:
+        plain = plain_file.read()
+    with desk.audit_export(FINANCE, AuditFilter(), zip_as="audit.csv") as archive_file:
+        assert zipfile.ZipFile(archive_file).read("audit.csv") == plain

@@ -70,3 +70,23 @@ def test_hostile_text_from_the_api_is_inert_in_the_bulk_download(client: Payment
     for column in ("name", "email", "address"):
         assert all(row[column].startswith("'") for row in rows[:-1]), column
     assert rows[-1]["error"] == "'" + FORMULAS[0]
+
+
+def test_a_large_export_is_zipped_whole_and_formula_safe() -> None:
+    import io
+    import zipfile
+
+    from services.exports import SafeCsvWriter, zipped
+
+    source = io.BytesIO()
+    writer = SafeCsvWriter(source, ["id", "reason"])
+    for number in range(20_000):
+        writer.write([number, "=HYPERLINK(\"http://evil\")" if number == 7 else "Customer asked"])
+    writer.close()
+    plain = source.getvalue()
+    source.seek(0)
+    with zipped(source, "audit.csv") as archive_file, zipfile.ZipFile(archive_file) as archive:
+        assert archive.namelist() == ["audit.csv"]
+        assert archive.read("audit.csv") == plain  # every line, byte for byte
+        assert archive.getinfo("audit.csv").compress_size < len(plain) / 5
+    assert b"'=HYPERLINK" in plain

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -203,6 +204,11 @@ def test_finance_sells_changes_and_cancels_a_subscription(page: Page, console: C
     screenshot(page, "audit-log")
     events = page.get_by_text(re.compile(r"5 succeeded"))
     expect(events).to_be_visible()
+    with page.expect_download() as started:  # the file is made on the click, every matching event in it
+        page.get_by_role("button", name="Download CSV").click()
+    exported = Path(started.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert exported[0].startswith('"id","at"') and len(exported) == 1 + 5
+    assert all(organization_id in line for line in exported[1:])
 
 
 def test_logout_ends_the_session(page: Page, console: Console) -> None:
