@@ -3,16 +3,22 @@
 A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is read as a formula by Excel, LibreOffice
 and Google Sheets; such text (a username typed at the login, a customer's name from the hosted portal, an API
 error) could run in a colleague's spreadsheet. After OWASP's CSV-injection advice, such a cell is prefixed with
-an apostrophe. Only the file changes; the screen shows the value as it is.
+an apostrophe. Only the file changes; the screen shows the value as it is. The Excel export (`xlsx_bytes`)
+neutralises text the same way and stores it as text, so no cell is ever a formula or a link.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -68,3 +74,129 @@ def _cell(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return neutralise(str(value))
     return value
+
+
+# --- Excel ------------------------------------------------------------------------------------------
+# Money columns by name across the console's tables (results and the finance summary's sheets); a column of
+# Decimal values counts as money too.
+MONEY_COLUMNS = frozenset({"price", "monthly_amount", "scheduled_price", "scheduled_monthly_amount", "amount", "mrr",
+                           "arr", "mrr_at_risk", "to_mrr", "monthly_after"})
+SHARE_COLUMNS = frozenset({"share_of_mrr"})
+_CURRENCY_SYMBOLS = {"USD": "$", "CAD": "CA$", "AUD": "A$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+_SHEET_TITLE_FORBIDDEN = re.compile(r"[\\/?*\[\]:]")
+# Characters XML 1.0 can't hold (openpyxl refuses them): shown as U+FFFD, so the rest of the text survives.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def currency_format(currency: str = "USD") -> str:
+    """Excel's number format for an amount in `currency`: "$"#,##0.00 for dollars, else the code after it."""
+    code = (currency or "USD").upper()
+    symbol = _CURRENCY_SYMBOLS.get(code)
+    if symbol:
+        return f'"{symbol}"#,##0.00;-"{symbol}"#,##0.00'
+    return f'#,##0.00 "{_XML_ILLEGAL.sub("", code)[:3]}"'
+
+
+def _sheet_title(name: str, used: set[str]) -> str:
+    """A title Excel accepts (31 characters, none of \\ / ? * [ ] :, no apostrophe at either end), unique in the
+    workbook; a leading formula character is dropped (a title is never evaluated, but it is copied about)."""
+    title = _XML_ILLEGAL.sub("", _SHEET_TITLE_FORBIDDEN.sub(" ", str(name)))
+    title = title.lstrip("=+-@'\t\r\n ").rstrip("' \t\r\n")[:31].rstrip("' ") or "Sheet"
+    base, number = title, 2
+    while title.lower() in used:
+        suffix = f" ({number})"
+        title, number = base[:31 - len(suffix)] + suffix, number + 1
+    used.add(title.lower())
+    return title
+
+
+def _is_money(frame: pd.DataFrame, column: object) -> bool:
+    if str(column) in MONEY_COLUMNS:
+        return True
+    values = frame[column].dropna()
+    return frame[column].dtype == object and not values.empty and all(isinstance(value, Decimal) for value in values)
+
+
+def _xlsx_value(value: Any) -> tuple[Any, str]:
+    """A cell's value and its kind: "text" (neutralised, XML-safe), "number", "bool", "datetime", "date",
+    or "empty"."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None, "empty"
+    if isinstance(value, float) and math.isnan(value):
+        return None, "empty"
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value), "bool"
+    if isinstance(value, (int, np.integer)):
+        return int(value), "number"
+    if isinstance(value, (float, np.floating)):
+        return (float(value), "number") if math.isfinite(value) else (None, "empty")
+    if isinstance(value, Decimal):
+        return (value, "number") if value.is_finite() else (None, "empty")
+    if isinstance(value, (pd.Timestamp, datetime)):
+        moment = pd.Timestamp(value)
+        if moment.tzinfo is not None:  # a spreadsheet holds no zone: UTC, as every time in the console
+            moment = moment.tz_convert("UTC").tz_localize(None)
+        return moment.to_pydatetime(), "datetime"
+    if isinstance(value, date):
+        return value, "date"
+    return _XML_ILLEGAL.sub("\ufffd", str(neutralise(str(value)))), "text"
+
+
+def xlsx_bytes(sheets: dict[str, pd.DataFrame], currency: str = "USD") -> bytes:
+    """An Excel workbook, one sheet per frame (in order; titles made valid for Excel).
+
+    Nothing from the API becomes a formula, a hyperlink or an external link: every text cell (and header) is
+    neutralised as the CSV export does and stored as a string (inline), never a formula; no cell gets a
+    hyperlink. Money columns (MONEY_COLUMNS by name, or a column of Decimals) are numbers with `currency`'s
+    format; times are Excel datetimes in UTC; numbers stay numbers (a negative amount is a number, not text)."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import TYPE_STRING
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    money_format = currency_format(currency)
+    used: set[str] = set()
+    for name, frame in sheets.items():
+        sheet = workbook.create_sheet(_sheet_title(name, used))
+        columns = list(frame.columns)
+        money = [_is_money(frame, column) for column in columns]
+        share = [str(column) in SHARE_COLUMNS for column in columns]
+        widths = []
+        for index, column in enumerate(columns, start=1):
+            header, _ = _xlsx_value(str(column))
+            cell = sheet.cell(row=1, column=index, value=header)
+            cell.data_type, cell.font = TYPE_STRING, Font(bold=True)
+            widths.append(len(header))
+        for row_index, row in enumerate(frame.itertuples(index=False, name=None), start=2):
+            for column_index, raw in enumerate(row, start=1):
+                value, kind = _xlsx_value(raw)
+                if kind == "empty":
+                    continue
+                cell = sheet.cell(row=row_index, column=column_index)
+                cell.value = value
+                if kind == "text":
+                    cell.data_type = TYPE_STRING  # set after the value: never a formula
+                    widths[column_index - 1] = max(widths[column_index - 1], min(len(value), 60))
+                elif kind == "number" and money[column_index - 1]:
+                    cell.number_format = money_format
+                    widths[column_index - 1] = max(widths[column_index - 1], 14)
+                elif kind == "number" and share[column_index - 1]:
+                    cell.number_format = "0.0%"
+                elif kind == "datetime":
+                    cell.number_format = "yyyy-mm-dd hh:mm"
+                    widths[column_index - 1] = max(widths[column_index - 1], 17)
+                elif kind == "date":
+                    cell.number_format = "yyyy-mm-dd"
+                    widths[column_index - 1] = max(widths[column_index - 1], 11)
+                else:
+                    widths[column_index - 1] = max(widths[column_index - 1], min(len(str(value)), 20))
+        for index, width in enumerate(widths, start=1):
+            sheet.column_dimensions[get_column_letter(index)].width = width + 2
+        sheet.freeze_panes = "A2"
+    if not workbook.sheetnames:
+        workbook.create_sheet("Sheet")
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
