@@ -36,6 +36,7 @@ from .audit import PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, Aud
 from .auth.roles import Action, Actor, PermissionDenied, allowed, require
 from .bulk import RESULT_COLUMNS
 from .jobs.store import Job, JobStore
+from . import tables
 from .tables import CUSTOMER_COLUMNS, typed_customer_frame
 from .inputs import InputRefused, checkout_redirect, reason_text, typed_confirmation
 from .payments import validation
@@ -44,8 +45,9 @@ from .payments.errors import ApiConnectionError, ApiTimeoutError, PaymentsError,
 from .payments.models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
 
 T = TypeVar("T")
-# A job's results table: the columns the Bulk page showed, then the rest of each customer's record.
-JOB_COLUMNS = RESULT_COLUMNS + [column for column in CUSTOMER_COLUMNS if column not in RESULT_COLUMNS]
+# A job's results table: the columns the Bulk page showed, then the rest of each customer's record (with the
+# amounts the finance summary needs, services/tables.py).
+JOB_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + CUSTOMER_COLUMNS + list(getattr(tables, "FINANCE_COLUMNS", []))))
 
 
 @dataclass(frozen=True)
