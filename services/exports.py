@@ -118,12 +118,12 @@ def _is_money(frame: pd.DataFrame, column: object) -> bool:
 
 
 def _xlsx_value(value: Any) -> tuple[Any, str]:
-    """A cell's value and its kind: "text" (neutralised, XML-safe), "number", "bool", "datetime", "date",
+    """A cell's value and its kind: "text" (XML-safe, then neutralised), "number", "bool", "datetime", "date",
     or "empty"."""
     if value is None or value is pd.NA or value is pd.NaT:
         return None, "empty"
-    if isinstance(value, float) and math.isnan(value):
-        return None, "empty"
+    if isinstance(value, str):
+        return neutralise(_XML_ILLEGAL.sub("\ufffd", value)), "text"
     if isinstance(value, (bool, np.bool_)):
         return bool(value), "bool"
     if isinstance(value, (int, np.integer)):
@@ -139,62 +139,66 @@ def _xlsx_value(value: Any) -> tuple[Any, str]:
         return moment.to_pydatetime(), "datetime"
     if isinstance(value, date):
         return value, "date"
-    return _XML_ILLEGAL.sub("\ufffd", str(neutralise(str(value)))), "text"
+    return neutralise(_XML_ILLEGAL.sub("\ufffd", str(value))), "text"
+
+
+_WIDTH_SAMPLE = 500  # rows read to size a column
 
 
 def xlsx_bytes(sheets: dict[str, pd.DataFrame], currency: str = "USD") -> bytes:
-    """An Excel workbook, one sheet per frame (in order; titles made valid for Excel).
+    """An Excel workbook, one sheet per frame (in order; titles made valid for Excel), header row bold and frozen.
 
     Nothing from the API becomes a formula, a hyperlink or an external link: every text cell (and header) is
-    neutralised as the CSV export does and stored as a string (inline), never a formula; no cell gets a
+    neutralised as the CSV export does, so none begins with `=` and each is written as a string; no cell gets a
     hyperlink. Money columns (MONEY_COLUMNS by name, or a column of Decimals) are numbers with `currency`'s
-    format; times are Excel datetimes in UTC; numbers stay numbers (a negative amount is a number, not text)."""
+    format; times are Excel datetimes in UTC; numbers stay numbers (a negative amount is a number, not text).
+    Rows are streamed (openpyxl's write-only mode): 5,000 results take a second or two."""
     from openpyxl import Workbook
-    from openpyxl.cell.cell import TYPE_STRING
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    workbook = Workbook()
-    workbook.remove(workbook.active)
+    workbook = Workbook(write_only=True)
     money_format = currency_format(currency)
+    bold = Font(bold=True)
     used: set[str] = set()
     for name, frame in sheets.items():
         sheet = workbook.create_sheet(_sheet_title(name, used))
-        columns = list(frame.columns)
-        money = [_is_money(frame, column) for column in columns]
-        share = [str(column) in SHARE_COLUMNS for column in columns]
-        widths = []
-        for index, column in enumerate(columns, start=1):
-            header, _ = _xlsx_value(str(column))
-            cell = sheet.cell(row=1, column=index, value=header)
-            cell.data_type, cell.font = TYPE_STRING, Font(bold=True)
-            widths.append(len(header))
-        for row_index, row in enumerate(frame.itertuples(index=False, name=None), start=2):
-            for column_index, raw in enumerate(row, start=1):
-                value, kind = _xlsx_value(raw)
-                if kind == "empty":
+        titles: list[str] = []
+        cells: list[list[Any]] = []
+        widths: list[int] = []
+        for column in frame.columns:
+            money = _is_money(frame, column)
+            values = [_xlsx_value(raw) for raw in frame[column].tolist()]
+            fixed = {"datetime": "yyyy-mm-dd hh:mm", "date": "yyyy-mm-dd",
+                     "number": money_format if money else "0.0%" if str(column) in SHARE_COLUMNS else None}
+            column_cells: list[Any] = []
+            for value, kind in values:
+                number_format = fixed.get(kind)
+                if number_format is None:
+                    column_cells.append(value)
                     continue
-                cell = sheet.cell(row=row_index, column=column_index)
-                cell.value = value
-                if kind == "text":
-                    cell.data_type = TYPE_STRING  # set after the value: never a formula
-                    widths[column_index - 1] = max(widths[column_index - 1], min(len(value), 60))
-                elif kind == "number" and money[column_index - 1]:
-                    cell.number_format = money_format
-                    widths[column_index - 1] = max(widths[column_index - 1], 14)
-                elif kind == "number" and share[column_index - 1]:
-                    cell.number_format = "0.0%"
-                elif kind == "datetime":
-                    cell.number_format = "yyyy-mm-dd hh:mm"
-                    widths[column_index - 1] = max(widths[column_index - 1], 17)
-                elif kind == "date":
-                    cell.number_format = "yyyy-mm-dd"
-                    widths[column_index - 1] = max(widths[column_index - 1], 11)
-                else:
-                    widths[column_index - 1] = max(widths[column_index - 1], min(len(str(value)), 20))
+                cell = WriteOnlyCell(sheet, value=value)
+                cell.number_format = number_format
+                column_cells.append(cell)
+            header, _ = _xlsx_value(str(column))
+            sample = [len(value) if kind == "text" else 17 if kind == "datetime" else 11 if kind == "date"
+                      else 14 if money else min(len(str(value)), 20) for value, kind in values[:_WIDTH_SAMPLE]
+                      if kind != "empty"]
+            widths.append(min(max([len(header), *sample]), 60) + 2)
+            titles.append(header)
+            cells.append(column_cells)
         for index, width in enumerate(widths, start=1):
-            sheet.column_dimensions[get_column_letter(index)].width = width + 2
+            sheet.column_dimensions[get_column_letter(index)].width = width
         sheet.freeze_panes = "A2"
+        headers = []
+        for header in titles:
+            cell = WriteOnlyCell(sheet, value=header)
+            cell.font = bold
+            headers.append(cell)
+        sheet.append(headers)
+        for row in zip(*cells):
+            sheet.append(list(row))
     if not workbook.sheetnames:
         workbook.create_sheet("Sheet")
     out = io.BytesIO()

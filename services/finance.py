@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from .exports import xlsx_bytes
 from .tables import FINANCE_COLUMNS, monthly_cents
 
 COUNTED_STATUSES = frozenset({"active", "past_due"})
@@ -315,3 +316,12 @@ def summary_frames(summary: FinanceSummary) -> dict[str, pd.DataFrame]:
             if column in frames[name]:
                 frames[name][column] = frames[name][column].astype("Int64")
     return frames
+
+
+def summary_xlsx(summary: FinanceSummary, results: pd.DataFrame | None = None) -> bytes:
+    """The summary's Excel download: its sheets (SHEETS), then the results it was computed from when given, all
+    formula-neutralised (services/exports.py `xlsx_bytes`), amounts formatted in the summary's currency."""
+    sheets = summary_frames(summary)
+    if results is not None:
+        sheets["Results"] = results
+    return xlsx_bytes(sheets, currency=summary.currency)

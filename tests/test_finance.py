@@ -25,7 +25,7 @@ from sandbox.control_client import SandboxControl
 from services.bulk import BulkLookup
 from services.exports import xlsx_bytes
 from services.finance import (REASON_CANCELLING, REASON_DOWNGRADE, REASON_PAST_DUE, SHEETS, FinanceSummary,
-                              summarize, summary_frames)
+                              summarize, summary_frames, summary_xlsx)
 from services.payments.client import PaymentsClient
 from services.payments.models import parse_customer
 from services.tables import FINANCE_COLUMNS, customer_record, typed_customer_frame
@@ -88,7 +88,7 @@ def sandbox_expectations(db_path: Path, today: date) -> dict[str, Any]:
 
 
 def check_against_sandbox(running: RunningSandbox, client: PaymentsClient, control: SandboxControl,
-                          monkeypatch: pytest.MonkeyPatch) -> FinanceSummary:
+                          monkeypatch: pytest.MonkeyPatch) -> tuple[FinanceSummary, pd.DataFrame]:
     # The results table carries the finance columns (services/tables.py FINANCE_COLUMNS).
     monkeypatch.setattr(bulk, "RESULT_COLUMNS", COLUMNS)
     # A yearly subscription moving to the same plan monthly: a "downgrade" that raises MRR (nothing at risk).
@@ -124,14 +124,15 @@ def check_against_sandbox(running: RunningSandbox, client: PaymentsClient, contr
     assert dict(summary.status_counts) == {**expected["statuses"], "not found": 2}
     assert sorted(item.organization_id for item in summary.not_counted) == ["org_nosuchone", "org_nosuchtwo"]
     assert summary.counted == len(expected["organizations"])
-    return summary
+    return summary, results
 
 
 def test_summary_matches_the_sandboxs_own_state(sandbox: RunningSandbox, client: PaymentsClient,
                                                 control: SandboxControl, monkeypatch: pytest.MonkeyPatch) -> None:
-    summary = check_against_sandbox(sandbox, client, control, monkeypatch)
-    workbook = load_workbook(io.BytesIO(xlsx_bytes(summary_frames(summary))))
-    assert workbook.sheetnames == list(SHEETS)
+    summary, frame = check_against_sandbox(sandbox, client, control, monkeypatch)
+    workbook = load_workbook(io.BytesIO(summary_xlsx(summary, frame)))
+    assert workbook.sheetnames == [*SHEETS, "Results"]
+    assert workbook["Results"].max_row == len(frame) + 1
     mrr_row = next(row for row in workbook["Summary"].iter_rows(min_row=2) if row[0].value == "MRR")
     assert Decimal(str(mrr_row[1].value)) == summary.mrr and "$" in mrr_row[1].number_format
 
