@@ -62,6 +62,7 @@ class PlanRevenue:
     subscriptions: int  # counted in MRR (active and past due) on this plan
     mrr: Decimal
     arr: Decimal
+    mrr_at_risk: Decimal = Decimal(0)  # of this plan's MRR
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def summarize(results: pd.DataFrame, today: date, trial_window_days: int = TRIAL
 
     plan_cents: dict[str, Decimal] = {}
     plan_counts: Counter[str] = Counter()
+    plan_lost: dict[str, Decimal] = {}
     at_risk: list[tuple[AtRisk, Decimal]] = []  # each with the exact cents it puts at risk
     trials: list[TrialEnding] = []
     not_counted: list[NotCounted] = []
@@ -229,6 +231,7 @@ def summarize(results: pd.DataFrame, today: date, trial_window_days: int = TRIAL
             organization_id, _text(row.get("name")), plan, status, reason, money(cents), money(lost), effective,
             to_plan=scheduled_plan, to_mrr=money(scheduled) if scheduled is not None else None,
             also="; ".join(reasons[1:]) or None), lost))
+        plan_lost[key] = plan_lost.get(key, Decimal(0)) + lost
 
     lost_by_reason = {reason: Decimal(0) for reason in REASONS}
     count_by_reason: Counter[str] = Counter()
@@ -237,7 +240,8 @@ def summarize(results: pd.DataFrame, today: date, trial_window_days: int = TRIAL
         count_by_reason[risk.reason] += 1
     lost_total = sum(lost_by_reason.values(), Decimal(0))
 
-    by_plan = tuple(sorted((PlanRevenue(plan, plan_counts[plan], money(cents), money(cents * 12))
+    by_plan = tuple(sorted((PlanRevenue(plan, plan_counts[plan], money(cents), money(cents * 12),
+                                        money(plan_lost.get(plan, Decimal(0))))
                             for plan, cents in plan_cents.items()), key=lambda item: (-item.mrr, item.plan)))
     statuses = Counter(row["status"] for row in rows)
     return FinanceSummary(
@@ -290,8 +294,9 @@ def summary_frames(summary: FinanceSummary) -> dict[str, pd.DataFrame]:
             columns=["figure", "amount", "organizations", "note"]),
         "By plan": pd.DataFrame(
             [{"plan": item.plan, "subscriptions": item.subscriptions, "mrr": item.mrr, "arr": item.arr,
-              "share_of_mrr": float(item.mrr / summary.mrr) if summary.mrr else None} for item in summary.by_plan],
-            columns=["plan", "subscriptions", "mrr", "arr", "share_of_mrr"]),
+              "share_of_mrr": float(item.mrr / summary.mrr) if summary.mrr else None,
+              "mrr_at_risk": item.mrr_at_risk} for item in summary.by_plan],
+            columns=["plan", "subscriptions", "mrr", "arr", "share_of_mrr", "mrr_at_risk"]),
         "At risk": pd.DataFrame(
             [{"organization_id": item.organization_id, "name": item.name, "plan": item.plan, "status": item.status,
               "reason": item.reason, "also": item.also, "mrr": item.mrr, "mrr_at_risk": item.mrr_at_risk,

@@ -56,6 +56,7 @@ def sandbox_expectations(db_path: Path, today: date) -> dict[str, Any]:
     by_plan: dict[str, Decimal] = {}
     risk = {REASON_CANCELLING: Decimal(0), REASON_PAST_DUE: Decimal(0), REASON_DOWNGRADE: Decimal(0)}
     at_risk: dict[str, str] = {}
+    lost_by_plan: dict[str, Decimal] = {}
     trials: set[str] = set()
     for organization_id in organizations:
         subscription = newest.get(organization_id)
@@ -72,19 +73,21 @@ def sandbox_expectations(db_path: Path, today: date) -> dict[str, Any]:
             continue
         total += monthly
         by_plan[plan.name] = by_plan.get(plan.name, Decimal(0)) + monthly
+        lost, reason = Decimal(0), None
         if subscription["cancel_at_period_end"]:
-            risk[REASON_CANCELLING] += monthly
-            at_risk[organization_id] = REASON_CANCELLING
+            lost, reason = monthly, REASON_CANCELLING
         elif subscription["status"] == "past_due":
-            risk[REASON_PAST_DUE] += monthly
-            at_risk[organization_id] = REASON_PAST_DUE
+            lost, reason = monthly, REASON_PAST_DUE
         elif subscription["scheduled_price_id"]:
             _, scheduled = PRICES[subscription["scheduled_price_id"]]
             after = Decimal(scheduled.unit_amount) / (12 if scheduled.interval == "year" else 1)
-            risk[REASON_DOWNGRADE] += max(Decimal(0), monthly - after)
-            at_risk[organization_id] = REASON_DOWNGRADE
+            lost, reason = max(Decimal(0), monthly - after), REASON_DOWNGRADE
+        if reason:
+            risk[reason] += lost
+            at_risk[organization_id] = reason
+            lost_by_plan[plan.name] = lost_by_plan.get(plan.name, Decimal(0)) + lost
     return {"organizations": organizations, "statuses": statuses, "mrr": total, "by_plan": by_plan, "risk": risk,
-            "at_risk": at_risk, "trials": trials}
+            "at_risk": at_risk, "trials": trials, "lost_by_plan": lost_by_plan}
 
 
 def check_against_sandbox(running: RunningSandbox, client: PaymentsClient, control: SandboxControl,
@@ -111,6 +114,8 @@ def check_against_sandbox(running: RunningSandbox, client: PaymentsClient, contr
     assert summary.arr == dollars(expected["mrr"] * 12)
     assert {item.plan: item.mrr for item in summary.by_plan} == {
         plan: dollars(cents) for plan, cents in expected["by_plan"].items()}
+    assert {item.plan: item.mrr_at_risk for item in summary.by_plan if item.mrr_at_risk} == {
+        plan: dollars(cents) for plan, cents in expected["lost_by_plan"].items() if dollars(cents)}
     assert summary.paying == sum(expected["statuses"][status] for status in ("active", "past_due"))
     assert summary.mrr_at_risk == dollars(sum(expected["risk"].values()))
     assert {reason: amount for reason, _, amount in summary.at_risk_by_reason} == {
@@ -236,6 +241,8 @@ def test_downgrades_by_their_mrr_difference_and_each_subscription_at_risk_once()
                                          (REASON_DOWNGRADE, 2, Decimal("300.00")))
     assert [item.organization_id for item in summary.at_risk][:2] == ["org_cancel", "org_down"]  # most at risk first
     assert summary.at_risk_share == (Decimal("878.00") / summary.mrr).quantize(Decimal("0.0001"))
+    assert {item.plan: item.mrr_at_risk for item in summary.by_plan} == {
+        "Scale": Decimal("300.00"), "Growth": Decimal("399.00"), "Starter": Decimal("179.00")}
 
 
 def test_trials_ending_in_the_next_fourteen_days() -> None:
@@ -351,6 +358,19 @@ def test_show_summary_renders_for_a_finance_lead() -> None:
                         customer_json("org_c", "trialing", "Free Trial",
                                       trial_end=datetime(2026, 12, 1, tzinfo=timezone.utc)))
         show_summary(summarize(frame, date(2026, 11, 26)))
+
+    from ui.finance import mrr_by_plan_data, mrr_by_plan_spec
+
+    summary = summarize(results(customer_json("org_a", "active", "Growth", cancel=True),
+                                customer_json("org_b", "active", "Scale")), TODAY)
+    by_plan = summary_frames(summary)["By plan"]
+    data, spec = mrr_by_plan_data(by_plan), mrr_by_plan_spec(by_plan.plan.tolist())
+    assert spec["encoding"]["y"]["sort"] == ["Scale", "Growth"]
+    fields = {encoding["field"] for encoding in spec["encoding"].values() if isinstance(encoding, dict)}
+    assert fields | {tooltip["field"] for tooltip in spec["encoding"]["tooltip"]} <= set(data.columns)
+    assert "expr" not in str(spec) and "calculate" not in str(spec)  # nothing for Vega to evaluate (CSP)
+    assert data.groupby("plan").amount.sum().to_dict() == {"Growth": 399.0, "Scale": 699.0}
+    assert data[(data.plan == "Growth") & (data.part == "At risk")].amount.tolist() == [399.0]
 
     at = AppTest.from_function(page, default_timeout=20).run()
     assert not at.exception

@@ -45,20 +45,41 @@ def _as_floats(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return shown
 
 
-def mrr_by_plan_spec(currency: str = "USD") -> dict[str, Any]:
-    """A plain Vega-Lite spec (no expressions: it runs under the console's CSP): one bar per plan, by MRR."""
+SECURE, AT_RISK = "Not at risk", "At risk"
+
+
+def mrr_by_plan_data(by_plan: pd.DataFrame) -> pd.DataFrame:
+    """The chart's rows: per plan, its MRR not at risk and at risk (floats for the chart only)."""
+    rows = []
+    for order, item in enumerate(by_plan.itertuples(index=False)):
+        at_risk = float(item.mrr_at_risk or 0)
+        common = {"plan": item.plan, "order": order, "mrr": float(item.mrr), "arr": float(item.arr),
+                  "subscriptions": int(item.subscriptions), "at_risk": at_risk}
+        rows.append({**common, "part": SECURE, "amount": float(item.mrr) - at_risk})
+        rows.append({**common, "part": AT_RISK, "amount": at_risk})
+    return pd.DataFrame(rows, columns=["plan", "order", "part", "amount", "mrr", "arr", "subscriptions", "at_risk"])
+
+
+def mrr_by_plan_spec(plans: list[str], currency: str = "USD") -> dict[str, Any]:
+    """A plain Vega-Lite spec (no expressions: it runs under the console's CSP): one bar per plan (highest MRR
+    first), its MRR at risk stacked in orange."""
     axis_format = "$,.0f" if currency == "USD" else ",.0f"
+    exact = axis_format.replace(".0f", ".2f")
     return {
         "mark": {"type": "bar"},
         "encoding": {
-            "y": {"field": "plan", "type": "nominal", "sort": "-x", "title": None,
+            "y": {"field": "plan", "type": "nominal", "sort": plans, "title": None,
                   "axis": {"labelOverlap": False, "labelLimit": 220}},
-            "x": {"field": "mrr", "type": "quantitative", "axis": {"format": axis_format},
+            "x": {"field": "amount", "type": "quantitative", "stack": "zero", "axis": {"format": axis_format},
                   "title": "MRR" if currency == "USD" else f"MRR ({currency})"},
+            "color": {"field": "part", "type": "nominal", "title": None, "legend": {"orient": "top"},
+                      "scale": {"domain": [SECURE, AT_RISK], "range": ["#1f77b4", "#ff7f0e"]}},
+            "order": {"field": "part", "sort": "descending"},
             "tooltip": [
                 {"field": "plan", "type": "nominal", "title": "Plan"},
-                {"field": "mrr", "type": "quantitative", "title": "MRR", "format": axis_format.replace(".0f", ".2f")},
-                {"field": "arr", "type": "quantitative", "title": "ARR", "format": axis_format.replace(".0f", ".2f")},
+                {"field": "mrr", "type": "quantitative", "title": "MRR", "format": exact},
+                {"field": "at_risk", "type": "quantitative", "title": "MRR at risk", "format": exact},
+                {"field": "arr", "type": "quantitative", "title": "ARR", "format": exact},
                 {"field": "subscriptions", "type": "quantitative", "title": "Subscriptions", "format": ","},
             ],
         },
@@ -90,14 +111,15 @@ def show_summary(summary: FinanceSummary) -> None:
         coverage += f" · **{len(summary.not_counted):,} not counted** (listed below)"
     st.caption(coverage)
 
-    by_plan = _as_floats(frames["By plan"], ("mrr", "arr"))
+    by_plan = frames["By plan"]
     chart_column, reasons_column = st.columns([3, 2])
     with chart_column:
         st.markdown("**MRR by plan**")
         if by_plan.empty:
             st.caption("No paying subscriptions in these results.")
         else:
-            st.vega_lite_chart(by_plan, {**mrr_by_plan_spec(currency), "height": 32 * len(by_plan) + 40},
+            spec = mrr_by_plan_spec(by_plan.plan.tolist(), currency)
+            st.vega_lite_chart(mrr_by_plan_data(by_plan), {**spec, "height": 34 * len(by_plan) + 50},
                                width="stretch")
     with reasons_column:
         st.markdown("**MRR at risk, by reason**")
