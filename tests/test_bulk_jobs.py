@@ -174,3 +174,46 @@ def test_the_desk_audits_starts_stops_and_downloads_and_shows_jobs_to_their_owne
     assert start.user == "ann" and job_id in start.parameters and '"organizations": 4' in start.parameters
     download = events[events.action == "download bulk lookup"].iloc[0]
     assert '"rows": 4' in download.parameters and job_id in download.parameters
+
+
+def test_a_separate_worker_process_runs_jobs_and_gives_its_job_back_on_sigterm(tmp_path: Path,
+                                                                            slow_sandbox: RunningSandbox) -> None:
+    """`python -m services.jobs worker`, as `make cluster` starts it, on the production settings."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from services.auth.users import add_user
+
+    add_user(tmp_path / "users.yaml", "ann", "support", "a-long-password-1")
+    store_url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    engine = open_store(store_url)
+    jobs = JobStore(engine)
+    control = SandboxControl(slow_sandbox.root_url, slow_sandbox.api_key)
+    ids = _ids(control)
+    job_id = jobs.create("ann", "support", ids)
+    env = {**os.environ, "PAYMENTS_API_URL": slow_sandbox.base_url, "PAYMENTS_API_KEY": slow_sandbox.api_key,
+           "AUDIT_DATABASE_URL": store_url, "BILLING_DESK_USERS": str(tmp_path / "users.yaml"),
+           "BILLING_DESK_COOKIE_KEY": "k" * 8 + "abcdefghijklmnopqrstuvwxyz012345",
+           "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1:8501", "BILLING_DESK_JOB_LEASE_SECONDS": "3"}
+    env.pop("BILLING_DESK_SANDBOX", None)
+    root = Path(__file__).resolve().parents[1]
+    worker = subprocess.Popen([sys.executable, "-m", "services.jobs", "worker"], cwd=root, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: jobs.job(job_id).done >= 10, 60)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        job = jobs.job(job_id)
+        assert job.status == RUNNING and job.worker_id is None and job.done < len(ids)  # given back at once
+        worker = subprocess.Popen([sys.executable, "-m", "services.jobs", "worker"], cwd=root, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        _wait(lambda: jobs.job(job_id).status == DONE, 60)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=30)[0].decode()
+    assert "Bulk-job worker running" in output, output
+    reads = _reads(control)
+    assert set(reads) == set(ids) and max(reads.values()) == 1  # a clean stop fetches nothing twice
+    engine.dispose()
