@@ -292,6 +292,34 @@ def test_bulk_lookup_of_fifty_ids(sandbox_control: SandboxControl) -> None:
     assert list(jobs.id) == [job_id] and list(jobs.status) == ["Done"]
 
 
+def test_finance_sees_the_summary_of_a_job_and_admin_sees_everyone_s_jobs(sandbox_control: SandboxControl) -> None:
+    known = [row["id"] for row in sandbox_control.organizations()][:20]
+    at = app("finance")
+    at.switch_page("pages/bulk.py").run()
+    assert "Your jobs" in texts(at) or not at.dataframe
+    at.text_area(key="bulk_text").input(" ".join(known)).run()
+    at.button(key="bulk_start").click().run()
+    job_id = _param(at, "job")
+    for _ in range(120):
+        at.run()
+        if any(button.label == "Download summary CSV" for button in at.get("download_button")):
+            break
+        time.sleep(0.5)
+    assert "Finance summary" in texts(at)
+    assert {"Download summary CSV", "Download summary Excel"} <= {button.label for button in at.get("download_button")}
+    assert any(metric.label == "MRR" for metric in at.metric)
+    admin = app("admin")
+    admin.switch_page("pages/bulk.py").run()
+    assert "Everyone's jobs" in texts(admin)
+    jobs = next(table.value for table in admin.dataframe if "who" in table.value.columns)
+    assert job_id in list(jobs.id) and "finance" in list(jobs.who)
+    support = app("support")
+    support.switch_page("pages/bulk.py").run()
+    support.query_params["job"] = job_id
+    support.run()
+    assert "no bulk lookup with that id that you may see" in texts(support)  # not theirs
+
+
 def _param(at: AppTest, name: str) -> str | None:
     value = at.query_params.get(name)
     return value[0] if isinstance(value, list) else value
