@@ -51,13 +51,13 @@ SECURE, AT_RISK = "Not at risk", "At risk"
 def mrr_by_plan_data(by_plan: pd.DataFrame) -> pd.DataFrame:
     """The chart's rows: per plan, its MRR not at risk and at risk (floats for the chart only)."""
     rows = []
-    for order, item in enumerate(by_plan.itertuples(index=False)):
+    for item in by_plan.itertuples(index=False):
         at_risk = float(item.mrr_at_risk or 0)
-        common = {"plan": item.plan, "order": order, "mrr": float(item.mrr), "arr": float(item.arr),
+        common = {"plan": item.plan, "mrr": float(item.mrr), "arr": float(item.arr),
                   "subscriptions": int(item.subscriptions), "at_risk": at_risk}
         rows.append({**common, "part": SECURE, "amount": float(item.mrr) - at_risk})
         rows.append({**common, "part": AT_RISK, "amount": at_risk})
-    return pd.DataFrame(rows, columns=["plan", "order", "part", "amount", "mrr", "arr", "subscriptions", "at_risk"])
+    return pd.DataFrame(rows, columns=["plan", "part", "amount", "mrr", "arr", "subscriptions", "at_risk"])
 
 
 def mrr_by_plan_spec(plans: list[str], currency: str = "USD") -> dict[str, Any]:
@@ -67,6 +67,7 @@ def mrr_by_plan_spec(plans: list[str], currency: str = "USD") -> dict[str, Any]:
     exact = axis_format.replace(".0f", ".2f")
     return {
         "mark": {"type": "bar"},
+        "height": {"step": 34},  # a fixed height squeezes the bars under a top legend
         "encoding": {
             "y": {"field": "plan", "type": "nominal", "sort": plans, "title": None,
                   "axis": {"labelOverlap": False, "labelLimit": 220}},
@@ -118,8 +119,7 @@ def show_summary(summary: FinanceSummary) -> None:
         if by_plan.empty:
             st.caption("No paying subscriptions in these results.")
         else:
-            spec = mrr_by_plan_spec(by_plan.plan.tolist(), currency)
-            st.vega_lite_chart(mrr_by_plan_data(by_plan), {**spec, "height": 34 * len(by_plan) + 50},
+            st.vega_lite_chart(mrr_by_plan_data(by_plan), mrr_by_plan_spec(by_plan.plan.tolist(), currency),
                                width="stretch")
     with reasons_column:
         st.markdown("**MRR at risk, by reason**")
@@ -164,7 +164,9 @@ def show_summary(summary: FinanceSummary) -> None:
     with missing_column:
         st.markdown(f"**Not counted** ({len(summary.not_counted):,})")
         if summary.not_counted:
-            st.dataframe(frames["Not counted"], hide_index=True, width="stretch",
+            missing = frames["Not counted"].copy()
+            missing["status"] = missing["status"].map(status_label)
+            st.dataframe(missing, hide_index=True, width="stretch",
                          column_config={"organization_id": "Organization", "status": "Status", "reason": "Why"})
         else:
             st.caption("Every organization's revenue is known: none is left out of the totals.")
