@@ -379,3 +379,14 @@ def test_show_summary_renders_for_a_finance_lead() -> None:
     assert metrics["MRR at risk"] == "$149.17" and metrics["Trials ending in 14 days"] == "1"
     assert len(at.dataframe) >= 4
     assert not any("evil.example" in markdown.value for markdown in at.markdown)
+
+
+def test_empty_and_nothing_found_results_summarize_to_zero() -> None:
+    empty = summarize(results(), TODAY)
+    assert (empty.mrr, empty.arr, empty.mrr_at_risk, empty.organizations, empty.at_risk_share) == (0, 0, 0, 0, None)
+    assert all(frame.empty for name, frame in summary_frames(empty).items() if name != "Summary")
+    missing = summarize(results(extra=[{"organization_id": f"org_gone{index}", "status": "not found",
+                                        "error": "No such organization"} for index in range(3)]), TODAY)
+    assert missing.mrr == 0 and missing.counted == 0 and len(missing.not_counted) == 3
+    assert dict(missing.status_counts) == {"not found": 3}
+    load_workbook(io.BytesIO(summary_xlsx(missing, results())))  # a valid file, even with nothing in it
