@@ -168,12 +168,18 @@ def test_the_desk_audits_starts_stops_and_downloads_and_shows_jobs_to_their_owne
     assert csv.splitlines()[0].startswith('"organization_id","name","status"') and len(csv.splitlines()) == 5
     with pytest.raises(PermissionDenied):
         desk.bulk_job_export(ann, job_id, "summary", "csv")
+    summary = desk.bulk_job_export(admin, job_id, "summary", "csv").decode()
+    assert summary.startswith('"table",') and len(summary.splitlines()) > 2
+    assert desk.bulk_job_export(admin, job_id, "summary", "xlsx")[:2] == b"PK"  # a zip: an .xlsx workbook
+    with pytest.raises(InputRefused, match="as CSV or Excel"):
+        desk.bulk_job_export(ann, job_id, "results", "pdf")
     assert not desk.stop_bulk_job(admin, job_id)  # it had finished
     events = desk.audit.events(AuditFilter())
     start = events[events.action == "start bulk lookup"].iloc[0]
     assert start.user == "ann" and job_id in start.parameters and '"organizations": 4' in start.parameters
-    download = events[events.action == "download bulk lookup"].iloc[0]
-    assert '"rows": 4' in download.parameters and job_id in download.parameters
+    downloads = events[events.action == "download bulk lookup"]
+    assert len(downloads) == 3 and set(downloads.user) == {"ann", "root"}
+    assert all('"rows": 4' in parameters and job_id in parameters for parameters in downloads.parameters)
 
 
 def test_a_separate_worker_process_runs_jobs_and_gives_its_job_back_on_sigterm(tmp_path: Path,
