@@ -208,16 +208,20 @@ class BillingDesk:
         with reading():
             job = self._visible_job(actor, job_id)
             frame = _job_frame(self.jobs.results(job.id))
+        summary = None
         if what == "results":
             sheets = {"Results": frame}
         else:
             from . import finance  # the finance summary (services/finance.py)
 
-            sheets = finance.summary_frames(finance.summarize(frame, datetime.now(timezone.utc).date()))
+            summary = finance.summarize(frame, datetime.now(timezone.utc).date())
+            sheets = finance.summary_frames(summary)
         self.audit.record(user=actor.username, role=actor.role.value, action="download bulk lookup",
                           organization_id=None, outcome="succeeded", subject=actor.subject, required=True,
                           parameters={"job": job.id, "owner": job.username, "what": what, "format": fmt,
                                       "rows": len(frame)})
+        if fmt == "xlsx" and summary is not None:  # the summary's sheets, then the results it was made from
+            return finance.summary_xlsx(summary, _naive_times(frame))
         if fmt == "xlsx":
             return exports.xlsx_bytes({name: _naive_times(sheet) for name, sheet in sheets.items()})
         if len(sheets) == 1:
