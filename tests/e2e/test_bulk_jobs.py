@@ -59,13 +59,13 @@ def test_a_job_goes_on_through_a_reload_and_an_admin_elsewhere_sees_and_stops_it
     admin = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:
         login(support, console, "support", "bulk")
-        job_id = _start_job(support, _ids(console, 800))
-        expect(support.get_by_role("heading", name="Bulk lookup of 800 organizations")).to_be_visible()
+        job_id = _start_job(support, _ids(console, 1500))
+        expect(support.get_by_role("heading", name="Bulk lookup of 1,500 organizations")).to_be_visible()
         _until(lambda: _done(support) >= 20)
         before = _done(support)
         support.reload()
         wait_for_app(support)
-        expect(support.get_by_role("heading", name="Bulk lookup of 800 organizations")).to_be_visible()
+        expect(support.get_by_role("heading", name="Bulk lookup of 1,500 organizations")).to_be_visible()
         _until(lambda: _done(support) > before + 20)  # it went on while the page reloaded, and is still going
         expect(support.get_by_role("heading", name="Your jobs")).to_be_visible()
         screenshot(support, "bulk-jobs")
@@ -77,8 +77,8 @@ def test_a_job_goes_on_through_a_reload_and_an_admin_elsewhere_sees_and_stops_it
         expect(admin.get_by_text(re.compile(r"Started by support \(support\)"))).to_be_visible()
         screenshot(admin, "bulk-jobs-admin")
         admin.locator(".st-key-bulk_stop").get_by_role("button").click()
-        expect(admin.get_by_text(re.compile(r"Stopped: [\d,]+ of 800 were looked up"))).to_be_visible(timeout=20_000)
-        expect(support.get_by_text(re.compile(r"Stopped: [\d,]+ of 800 were looked up"))).to_be_visible(
+        expect(admin.get_by_text(re.compile(r"Stopped: [\d,]+ of 1,500 were looked up"))).to_be_visible(timeout=20_000)
+        expect(support.get_by_text(re.compile(r"Stopped: [\d,]+ of 1,500 were looked up"))).to_be_visible(
             timeout=20_000)  # the owner's page, polling the store, sees it stop
         expect(support.get_by_text(re.compile("stopped by admin"))).to_be_visible()
         expect(support.get_by_role("button", name="Download results CSV")).to_be_visible()
