@@ -2,7 +2,7 @@
 
 A job is a row in `bulk_jobs` and one row per organization id in `bulk_job_items` (store.py). A person starts
 one through the desk (services/desk.py `start_bulk_job`); it waits `queued` until a worker claims it. Workers
-(worker.py) run inside each console process (`BILLING_DESK_JOB_WORKERS`, 2 by default, each running one job at a time) and, in production, as
+(worker.py) run inside each console process (`BILLING_DESK_JOB_WORKERS`, 2 by default) and, in production, as
 separate processes too (`python -m services.jobs worker`, started by `make cluster`). A worker claims one job at
 a time for a lease it renews while working, fetches the ids still pending through the one PaymentsClient (whose
 pacer books every request in the key's rate budget shared through the store, services/rate_budget.py, so the
