@@ -94,7 +94,7 @@ def results(desk: BillingDesk, actor: Actor, job: Job, frame: pd.DataFrame) -> N
 
 def downloads(desk: BillingDesk, actor: Actor, job: Job, what: str, name: str) -> None:
     """CSV and Excel, each made (and audited) on the click."""
-    left, right, _ = st.columns([1, 1, 3])
+    left, right, _ = st.columns([1, 1, 1])
     stem = f"{name}-{job.created_at:%Y%m%d-%H%M}"
     left.download_button(f"Download {what} CSV", lambda: desk.bulk_job_export(actor, job.id, what, "csv"),
                          file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
