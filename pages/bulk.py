@@ -47,10 +47,14 @@ st.caption(f"Look up many organizations at once: a renewal list, an incident's b
            f"Up to {MAX_IDS:,} ids a job; jobs run on the server under the Payments API's rate limit and keep "
            f"going if you reload, log out or close the tab.")
 
+if st.session_state.pop("bulk_started", False):  # a job was just started from these ids: empty the inputs
+    st.session_state["bulk_text"] = ""
+    st.session_state["bulk_inputs"] = st.session_state.get("bulk_inputs", 0) + 1
 paste_column, upload_column = st.columns([3, 2])
 text = paste_column.text_area("Organization ids", key="bulk_text", height=140,
                               placeholder="org_abc123, org_def456 …  (any separators: lines, commas, spaces)")
-upload = upload_column.file_uploader("…or a CSV with an id column", type=["csv"], key="bulk_csv",
+upload = upload_column.file_uploader("…or a CSV with an id column", type=["csv"],
+                                     key=f"bulk_csv_{st.session_state.get('bulk_inputs', 0)}",
                                      help="A column named organization_id, org_id, org or id; else the first column.")
 tokens = ids_from_text(text) + _uploaded_ids(upload)
 parsed = parse_ids(tokens)
@@ -79,6 +83,7 @@ if st.button(f"Look up {len(parsed.valid):,} organizations" if parsed.valid else
     except Exception as problem:
         show_error(problem, "start the bulk lookup")
     else:
+        st.session_state["bulk_started"] = True
         _open(started)
         st.rerun()
 

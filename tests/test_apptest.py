@@ -277,6 +277,7 @@ def test_bulk_lookup_of_fifty_ids(sandbox_control: SandboxControl) -> None:
     at.button(key="bulk_start").click().run()
     job_id = _param(at, "job")
     assert job_id, "the new job is opened (?job=ID)"
+    assert at.text_area(key="bulk_text").value == "", "the box is emptied: a second click can't start it twice"
     for _ in range(120):  # the page polls the store in a fragment, which AppTest doesn't run on its own
         at.run()
         if any(button.label == "Download results CSV" for button in at.get("download_button")):

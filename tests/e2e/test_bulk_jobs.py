@@ -132,3 +132,17 @@ def test_a_console_killed_mid_job_resumes_it_on_restart_fetching_each_id_once(
     twice = sorted(organization for organization, count in reads.items() if count > 1)
     assert len(twice) <= 8 and max(reads.values()) <= 2, twice  # only those in flight when it was killed
     assert _job_row(data_dir, job_id) == ("done", 400)
+
+
+def test_finance_sees_a_job_s_finance_summary_and_downloads_it(page: Page, console: Console) -> None:
+    ids = [row["id"] for row in console.sandbox.organizations()]
+    login(page, console, "finance", "bulk")
+    _start_job(page, ids)
+    expect(page.get_by_text(re.compile(rf"{len(ids)} of {len(ids)} looked up"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name="Finance summary")).to_be_visible()
+    expect(page.get_by_role("button", name="Download summary Excel")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download results Excel").click()
+    assert download.value.suggested_filename.endswith(".xlsx")
+    wait_for_app(page)
+    screenshot(page, "bulk-finance-summary")
