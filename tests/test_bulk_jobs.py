@@ -85,6 +85,14 @@ def test_exactly_one_worker_holds_a_job_until_its_claim_expires(jobs: JobStore) 
     assert not jobs.finish(first, "w1", DONE)
 
 
+def test_workers_take_the_jobs_of_the_person_with_fewest_running_first(jobs: JobStore) -> None:
+    first, second = jobs.create("ann", "support", ["org_a"]), jobs.create("ann", "support", ["org_b"])
+    bobs = jobs.create("bob", "support", ["org_c"])
+    assert jobs.claim("w1", timedelta(seconds=30)).id == first
+    assert jobs.claim("w2", timedelta(seconds=30)).id == bobs  # not ann's second while her first runs
+    assert jobs.claim("w3", timedelta(seconds=30)).id == second
+
+
 def test_a_worker_killed_mid_job_is_replaced_and_every_id_is_fetched_once(
         jobs: JobStore, slow_sandbox: RunningSandbox) -> None:
     control = SandboxControl(slow_sandbox.root_url, slow_sandbox.api_key)

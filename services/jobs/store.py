@@ -176,7 +176,8 @@ class JobStore:
 
     # --- workers ------------------------------------------------------------------------------------------
     def claim(self, worker_id: str, lease: timedelta, lease_id: str | None = None) -> Job | None:
-        """Claims the oldest job with work to do and no live claim, for `lease`; None when there is none. A
+        """Claims a job with work to do and no live claim, for `lease` (the oldest of the person with the fewest
+        jobs being worked, so one person's three jobs don't hold every worker); None when there is none. A
         claim is dead when it expired, or when its worker's process lease (`lease_id`, services/leases.py) has
         ended: a console killed and restarted on the same machine resumes its jobs at once.
         PostgreSQL: the row locked with FOR UPDATE SKIP LOCKED, so workers never wait on each other. SQLite:
@@ -187,7 +188,12 @@ class JobStore:
                         or_(bulk_jobs.c.worker_id.is_(None), bulk_jobs.c.claim_expires_at < moment,
                             and_(bulk_jobs.c.lease_id.is_not(None),
                                  bulk_jobs.c.lease_id.not_in(live_lease_ids(conn)))))
-            query = select(bulk_jobs.c.id).where(free).order_by(bulk_jobs.c.created_at).limit(1)
+            # Fair between people: the job of whoever has the fewest jobs being worked goes first, then the oldest.
+            others = bulk_jobs.alias("others")
+            working = (select(func.count()).select_from(others)
+                       .where(others.c.username == bulk_jobs.c.username, others.c.worker_id.is_not(None),
+                              others.c.claim_expires_at >= moment).scalar_subquery())
+            query = select(bulk_jobs.c.id).where(free).order_by(working, bulk_jobs.c.created_at).limit(1)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             job_id = conn.execute(query).scalar()
