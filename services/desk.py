@@ -13,7 +13,8 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 |---------------------------|---------------------------------|----------------|
 | customer, plans           | LOOK_UP_CUSTOMER, VIEW_PLANS    | refusals       |
 | unsettled_writes, organization_version | LOOK_UP_CUSTOMER   | refusals       |
-| start_bulk_job, bulk_jobs, bulk_job, stop_bulk_job, bulk_job_export | BULK_LOOKUP (everyone's jobs: SEE_ALL_BULK_JOBS; the summary: FINANCE_SUMMARY) | starts, stops, downloads, refusals |
+| start_bulk_job, bulk_jobs, bulk_job | BULK_LOOKUP (everyone's: SEE_ALL_BULK_JOBS) | starts, refusals |
+| stop_bulk_job, bulk_job_export | BULK_LOOKUP (a summary: FINANCE_SUMMARY) | stops, every download |
 | audit_events, audit_page, audit_export, audit_choices, audit_csv, audit_chain_status | READ_AUDIT_LOG | refusals |
 | create_portal_link        | CREATE_PORTAL_LINK              | every attempt  |
 | create_checkout_link      | CREATE_CHECKOUT_LINK            | every attempt  |
