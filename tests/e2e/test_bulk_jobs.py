@@ -1,6 +1,7 @@
 """Bulk lookups as jobs, in Chromium: a job goes on through a reload, an admin in another browser sees it in
-everyone's jobs, opens it from the table and stops it, and a console killed with -9 mid-job resumes it on restart with every id fetched
-once but the few in flight. The sandbox answers slowly (a latency fault) so the jobs last long enough."""
+everyone's jobs, opens it from the table and stops it, a console killed with -9 mid-job resumes it on restart
+with every id fetched once but the few in flight, and finance sees a job's summary. The sandbox answers slowly
+(a latency fault) so the jobs last long enough."""
 
 from __future__ import annotations
 
