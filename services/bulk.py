@@ -4,6 +4,9 @@ The API has no list endpoint, so a list of ids becomes one customer-info call ea
 that share the client's rate pacer (which reads `X-RateLimit-*` and spaces calls so steady use meets no 429).
 A 429 that comes anyway makes every worker wait its `Retry-After`, then the id is tried again. A not-found
 is a result, not a failure of the run. Stop keeps everything fetched so far.
+
+The console runs bulk lookups as durable jobs (services/jobs/), whose workers fetch each id with `fetch_row` and
+store `row_record`; `BulkLookup` is the same fetch held in memory, for scripts and the benchmarks.
 """
 
 from __future__ import annotations
