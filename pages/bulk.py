@@ -111,16 +111,12 @@ def jobs_list() -> None:
 
 def _job_panel(job_id: str) -> None:
     try:
-        view = desk.bulk_job(actor, job_id, results=False)
+        job = desk.bulk_job(actor, job_id, results=False).job
     except Exception as problem:
         show_error(problem, "open the bulk lookup")
-        if st.button("Close", key="bulk_close_missing"):
-            _open(None)
-            st.rerun()
-        return
-    job = view.job
+        job = None
 
-    @st.fragment(run_every=1.0 if job.active else None)
+    @st.fragment(run_every=1.0 if job and job.active else None)
     def live() -> None:
         current = desk.bulk_job(actor, job_id, results=False).job
         if job.active and not current.active:
@@ -138,9 +134,10 @@ def _job_panel(job_id: str) -> None:
         elif current.status == "stopping":
             st.caption("Stopping: the lookups in flight finish, then it stops.")
 
-    live()
-    if not job.active:
-        jobs_ui.results(desk, actor, job, desk.bulk_job(actor, job_id).results)
+    if job is not None:
+        live()
+        if not job.active:
+            jobs_ui.results(desk, actor, job, desk.bulk_job(actor, job_id).results)
     if st.button("Close", icon=":material/close:", key="bulk_close"):
         _open(None)
         st.rerun()
