@@ -3,11 +3,12 @@
     PostgreSQL (.data/cluster/postgres) ─ migrations (as the owner) ─ grants for the console role
     the Payments API sandbox (one process, so every replica sees the same customers)
     console replica-1, replica-2 ── nginx on one port (sticky sessions, deploy/nginx/)
+    a bulk-job worker (`python -m services.jobs worker`) beside the replicas' own worker threads
 
 Every replica gets the settings replicas must share (the cookie key, the users file, the store URL, the API
 URL and key) and is checked with `python -m services.preflight` before it starts, as systemd's ExecStartPre
 does in docs/deployment.md. It prints `Billing Desk cluster on http://127.0.0.1:PORT` when nginx answers, and
-stops everything on Ctrl-C or SIGTERM. A replica that dies is reported and started again (as systemd's
+stops everything on Ctrl-C or SIGTERM. A replica (or the worker) that dies is reported and started again (as systemd's
 `Restart=always` would), unless `--no-restart`.
 
 The tests (tests/e2e/test_cluster.py) start the same `Cluster` in a temporary folder and kill its parts.
@@ -114,6 +115,7 @@ class Cluster:
     postgres: ClusterPostgres = field(init=False)
     sandbox: Child = field(init=False)
     replicas: list[Child] = field(init=False, default_factory=list)
+    worker: Child = field(init=False)  # a bulk-job worker process beside the replicas' own worker threads
     nginx: Child = field(init=False)
 
     @property
@@ -133,6 +135,7 @@ class Cluster:
             self._start_sandbox()
             for number in range(1, self.replica_count + 1):
                 self.replicas.append(self._replica(number).start())
+            self.worker = self._worker().start()
             self._start_nginx()
         except BaseException:
             self.stop()
@@ -214,6 +217,12 @@ class Cluster:
                      env, self.folder / f"replica-{number}.log",
                      health_url=f"http://127.0.0.1:{port}/_stcore/health", port=port)
 
+    def _worker(self) -> Child:
+        """`python -m services.jobs worker`: runs bulk jobs with the replicas' settings, and takes over a job
+        whose replica died."""
+        env = {**self.replica_env(0), "BILLING_DESK_DATA_DIR": str(self.folder / "worker")}
+        return Child("worker", [self.python, "-m", "services.jobs", "worker"], env, self.folder / "worker.log")
+
     def restart_replica(self, number: int) -> Child:
         """Starts replica `number` again on its port (after a crash or a rolling upgrade)."""
         old = self.replicas[number - 1]
@@ -242,6 +251,8 @@ class Cluster:
             self.nginx.stop(signal.SIGQUIT)  # graceful: open websockets are let finish
         for replica in self.replicas:
             replica.stop()
+        if hasattr(self, "worker"):
+            self.worker.stop()
         if hasattr(self, "sandbox"):
             self.sandbox.stop()
         if hasattr(self, "postgres"):
@@ -262,6 +273,11 @@ class Cluster:
                     if restart:
                         self.restart_replica(number)
                         print(f"{replica.name} is back on port {self.replica_ports[number - 1]}.", flush=True)
+            if not self.worker.alive():
+                print(f"The bulk-job worker stopped (exit {self.worker.process.returncode if self.worker.process else None})"
+                      + ("; starting it again…" if restart else "."), flush=True)
+                if restart:
+                    self.worker = self._worker().start()
             for part in (self.nginx, self.sandbox):
                 if not part.alive():
                     raise RuntimeError(f"{part.name} stopped (exit {part.process.returncode if part.process else None});"

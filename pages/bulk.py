@@ -1,34 +1,22 @@
-"""Bulk lookup: customer info for a pasted or uploaded list of organizations, under the API's rate limit."""
+"""Bulk lookup: a pasted or uploaded list of organizations becomes a job kept in the store (services/jobs/), run
+by a worker under the API's rate limit; it survives reloads, logouts and restarts, and ?job=ID opens it."""
 
 from __future__ import annotations
 
-import altair as alt
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from services.auth.roles import Page
+from services.auth.roles import Action, Page, allowed
+from services.bulk import MAX_IDS, ids_from_csv, ids_from_text, parse_ids
 from services.inputs import InputRefused
-from services.bulk import MAX_IDS, BulkLookup, ids_from_csv, ids_from_text, parse_ids, status_counts
+from ui import bulk_jobs as jobs_ui
 from ui import session
 from ui.console import get_console
-from ui.present import status_label
 from ui.widgets import show_error
 
 actor = session.require_page(Page.BULK)
 desk = get_console().desk
-
-
-def _start(organization_ids: list[str]) -> bool:
-    previous = st.session_state.get("bulk_job")
-    try:
-        lookup = desk.start_bulk_lookup(actor, organization_ids)
-    except Exception as problem:
-        show_error(problem, "start the bulk lookup")
-        return False
-    if previous is not None:
-        previous.stop()
-    st.session_state["bulk_job"] = lookup
-    return True
+everyone = allowed(actor.role, Action.SEE_ALL_BULK_JOBS)
 
 
 def _uploaded_ids(upload: UploadedFile | None) -> list[str]:
@@ -47,24 +35,26 @@ def _uploaded_ids(upload: UploadedFile | None) -> list[str]:
     return ids
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+def _open(job_id: str | None) -> None:
+    if job_id:
+        st.query_params["job"] = job_id
+    else:
+        st.query_params.pop("job", None)
 
 
 st.title("Bulk lookup")
 st.caption(f"Look up many organizations at once: a renewal list, an incident's blast radius, a churn review. "
-           f"Up to {MAX_IDS:,} ids; the lookup keeps under the Payments API's rate limit.")
+           f"Up to {MAX_IDS:,} ids a job; jobs run on the server under the Payments API's rate limit and keep "
+           f"going if you reload, log out or close the tab.")
 
-job: BulkLookup | None = st.session_state.get("bulk_job")
-running = job is not None and not job.progress().finished
-
+if st.session_state.pop("bulk_started", False):  # a job was just started from these ids: empty the inputs
+    st.session_state["bulk_text"] = ""
+    st.session_state["bulk_inputs"] = st.session_state.get("bulk_inputs", 0) + 1
 paste_column, upload_column = st.columns([3, 2])
-text = paste_column.text_area("Organization ids", key="bulk_text", height=160,
+text = paste_column.text_area("Organization ids", key="bulk_text", height=140,
                               placeholder="org_abc123, org_def456 …  (any separators: lines, commas, spaces)")
-upload = upload_column.file_uploader("…or a CSV with an id column", type=["csv"], key="bulk_csv",
+upload = upload_column.file_uploader("…or a CSV with an id column", type=["csv"],
+                                     key=f"bulk_csv_{st.session_state.get('bulk_inputs', 0)}",
                                      help="A column named organization_id, org_id, org or id; else the first column.")
 tokens = ids_from_text(text) + _uploaded_ids(upload)
 parsed = parse_ids(tokens)
@@ -83,57 +73,77 @@ if tokens:
             st.dataframe([{"Given": given, "Problem": problem} for given, problem in parsed.invalid],
                          hide_index=True, width="stretch")
     limit = desk.requests_per_minute
-    st.caption(f"At {limit:,} requests a minute this takes at least {_duration(len(parsed.valid) / limit * 60)}.")
+    st.caption(f"At {limit:,} requests a minute this takes at least "
+               f"{jobs_ui.duration(len(parsed.valid) / limit * 60)}.")
 
 if st.button(f"Look up {len(parsed.valid):,} organizations" if parsed.valid else "Look up", type="primary",
-             icon=":material/search:", disabled=not parsed.valid or running, key="bulk_start"):
-    if _start(parsed.valid):
+             icon=":material/search:", disabled=not parsed.valid, key="bulk_start"):
+    try:
+        started = desk.start_bulk_job(actor, parsed.valid)
+    except Exception as problem:
+        show_error(problem, "start the bulk lookup")
+    else:
+        st.session_state["bulk_started"] = True
+        _open(started)
+        st.rerun()
+
+opened = st.query_params.get("job")
+
+
+@st.fragment(run_every=2.0)
+def jobs_list() -> None:
+    st.subheader("Everyone's jobs" if everyone else "Your jobs")
+    try:
+        jobs = desk.bulk_jobs(actor, everyone=everyone)
+    except Exception as problem:
+        show_error(problem, "list the bulk lookups")
+        return
+    if not jobs:
+        st.caption("No bulk lookups yet. Results are kept 30 days.")
+        return
+    clicked = jobs_ui.jobs_table(jobs, key="bulk_jobs_table")
+    if clicked != st.session_state.get("bulk_clicked"):  # a new click (the selection outlives the refreshes)
+        st.session_state["bulk_clicked"] = clicked
+        if clicked and clicked != st.query_params.get("job"):
+            _open(clicked)
+            st.rerun()
+
+
+def _job_panel(job_id: str) -> None:
+    try:
+        job = desk.bulk_job(actor, job_id, results=False).job
+    except Exception as problem:
+        show_error(problem, "open the bulk lookup")
+        job = None
+
+    @st.fragment(run_every=1.0 if job and job.active else None)
+    def live() -> None:
+        current = desk.bulk_job(actor, job_id, results=False).job
+        if job.active and not current.active:
+            st.rerun()  # the whole page: results below, and polling stops
+        jobs_ui.heading(current)
+        if current.status == "queued":
+            st.info("Queued: it starts as soon as a worker is free.", icon=":material/schedule:")
+        st.progress(current.done / current.total if current.total else 1.0, text=jobs_ui.progress_line(current))
+        if current.status in ("queued", "running"):
+            if st.button("Stop", icon=":material/stop:", key="bulk_stop"):
+                try:
+                    desk.stop_bulk_job(actor, job_id)
+                except Exception as problem:
+                    show_error(problem, "stop the bulk lookup")
+        elif current.status == "stopping":
+            st.caption("Stopping: the lookups in flight finish, then it stops.")
+
+    if job is not None:
+        live()
+        if not job.active:
+            jobs_ui.results(desk, actor, job, desk.bulk_job(actor, job_id).results)
+    if st.button("Close", icon=":material/close:", key="bulk_close"):
+        _open(None)
         st.rerun()
 
 
-@st.fragment(run_every=0.5 if running else None)
-def progress_and_results() -> None:
-    current: BulkLookup | None = st.session_state.get("bulk_job")
-    if current is None:
-        return
-    progress = current.progress()
-    if running and progress.finished:
-        st.rerun()  # the whole page, to stop polling
-    fraction = progress.done / progress.total if progress.total else 1.0
-    label = (f"{progress.done:,} of {progress.total:,} looked up · {progress.not_found:,} not found · "
-             f"{progress.failed:,} failed · {_duration(progress.elapsed)} elapsed")
-    if not progress.finished:
-        label += f" · about {_duration(progress.eta_seconds)} left"
-    st.progress(fraction, text=label)
-    if progress.rate_limited:
-        st.caption(f"The API asked us to slow down {progress.rate_limited:,} times; those ids were retried.")
-    if not progress.finished:
-        if st.button("Stop", icon=":material/stop:", key="bulk_stop"):
-            current.stop()
-        return
-    if progress.stopped and progress.done < progress.total:
-        st.warning(f"Stopped: {progress.done:,} of {progress.total:,} were looked up; their results are below.")
-    frame = current.frame()
-    if frame.empty:
-        return
-    counts = status_counts(frame)
-    counts["label"] = counts.status.map(status_label)
-    metric_columns = st.columns(max(len(counts), 4))
-    for column, (_, row) in zip(metric_columns, counts.iterrows()):
-        column.metric(row.label, f"{row.organizations:,}")
-    st.altair_chart(alt.Chart(counts).mark_bar().encode(
-        x=alt.X("organizations:Q", title="Organizations", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False)),
-        tooltip=[alt.Tooltip("label:N", title="Status"), alt.Tooltip("organizations:Q", title="Organizations")],
-    ).properties(height=36 * len(counts) + 40), width="stretch")
-    st.dataframe(frame, hide_index=True, width="stretch", placeholder="—", column_config={
-        "organization_id": "Organization", "name": "Name", "status": "Status", "plan": "Plan",
-        "price": st.column_config.NumberColumn("Price", format="dollar"), "interval": "Billed",
-        "period_end": st.column_config.DatetimeColumn("Period ends", format="D MMM YYYY"),
-        "cancel_at_period_end": st.column_config.CheckboxColumn("Cancelling"),
-        "card_last4": "Card", "email": "Email", "address": "Address", "error": "Error"})
-    st.download_button("Download CSV", lambda: desk.bulk_csv(actor, current), file_name="bulk-lookup.csv",
-                       mime="text/csv", icon=":material/download:", on_click="ignore")
-
-
-progress_and_results()
+if opened:
+    with st.container(border=True):
+        _job_panel(opened)
+jobs_list()

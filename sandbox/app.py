@@ -50,6 +50,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     # For tests and benchmarks: API calls seen, refused for rate, and answered 5xx by the sandbox's own failure
     # (injected faults are deliberate and not counted).
     stats = {"requests": 0, "rateLimited": 0, "serverErrors": 0}
+    calls: dict[str, int] = {}  # API requests let through the rate limit, by path and query (each id's reads)
 
     def authorised(request: Request) -> str:
         key = request.headers.get("X-API-Key")
@@ -83,6 +84,8 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             error = ApiError(429, "rate_limited", "Too many requests: slow down and retry after the delay given.",
                              {"retryAfter": decision.retry_after}, headers=decision.headers())
             return _error_response(error, request_id)
+        called = f"{path}?{request.url.query}" if request.url.query else path
+        calls[called] = calls.get(called, 0) + 1
         fault = None
         if path.startswith(API_PREFIX):
             if faults.base_latency_ms:
@@ -251,6 +254,11 @@ def create_app(settings: SandboxSettings) -> FastAPI:
              summary="Requests seen, refused for rate, and failed by the sandbox")
     def request_stats() -> dict[str, int]:
         return dict(stats)
+
+    @app.get("/sandbox/control/calls", tags=["sandbox"],
+             summary="API requests let through the rate limit, counted by path and query")
+    def request_calls() -> dict[str, int]:
+        return dict(calls)
 
     @app.get("/sandbox/control/organizations", tags=["sandbox"], summary="Seeded organizations and states")
     def organizations() -> list[dict[str, Any]]:

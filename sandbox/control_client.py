@@ -43,6 +43,11 @@ class SandboxControl:
     def stats(self) -> dict[str, int]:
         return self._call("GET", "/stats")
 
+    def calls(self, contains: str = "") -> dict[str, int]:
+        """API requests let through the rate limit, by path and query (those containing `contains`), e.g.
+        `calls("customer-info")` counts each organization's lookups."""
+        return {path: count for path, count in self._call("GET", "/calls").items() if contains in path}
+
     def organizations(self, status: str | None = None, canceling: bool | None = None) -> list[dict[str, Any]]:
         rows = self._call("GET", "/organizations")
         return [row for row in rows

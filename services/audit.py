@@ -180,8 +180,10 @@ class AuditLog:
 
     def record(self, *, user: str, role: str, action: str, organization_id: str | None, outcome: str,
                error: str | None = None, parameters: dict[str, Any] | None = None, reason: str = "",
-               subject: str | None = None) -> None:
-        """A one-shot row for an attempt that never reached the API (refused by role, throttled login)."""
+               subject: str | None = None, required: bool = False) -> None:
+        """A one-shot row for an attempt that never reached the API (refused by role, throttled login), or for
+        an act recorded as it is done (a bulk job started, a download). `required`: raise AuditUnavailable if
+        it can't be stored, so the act is not done."""
         moment = _now()
         try:
             with append_lock(self.engine) as conn:
@@ -191,7 +193,8 @@ class AuditLog:
                               "boot_id": self.boot_id, "completed_at": moment, "environment": self.environment,
                               "subject": subject})
         except SQLAlchemyError:
-            pass
+            if required:
+                raise AuditUnavailable() from None
 
     def mark_interrupted(self) -> int:
         """Writes still pending from console processes that are gone get an "unknown" outcome row. A process

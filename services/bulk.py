@@ -4,6 +4,9 @@ The API has no list endpoint, so a list of ids becomes one customer-info call ea
 that share the client's rate pacer (which reads `X-RateLimit-*` and spaces calls so steady use meets no 429).
 A 429 that comes anyway makes every worker wait its `Retry-After`, then the id is tried again. A not-found
 is a result, not a failure of the run. Stop keeps everything fetched so far.
+
+The console runs bulk lookups as durable jobs (services/jobs/), whose workers fetch each id with `fetch_row` and
+store `row_record`; `BulkLookup` is the same fetch held in memory, for scripts and the benchmarks.
 """
 
 from __future__ import annotations
@@ -160,26 +163,14 @@ class BulkLookup:
     def _fetch(self, organization_id: str) -> None:
         if self._stop.is_set():
             return
-        row = BulkRow(organization_id)
-        for _ in range(MAX_RATE_LIMIT_RETRIES + 1):
-            try:
-                row.customer = self.client.get_customer(organization_id)
-                row.status, row.error = row.customer.status, None
-                break
-            except NotFoundError:
-                row.status, row.error = "not found", "No such organization"
-                break
-            except RateLimitError as limited:
-                with self._lock:
-                    self._rate_limited += 1
-                row.error = limited.user_message  # the client's pacer now holds every worker past Retry-After
-                if self._stop.wait(0):
-                    return
-            except PaymentsError as problem:
-                row.status, row.error = "error", problem.user_message
-                break
+        row = fetch_row(self.client, organization_id, self._stop.is_set, self._count_rate_limited)
+        if row is not None:
+            with self._lock:
+                self.rows[organization_id] = row
+
+    def _count_rate_limited(self) -> None:
         with self._lock:
-            self.rows[organization_id] = row
+            self._rate_limited += 1
 
     def progress(self) -> BulkProgress:
         with self._lock:
@@ -198,10 +189,7 @@ class BulkLookup:
         with self._lock:
             rows = [self.rows[organization_id] for organization_id in self.organization_ids
                     if organization_id in self.rows]
-        records = [{**(customer_record(row.customer, self._plans(row.customer)) if row.customer else
-                       {"organization_id": row.organization_id, "price": None, "period_end": None}),
-                    "status": row.status, "error": row.error} for row in rows]
-        return typed_customer_frame(records, RESULT_COLUMNS)
+        return typed_customer_frame([row_record(row, self._plans) for row in rows], RESULT_COLUMNS)
 
     def _plans(self, customer: CustomerInfo) -> PlanCatalog | None:
         """The catalog, fetched once and only if some subscription lacks a plan name."""
@@ -214,6 +202,39 @@ class BulkLookup:
             except PaymentsError:
                 return None
         return self._catalog
+
+
+def fetch_row(client: PaymentsClient, organization_id: str, stopped: Callable[[], bool] = lambda: False,
+              on_rate_limited: Callable[[], None] = lambda: None) -> BulkRow | None:
+    """One id's customer, as a row: a not-found or an API error is a result; a 429 that comes despite pacing is
+    waited out (the client's pacer holds every worker past Retry-After) and the id tried again. None when
+    `stopped()` became true while waiting."""
+    row = BulkRow(organization_id)
+    for _ in range(MAX_RATE_LIMIT_RETRIES + 1):
+        try:
+            row.customer = client.get_customer(organization_id)
+            row.status, row.error = row.customer.status, None
+            break
+        except NotFoundError:
+            row.status, row.error = "not found", "No such organization"
+            break
+        except RateLimitError as limited:
+            on_rate_limited()
+            row.error = limited.user_message
+            if stopped():
+                return None
+        except PaymentsError as problem:
+            row.status, row.error = "error", problem.user_message
+            break
+    return row
+
+
+def row_record(row: BulkRow, plans: Callable[[CustomerInfo], PlanCatalog | None] = lambda _: None) -> dict[str, object]:
+    """The row a results table shows: the customer's record (services/tables.py) with the lookup's status and
+    error; an id without a customer keeps only its id."""
+    base = (customer_record(row.customer, plans(row.customer)) if row.customer else
+            {"organization_id": row.organization_id, "price": None, "period_end": None})
+    return {**base, "status": row.status, "error": row.error}
 
 
 def status_counts(frame: pd.DataFrame) -> pd.DataFrame:

@@ -31,7 +31,8 @@ ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_T
                          "BILLING_DESK_PUBLIC_URL", "BILLING_DESK_TRUSTED_PROXIES", "BILLING_DESK_IDLE_MINUTES",
                          "BILLING_DESK_SESSION_HOURS", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL",
                          "CHECKOUT_CANCEL_URL", "CHECKOUT_ALLOWED_HOSTS", "SANDBOX_PORT", "SANDBOX_API_KEY",
-                         "SANDBOX_DIALECT")
+                         "SANDBOX_DIALECT", "BILLING_DESK_JOB_WORKERS", "BILLING_DESK_JOB_LIMIT",
+                         "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_JOB_LEASE_SECONDS")
 
 
 class ConfigError(Exception):
@@ -65,6 +66,10 @@ class ConsoleConfig:
     sandbox_api_key: str | None = field(default=None, repr=False)
     sandbox_dialect: str | None = None  # the sandbox's answer shapes (sandbox/ --dialect); tests try others
     sso: SsoSettings | None = None  # single sign-on through st.login, when secrets have an [auth] section
+    job_workers: int = 2  # bulk-job workers inside the console (each runs one job); 0: worker processes only
+    job_limit: int = 3  # queued or running bulk jobs per person
+    job_keep_days: float = 30  # a finished bulk job's results are purged after this
+    job_lease_seconds: float = 30  # a worker's claim on a job lasts this without a heartbeat
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in ("api_url", "sandbox", "data_dir",
@@ -198,7 +203,12 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         api_timeout_seconds=_number(environ.get("PAYMENTS_API_TIMEOUT") or payments.get("timeout_seconds"),
                                     "PAYMENTS_API_TIMEOUT", 10.0, 0.5, 120),
         sandbox_port=int(environ.get("SANDBOX_PORT") or 0), sandbox_api_key=environ.get("SANDBOX_API_KEY"),
-        sandbox_dialect=environ.get("SANDBOX_DIALECT") or None, sso=_sso(secrets, sign_in))
+        sandbox_dialect=environ.get("SANDBOX_DIALECT") or None, sso=_sso(secrets, sign_in),
+        job_workers=int(_number(environ.get("BILLING_DESK_JOB_WORKERS"), "BILLING_DESK_JOB_WORKERS", 2, 0, 16)),
+        job_limit=int(_number(environ.get("BILLING_DESK_JOB_LIMIT"), "BILLING_DESK_JOB_LIMIT", 3, 1, 100)),
+        job_keep_days=_number(environ.get("BILLING_DESK_JOB_KEEP_DAYS"), "BILLING_DESK_JOB_KEEP_DAYS", 30, 1, 3650),
+        job_lease_seconds=_number(environ.get("BILLING_DESK_JOB_LEASE_SECONDS"), "BILLING_DESK_JOB_LEASE_SECONDS",
+                                  30, 2, 600))
     if sandbox:
         if config.users_file is not None or config.sso is not None:
             raise ConfigError("The sandbox's demo users never sit beside real ones: unset the users file "

@@ -16,6 +16,9 @@ from .auth.throttle import LoginThrottle
 from .auth.users import User, demo_users
 from .config import ConsoleConfig
 from .desk import BillingDesk
+from .jobs import claim_timing, job_store
+from .jobs.store import JobStore
+from .jobs.worker import JobWorker, start_workers
 from .leases import ConsoleLease
 from .payments.client import PaymentsClient
 from .payments.rate_pacer import RatePacer
@@ -39,6 +42,8 @@ class Console:
     cancel_url: str | None
     sandbox: object | None = None  # the RunningSandbox in sandbox mode
     lease: ConsoleLease | None = field(default=None, repr=False)  # this process's heartbeat in the store
+    jobs: JobStore | None = field(default=None, repr=False)  # bulk lookups kept in the store
+    workers: list[JobWorker] = field(default_factory=list, repr=False)  # this process's bulk-job workers
 
     @property
     def environment(self) -> str:
@@ -83,7 +88,12 @@ def build_console(config: ConsoleConfig) -> Console:
     else:  # a user removed or changed in the file is signed out everywhere at once
         directory = UsersDirectory(config.users_file, on_change=sessions.invalidate_all)
     throttle = LoginThrottle(store, audit)
-    desk = BillingDesk(client, audit, redirect_hosts=config.checkout_allowed_hosts, loopback_redirects=config.sandbox)
+    jobs = job_store(store, config)
+    # Bulk jobs run in this process's worker threads (and in any separate `python -m services.jobs worker`).
+    workers = start_workers(config.job_workers, jobs, client, lease_id=lease.lease_id, **claim_timing(config))
+    desk = BillingDesk(client, audit, redirect_hosts=config.checkout_allowed_hosts, loopback_redirects=config.sandbox,
+                       jobs=jobs, on_job_started=lambda: [worker.wake() for worker in workers])
     return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
                    sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
-                   success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease)
+                   success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease, jobs=jobs,
+                   workers=workers)

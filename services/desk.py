@@ -13,7 +13,8 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 |---------------------------|---------------------------------|----------------|
 | customer, plans           | LOOK_UP_CUSTOMER, VIEW_PLANS    | refusals       |
 | unsettled_writes, organization_version | LOOK_UP_CUSTOMER   | refusals       |
-| start_bulk_lookup, bulk_csv | BULK_LOOKUP                   | refusals       |
+| start_bulk_job, bulk_jobs, bulk_job | BULK_LOOKUP (everyone's: SEE_ALL_BULK_JOBS) | starts, refusals |
+| stop_bulk_job, bulk_job_export | BULK_LOOKUP (a summary: FINANCE_SUMMARY) | stops, every download |
 | audit_events, audit_page, audit_export, audit_choices, audit_csv, audit_chain_status | READ_AUDIT_LOG | refusals |
 | create_portal_link        | CREATE_PORTAL_LINK              | every attempt  |
 | create_checkout_link      | CREATE_CHECKOUT_LINK            | every attempt  |
@@ -26,14 +27,18 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, BinaryIO, Callable, TypeVar
 
 import pandas as pd
 
 from . import exports
 from .audit import PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, AuditSummary, ChainReport, reading
-from .auth.roles import Action, Actor, PermissionDenied, require
-from .bulk import MAX_IDS, BulkLookup
+from .auth.roles import Action, Actor, PermissionDenied, allowed, require
+from .bulk import RESULT_COLUMNS
+from .jobs.store import Job, JobStore
+from . import tables
+from .tables import CUSTOMER_COLUMNS, typed_customer_frame
 from .inputs import InputRefused, checkout_redirect, reason_text, typed_confirmation
 from .payments import validation
 from .payments.client import PaymentsClient
@@ -41,6 +46,28 @@ from .payments.errors import ApiConnectionError, ApiTimeoutError, PaymentsError,
 from .payments.models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
 
 T = TypeVar("T")
+# A job's results table: the columns the Bulk page showed, then the rest of each customer's record (with the
+# amounts the finance summary needs, services/tables.py).
+JOB_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + CUSTOMER_COLUMNS + list(getattr(tables, "FINANCE_COLUMNS", []))))
+
+
+@dataclass(frozen=True)
+class BulkJobView:
+    job: Job
+    results: pd.DataFrame  # one row per id fetched, in the order given (empty when not asked for)
+
+
+def _job_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    return typed_customer_frame(records, JOB_COLUMNS)
+
+
+def _naive_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Excel has no time zones: UTC times written as plain times (every time in the console is UTC)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
 
 
 @dataclass(frozen=True)
@@ -82,10 +109,14 @@ def _error_text(error: PaymentsError) -> str:
 
 class BillingDesk:
     def __init__(self, client: PaymentsClient, audit: AuditLog, *, redirect_hosts: tuple[str, ...] = (),
-                 loopback_redirects: bool = False) -> None:
+                 loopback_redirects: bool = False, jobs: JobStore | None = None,
+                 on_job_started: Callable[[], object] = lambda: None) -> None:
         """`redirect_hosts`: where checkout links may send customers; `loopback_redirects`: the sandbox's own
-        pages on 127.0.0.1 are allowed too."""
+        pages on 127.0.0.1 are allowed too. `jobs`: the bulk jobs' store (by default on the audit log's);
+        `on_job_started` wakes this process's job workers."""
         self.client, self.audit = client, audit
+        self.jobs = jobs or JobStore(audit.engine)
+        self.on_job_started = on_job_started
         self.redirect_hosts, self.loopback_redirects = redirect_hosts, loopback_redirects
 
     # --- the role check every operation starts with ------------------------------------------------------
@@ -121,17 +152,90 @@ class BillingDesk:
         with reading():
             return self.audit.unsettled(organization_id)
 
-    # --- bulk lookup ----------------------------------------------------------------------------------------
-    def start_bulk_lookup(self, actor: Actor, organization_ids: list[str]) -> BulkLookup:
-        """Starts fetching the customers in the background; the caller polls `progress()` and `frame()`."""
+    # --- bulk lookups: durable jobs (services/jobs/) ------------------------------------------------------
+    def start_bulk_job(self, actor: Actor, organization_ids: list[str]) -> str:
+        """Queues a bulk lookup of these ids (in this order) for the workers; returns its id. Refused past the
+        limits (ids per job, jobs queued or running per person) with one sentence."""
         self._authorize(actor, Action.BULK_LOOKUP, parameters={"organizations": len(organization_ids)})
-        if len(organization_ids) > MAX_IDS:
-            raise InputRefused("organization ids", f"Look up at most {MAX_IDS:,} organizations at a time.")
-        return BulkLookup(self.client, [validation.organization_id(org) for org in organization_ids]).start()
+        if len(organization_ids) > self.jobs.max_ids:
+            raise InputRefused("organization ids", f"A bulk lookup takes at most {self.jobs.max_ids:,} organization "
+                                                   f"ids; this one has {len(organization_ids):,}, so split it.")
+        ids = [validation.organization_id(org) for org in organization_ids]
+        job_id = self.jobs.create(actor.username, actor.role.value, ids)
+        self.audit.record(user=actor.username, role=actor.role.value, action="start bulk lookup",
+                          organization_id=None, outcome="succeeded", subject=actor.subject,
+                          parameters={"job": job_id, "organizations": len(ids)})
+        self.on_job_started()
+        return job_id
 
-    def bulk_csv(self, actor: Actor, lookup: BulkLookup) -> bytes:
+    def bulk_jobs(self, actor: Actor, everyone: bool = False) -> list[Job]:
+        """The person's bulk lookups, newest first; everyone's for a role that may see them (admin)."""
         self._authorize(actor, Action.BULK_LOOKUP)
-        return exports.csv_bytes(lookup.frame())
+        if everyone:
+            self._authorize(actor, Action.SEE_ALL_BULK_JOBS)
+        with reading():
+            return self.jobs.jobs(None if everyone else actor.username)
+
+    def bulk_job(self, actor: Actor, job_id: str, results: bool = True) -> BulkJobView:
+        """One job's progress and (with `results`) the rows fetched so far, in the order given; only its owner
+        and those who may see everyone's jobs may open it."""
+        self._authorize(actor, Action.BULK_LOOKUP)
+        with reading():
+            job = self._visible_job(actor, job_id)
+            frame = _job_frame(self.jobs.results(job.id) if results else [])
+        return BulkJobView(job, frame)
+
+    def stop_bulk_job(self, actor: Actor, job_id: str) -> bool:
+        """Asks the job's worker to stop (a queued job stops at once); what was fetched is kept. False when it
+        had already finished."""
+        self._authorize(actor, Action.BULK_LOOKUP)
+        job = self._visible_job(actor, job_id)
+        stopped = self.jobs.request_stop(job.id, actor.username)
+        if stopped:
+            self.audit.record(user=actor.username, role=actor.role.value, action="stop bulk lookup",
+                              organization_id=None, outcome="succeeded", subject=actor.subject,
+                              parameters={"job": job.id, "owner": job.username, "fetched": job.done,
+                                          "organizations": job.total})
+        return stopped
+
+    def bulk_job_export(self, actor: Actor, job_id: str, what: str = "results", fmt: str = "csv") -> bytes:
+        """The job's results, or their finance summary (finance, admin), as CSV or Excel, formula-neutralised.
+        Every download is an audit row (who, which job, how many rows); if it can't be stored, no file."""
+        self._authorize(actor, Action.BULK_LOOKUP)
+        if what not in ("results", "summary") or fmt not in ("csv", "xlsx"):
+            raise InputRefused("download", "Download the results or the summary, as CSV or Excel.")
+        if what == "summary":
+            self._authorize(actor, Action.FINANCE_SUMMARY, parameters={"job": job_id})
+        with reading():
+            job = self._visible_job(actor, job_id)
+            frame = _job_frame(self.jobs.results(job.id))
+        summary = None
+        if what == "results":
+            sheets = {"Results": frame}
+        else:
+            from . import finance  # the finance summary (services/finance.py)
+
+            summary = finance.summarize(frame, datetime.now(timezone.utc).date())
+            sheets = finance.summary_frames(summary)
+        self.audit.record(user=actor.username, role=actor.role.value, action="download bulk lookup",
+                          organization_id=None, outcome="succeeded", subject=actor.subject, required=True,
+                          parameters={"job": job.id, "owner": job.username, "what": what, "format": fmt,
+                                      "rows": len(frame)})
+        if fmt == "xlsx" and summary is not None:  # the summary's sheets, then the results it was made from
+            return finance.summary_xlsx(summary, _naive_times(frame))
+        if fmt == "xlsx":
+            return exports.xlsx_bytes({name: _naive_times(sheet) for name, sheet in sheets.items()})
+        if len(sheets) == 1:
+            return exports.csv_bytes(next(iter(sheets.values())))
+        return exports.csv_bytes(pd.concat([sheet.assign(table=name)[["table", *sheet.columns]]
+                                            for name, sheet in sheets.items()], ignore_index=True))
+
+    def _visible_job(self, actor: Actor, job_id: str) -> Job:
+        job = self.jobs.job(str(job_id)[:64]) if job_id else None
+        if job is None or (job.username != actor.username and not allowed(actor.role, Action.SEE_ALL_BULK_JOBS)):
+            raise InputRefused("job", "There is no bulk lookup with that id that you may see (results are kept "
+                                      f"{self.jobs.keep.days} days).")
+        return job
 
     @property
     def api_url(self) -> str:

@@ -3,19 +3,25 @@
 A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return is read as a formula by Excel, LibreOffice
 and Google Sheets; such text (a username typed at the login, a customer's name from the hosted portal, an API
 error) could run in a colleague's spreadsheet. After OWASP's CSV-injection advice, such a cell is prefixed with
-an apostrophe. Only the file changes; the screen shows the value as it is.
+an apostrophe. Only the file changes; the screen shows the value as it is. The Excel export (`xlsx_bytes`)
+neutralises text the same way and stores it as text, so no cell is ever a formula or a link.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -87,3 +93,133 @@ def zipped(source: BinaryIO, inner_name: str) -> BinaryIO:
             shutil.copyfileobj(source, member, 1 << 20)
     archive_file.seek(0)
     return archive_file
+
+
+# --- Excel ------------------------------------------------------------------------------------------
+# Money columns by name across the console's tables (results and the finance summary's sheets); a column of
+# Decimal values counts as money too.
+MONEY_COLUMNS = frozenset({"price", "monthly_amount", "scheduled_price", "scheduled_monthly_amount", "amount", "mrr",
+                           "arr", "mrr_at_risk", "to_mrr", "monthly_after"})
+SHARE_COLUMNS = frozenset({"share_of_mrr"})
+_CURRENCY_SYMBOLS = {"USD": "$", "CAD": "CA$", "AUD": "A$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+_SHEET_TITLE_FORBIDDEN = re.compile(r"[\\/?*\[\]:]")
+# Characters XML 1.0 can't hold (openpyxl refuses them): shown as U+FFFD, so the rest of the text survives.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def currency_format(currency: str = "USD") -> str:
+    """Excel's number format for an amount in `currency`: "$"#,##0.00 for dollars, else the code after it."""
+    code = (currency or "USD").upper()
+    symbol = _CURRENCY_SYMBOLS.get(code)
+    if symbol:
+        return f'"{symbol}"#,##0.00;-"{symbol}"#,##0.00'
+    return f'#,##0.00 "{_XML_ILLEGAL.sub("", code)[:3]}"'
+
+
+def _sheet_title(name: str, used: set[str]) -> str:
+    """A title Excel accepts (31 characters, none of \\ / ? * [ ] :, no apostrophe at either end), unique in the
+    workbook; a leading formula character is dropped (a title is never evaluated, but it is copied about)."""
+    title = _XML_ILLEGAL.sub("", _SHEET_TITLE_FORBIDDEN.sub(" ", str(name)))
+    title = title.lstrip("=+-@'\t\r\n ").rstrip("' \t\r\n")[:31].rstrip("' ") or "Sheet"
+    base, number = title, 2
+    while title.lower() in used:
+        suffix = f" ({number})"
+        title, number = base[:31 - len(suffix)] + suffix, number + 1
+    used.add(title.lower())
+    return title
+
+
+def _is_money(frame: pd.DataFrame, column: object) -> bool:
+    if str(column) in MONEY_COLUMNS:
+        return True
+    values = frame[column].dropna()
+    return frame[column].dtype == object and not values.empty and all(isinstance(value, Decimal) for value in values)
+
+
+def _xlsx_value(value: Any) -> tuple[Any, str]:
+    """A cell's value and its kind: "text" (XML-safe, then neutralised), "number", "bool", "datetime", "date",
+    or "empty"."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None, "empty"
+    if isinstance(value, str):
+        return neutralise(_XML_ILLEGAL.sub("\ufffd", value)), "text"
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value), "bool"
+    if isinstance(value, (int, np.integer)):
+        return int(value), "number"
+    if isinstance(value, (float, np.floating)):
+        return (float(value), "number") if math.isfinite(value) else (None, "empty")
+    if isinstance(value, Decimal):
+        return (value, "number") if value.is_finite() else (None, "empty")
+    if isinstance(value, (pd.Timestamp, datetime)):
+        moment = pd.Timestamp(value)
+        if moment.tzinfo is not None:  # a spreadsheet holds no zone: UTC, as every time in the console
+            moment = moment.tz_convert("UTC").tz_localize(None)
+        return moment.to_pydatetime(), "datetime"
+    if isinstance(value, date):
+        return value, "date"
+    return neutralise(_XML_ILLEGAL.sub("\ufffd", str(value))), "text"
+
+
+_WIDTH_SAMPLE = 500  # rows read to size a column
+
+
+def xlsx_bytes(sheets: dict[str, pd.DataFrame], currency: str = "USD") -> bytes:
+    """An Excel workbook, one sheet per frame (in order; titles made valid for Excel), header row bold and frozen.
+
+    Nothing from the API becomes a formula, a hyperlink or an external link: every text cell (and header) is
+    neutralised as the CSV export does, so none begins with `=` and each is written as a string; no cell gets a
+    hyperlink. Money columns (MONEY_COLUMNS by name, or a column of Decimals) are numbers with `currency`'s
+    format; times are Excel datetimes in UTC; numbers stay numbers (a negative amount is a number, not text).
+    Rows are streamed (openpyxl's write-only mode): 5,000 results take a second or two."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    workbook = Workbook(write_only=True)
+    money_format = currency_format(currency)
+    bold = Font(bold=True)
+    used: set[str] = set()
+    for name, frame in sheets.items():
+        sheet = workbook.create_sheet(_sheet_title(name, used))
+        titles: list[str] = []
+        cells: list[list[Any]] = []
+        widths: list[int] = []
+        for column in frame.columns:
+            money = _is_money(frame, column)
+            values = [_xlsx_value(raw) for raw in frame[column].tolist()]
+            fixed = {"datetime": "yyyy-mm-dd hh:mm", "date": "yyyy-mm-dd",
+                     "number": money_format if money else "0.0%" if str(column) in SHARE_COLUMNS else None}
+            column_cells: list[Any] = []
+            for value, kind in values:
+                number_format = fixed.get(kind)
+                if number_format is None:
+                    column_cells.append(value)
+                    continue
+                cell = WriteOnlyCell(sheet, value=value)
+                cell.number_format = number_format
+                column_cells.append(cell)
+            header, _ = _xlsx_value(str(column))
+            sample = [len(value) if kind == "text" else 17 if kind == "datetime" else 11 if kind == "date"
+                      else 14 if money else min(len(str(value)), 20) for value, kind in values[:_WIDTH_SAMPLE]
+                      if kind != "empty"]
+            widths.append(min(max([len(header), *sample]), 60) + 2)
+            titles.append(header)
+            cells.append(column_cells)
+        for index, width in enumerate(widths, start=1):
+            sheet.column_dimensions[get_column_letter(index)].width = width
+        sheet.freeze_panes = "A2"
+        headers = []
+        for header in titles:
+            cell = WriteOnlyCell(sheet, value=header)
+            cell.font = bold
+            headers.append(cell)
+        sheet.append(headers)
+        for row in zip(*cells):
+            sheet.append(list(row))
+    if not workbook.sheetnames:
+        workbook.create_sheet("Sheet")
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()

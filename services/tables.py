@@ -1,17 +1,33 @@
-"""Plans and customers as pandas DataFrames: money as float dollars, times as UTC datetimes."""
+"""Plans and customers as pandas DataFrames: money as float dollars, times as UTC datetimes.
+
+A customer row also carries its amounts exactly (integer cents with the billing unit and count), so sums such as
+the finance summary's MRR (services/finance.py) are computed without float drift.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 
 import pandas as pd
 
-from .payments.models import CustomerInfo, Plan, PlanCatalog, Price
+from .payments.models import CustomerInfo, Plan, PlanCatalog, Price, ScheduledChange, Subscription
 
 PLAN_COLUMNS = ["plan", "interval", "months", "price", "currency", "credits", "overage_rate", "seats", "features",
                 "current", "custom", "product_id", "price_id"]
 CUSTOMER_COLUMNS = ["organization_id", "name", "status", "plan", "price", "interval", "period_end",
                     "cancel_at_period_end", "scheduled_plan", "card_brand", "card_last4", "email", "address",
                     "customer_id"]
+# What a finance summary needs beyond the columns above (services/finance.py): the amounts exactly (cents, with
+# the billing unit and count), the monthly equivalent, the trial's end and a scheduled change's terms.
+FINANCE_COLUMNS = ["currency", "price_cents", "interval_unit", "interval_count", "monthly_amount", "trial_end",
+                   "scheduled_plan", "scheduled_price", "scheduled_price_cents", "scheduled_interval",
+                   "scheduled_interval_unit", "scheduled_interval_count", "scheduled_monthly_amount", "scheduled_at"]
+_MONEY_FLOAT_COLUMNS = ("price", "monthly_amount", "scheduled_price", "scheduled_monthly_amount")
+_INTEGER_COLUMNS = ("price_cents", "interval_count", "scheduled_price_cents", "scheduled_interval_count")
+_TIME_COLUMNS = ("period_end", "trial_end", "scheduled_at")
+# Months one interval covers: a yearly price counts a twelfth a month, a weekly one 52 twelfths.
+MONTHS_PER_UNIT: dict[str, Decimal] = {"month": Decimal(1), "year": Decimal(12), "week": Decimal(12) / 52,
+                                       "day": Decimal(12) / 365}
 
 
 def current_plan(catalog: PlanCatalog, customer: CustomerInfo | None = None) -> tuple[Plan | None, Price | None]:
@@ -79,11 +95,62 @@ def plan_name(customer: CustomerInfo, catalog: PlanCatalog | None = None) -> str
     return plan.name if plan else product_id
 
 
+def monthly_cents(cents: object, unit: object, count: object = 1) -> Decimal | None:
+    """An amount billed every `count` `unit`s as cents per month, exactly (a yearly 179,000 is 14,916.66…);
+    None when the amount or the unit is unknown (a one-off or custom price)."""
+    if cents is None or pd.isna(cents) or not isinstance(unit, str) or unit not in MONTHS_PER_UNIT:
+        return None
+    periods = 1 if count is None or pd.isna(count) else int(count)
+    if periods < 1:
+        return None
+    return Decimal(int(cents)) / (MONTHS_PER_UNIT[unit] * periods)
+
+
+def _dollars(cents: Decimal | int | None) -> float | None:
+    """For display columns only (sums use the cents): dollars rounded to the cent."""
+    return None if cents is None else float((Decimal(cents) / 100).quantize(Decimal("0.01")))
+
+
+def _period(unit: str | None, count: int) -> str | None:
+    return unit if unit is None or count == 1 else f"{count} {unit}s"
+
+
+def finance_record(subscription: Subscription | None) -> dict[str, object]:
+    """A subscription's FINANCE_COLUMNS: plain values (int cents, float dollars for display, text, datetimes)."""
+    if subscription is None:
+        return dict.fromkeys(FINANCE_COLUMNS)
+    scheduled: ScheduledChange | None = subscription.scheduled_change
+    # A scheduled change that names no terms keeps the current ones (a plan change at the same interval).
+    next_unit = next_count = None
+    if scheduled is not None:
+        next_unit = scheduled.interval or subscription.interval
+        next_count = scheduled.interval_count if scheduled.interval else subscription.interval_count
+    return {
+        "currency": (subscription.currency or "usd").upper(),
+        "price_cents": subscription.unit_amount,
+        "interval_unit": subscription.interval,
+        "interval_count": subscription.interval_count if subscription.interval else None,
+        "monthly_amount": _dollars(monthly_cents(subscription.unit_amount, subscription.interval,
+                                                 subscription.interval_count)),
+        "trial_end": subscription.trial_end,
+        "scheduled_plan": (scheduled.plan_name or scheduled.product_id) if scheduled else None,
+        "scheduled_price": _dollars(scheduled.unit_amount) if scheduled else None,
+        "scheduled_price_cents": scheduled.unit_amount if scheduled else None,
+        "scheduled_interval": _period(next_unit, next_count or 1) if scheduled else None,
+        "scheduled_interval_unit": next_unit,
+        "scheduled_interval_count": next_count if next_unit else None,
+        "scheduled_monthly_amount": _dollars(monthly_cents(scheduled.unit_amount, next_unit, next_count))
+        if scheduled else None,
+        "scheduled_at": scheduled.effective_at if scheduled else None,
+    }
+
+
 def customer_record(customer: CustomerInfo, catalog: PlanCatalog | None = None) -> dict[str, object]:
-    """One customer as a row: the shape every customer table in the console shares."""
+    """One customer as a row: the shape every customer table in the console shares (CUSTOMER_COLUMNS), plus
+    FINANCE_COLUMNS for a table that asks for them."""
     subscription = customer.subscription
     scheduled = subscription.scheduled_change if subscription else None
-    return {
+    return {**finance_record(subscription),
         "organization_id": customer.organization_id,
         "name": customer.display_name,
         "status": customer.status,
@@ -102,8 +169,16 @@ def customer_record(customer: CustomerInfo, catalog: PlanCatalog | None = None) 
 
 
 def typed_customer_frame(records: list[dict[str, object]], columns: list[str]) -> pd.DataFrame:
+    """The records as a frame of `columns`: money as Float64 dollars, cents and counts as Int64, times as UTC."""
     frame = pd.DataFrame(records, columns=columns)
-    frame["price"] = frame["price"].astype("Float64")
-    frame["period_end"] = pd.to_datetime(frame["period_end"], utc=True)
+    for column in _MONEY_FLOAT_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].astype("Float64")
+    for column in _INTEGER_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    for column in _TIME_COLUMNS:
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -274,15 +275,55 @@ def test_bulk_lookup_of_fifty_ids(sandbox_control: SandboxControl) -> None:
     summary = texts(at)
     assert "**49** to look up · 1 duplicates skipped · 2 invalid, not sent" in summary
     at.button(key="bulk_start").click().run()
-    job = at.session_state["bulk_job"]
-    job.wait(60)
-    at.run()
-    frame = at.dataframe[-1].value
+    job_id = _param(at, "job")
+    assert job_id, "the new job is opened (?job=ID)"
+    assert at.text_area(key="bulk_text").value == "", "the box is emptied: a second click can't start it twice"
+    for _ in range(120):  # the page polls the store in a fragment, which AppTest doesn't run on its own
+        at.run()
+        if any(button.label == "Download results CSV" for button in at.get("download_button")):
+            break
+        time.sleep(0.5)
+    frame = next(table.value for table in at.dataframe if "organization_id" in table.value.columns)
     assert len(frame) == 49 and list(frame.organization_id[:48]) == known
     assert frame.set_index("organization_id").loc["org_nobody", "status"] == "not found"
     assert "49 of 49 looked up · 1 not found · 0 failed" in at.get("progress")[0].proto.text
-    assert any(button.label == "Download CSV" for button in at.get("download_button"))
+    assert {"Download results CSV", "Download results Excel"} <= {button.label for button in at.get("download_button")}
     assert {metric.label for metric in at.metric} >= {"Active", "Not found"} or len(at.metric) >= 3
+    jobs = next(table.value for table in at.dataframe if "who" in table.value.columns)
+    assert list(jobs.id) == [job_id] and list(jobs.status) == ["Done"]
+
+
+def test_finance_sees_the_summary_of_a_job_and_admin_sees_everyone_s_jobs(sandbox_control: SandboxControl) -> None:
+    known = [row["id"] for row in sandbox_control.organizations()][:20]
+    at = app("finance")
+    at.switch_page("pages/bulk.py").run()
+    assert "Your jobs" in texts(at) or not at.dataframe
+    at.text_area(key="bulk_text").input(" ".join(known)).run()
+    at.button(key="bulk_start").click().run()
+    job_id = _param(at, "job")
+    for _ in range(120):
+        at.run()
+        if any(button.label == "Download summary CSV" for button in at.get("download_button")):
+            break
+        time.sleep(0.5)
+    assert "Finance summary" in texts(at)
+    assert {"Download summary CSV", "Download summary Excel"} <= {button.label for button in at.get("download_button")}
+    assert any(metric.label == "MRR" for metric in at.metric)
+    admin = app("admin")
+    admin.switch_page("pages/bulk.py").run()
+    assert "Everyone's jobs" in texts(admin)
+    jobs = next(table.value for table in admin.dataframe if "who" in table.value.columns)
+    assert job_id in list(jobs.id) and "finance" in list(jobs.who)
+    support = app("support")
+    support.switch_page("pages/bulk.py").run()
+    support.query_params["job"] = job_id
+    support.run()
+    assert "no bulk lookup with that id that you may see" in texts(support)  # not theirs
+
+
+def _param(at: AppTest, name: str) -> str | None:
+    value = at.query_params.get(name)
+    return value[0] if isinstance(value, list) else value
 
 
 # --- hostile input through every page input ---------------------------------------------------------------

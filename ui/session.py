@@ -145,9 +145,10 @@ def client_address() -> str | None:
 
 
 def logout() -> None:
-    """Logout button callback: ends every session of this person (every tab, every replica), stops this tab's
-    bulk lookup and forgets everything this tab held, so the next person here starts clean. With single sign-on
-    it also ends the provider's session (st.logout goes through its end_session_endpoint)."""
+    """Logout button callback: ends every session of this person (every tab, every replica) and forgets
+    everything this tab held, so the next person here starts clean (bulk lookups are jobs in the store: they
+    go on, and are there at the next sign-in). With single sign-on it also ends the provider's session
+    (st.logout goes through its end_session_endpoint)."""
     console = get_console()
     actor = current_actor()
     if actor is not None:
@@ -160,9 +161,6 @@ def logout() -> None:
 
 
 def _forget_everything() -> None:
-    job = st.session_state.get("bulk_job")
-    if job is not None:
-        job.stop()
     for key in list(st.session_state.keys()):
         del st.session_state[key]
 

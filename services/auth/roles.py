@@ -23,6 +23,8 @@ class Action(str, Enum):
     READ_AUDIT_LOG = "read audit log"
     BULK_LOOKUP = "bulk lookup"
     SETTLE_UNKNOWN_OUTCOME = "settle an unknown outcome"
+    SEE_ALL_BULK_JOBS = "see everyone's bulk lookups"
+    FINANCE_SUMMARY = "see the finance summary"
 
 
 class Page(str, Enum):
@@ -36,7 +38,7 @@ class Page(str, Enum):
 _SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_CHECKOUT_LINK,
                       Action.CREATE_PORTAL_LINK, Action.BULK_LOOKUP})
 _FINANCE = _SUPPORT | {Action.PROCESS_CHECKOUT, Action.CHANGE_PLAN, Action.CANCEL_SUBSCRIPTION, Action.READ_AUDIT_LOG,
-                       Action.SETTLE_UNKNOWN_OUTCOME}
+                       Action.SETTLE_UNKNOWN_OUTCOME, Action.FINANCE_SUMMARY}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.SUPPORT: _SUPPORT,
     Role.FINANCE: _FINANCE,

@@ -5,7 +5,9 @@ what `make cluster` runs), on a sandbox API both replicas share.
 - replica 1 killed with -9 mid-write: the next page load lands on replica 2, still signed in, and the write it
   had in flight is offered for re-reading as "Outcome unknown";
 - PostgreSQL restarted mid-session: reads go on, writes are refused with the audit-unavailable sentence, and the
-  console writes again once it is back, with no restart.
+  console writes again once it is back, with no restart;
+- the process running a bulk job killed with -9: started again, the job is taken over and finishes, each id
+  fetched once but those in flight.
 """
 
 from __future__ import annotations
@@ -164,3 +166,43 @@ def test_a_database_restart_refuses_writes_keeps_reads_and_recovers(browser: Bro
         expect(page.get_by_text(re.compile(r"Upgraded to Expansion"))).to_be_visible()
     finally:
         context.close()
+
+
+def test_a_bulk_job_outlives_the_process_running_it(cluster: Cluster, control: SandboxControl) -> None:
+    """The job's worker (a replica's, or the worker process) killed with -9 mid-job: once it is started again
+    (as `make cluster` and systemd do), the job is taken over at once and finishes, every id fetched once but
+    those in flight."""
+    from services.jobs.store import JobStore
+    from services.store import store_engine
+
+    engine = store_engine(cluster.postgres.url())
+    jobs = JobStore(engine)
+    known = [row["id"] for row in control.organizations()]
+    ids = known + [f"org_nobody{index:04d}" for index in range(600 - len(known))]
+    before = control.calls("customer-info")
+    control.add_fault("customer-info", latencyMs=150)
+    job_id = jobs.create("support", "support", ids)
+    try:
+        deadline = time.monotonic() + 60
+        while jobs.job(job_id).done < 60:
+            assert time.monotonic() < deadline, "no worker ran the job"
+            time.sleep(0.2)
+        pid = int(jobs.job(job_id).worker_id.split(":")[1])
+        holders = {child.process.pid: child for child in [*cluster.replicas, cluster.worker]}
+        holders[pid].kill()  # kill -9
+        if holders[pid] is cluster.worker:
+            cluster.worker = cluster._worker().start()
+        else:
+            cluster.restart_replica(cluster.replicas.index(holders[pid]) + 1)
+        deadline = time.monotonic() + 120
+        while jobs.job(job_id).status != "done":
+            assert time.monotonic() < deadline, f"the job was not taken over: {jobs.job(job_id)}"
+            time.sleep(0.5)
+    finally:
+        control.clear_faults()
+    after = control.calls("customer-info")
+    reads = {path: count - before.get(path, 0) for path, count in after.items() if count > before.get(path, 0)}
+    assert {path.split("organizationId=")[1] for path in reads} == set(ids)
+    assert sum(count > 1 for count in reads.values()) <= 8 and max(reads.values()) <= 2
+    assert len(jobs.results(job_id)) == len(ids)
+    engine.dispose()

@@ -1,0 +1,304 @@
+"""The jobs' tables and every query on them: create, list, claim with a lease, save a result, stop, purge.
+
+Times are the store's clock (services/leases.py `store_now`), so workers on different hosts agree on when a
+claim has expired.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, and_, delete, func, insert,
+                        or_, select, update)
+from sqlalchemy.engine import Connection, Engine, Row
+
+from ..inputs import InputRefused
+from ..leases import live_lease_ids, store_now
+from ..store import metadata, utc
+
+QUEUED, RUNNING, STOPPING, STOPPED, DONE, FAILED = "queued", "running", "stopping", "stopped", "done", "failed"
+ACTIVE = (QUEUED, RUNNING, STOPPING)  # a worker has something to do (stopping: end it as stopped)
+FINISHED = (STOPPED, DONE, FAILED)
+PENDING, FETCHED = "pending", "done"
+MAX_IDS_PER_JOB = 5000
+MAX_ACTIVE_PER_PERSON = 3
+KEEP_DAYS = 30
+
+bulk_jobs = Table(
+    "bulk_jobs", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(255), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("done", Integer, nullable=False, server_default="0"),
+    Column("failed", Integer, nullable=False, server_default="0"),
+    Column("not_found", Integer, nullable=False, server_default="0"),
+    Column("worker_id", String(64)),  # the worker holding the claim, None when unclaimed
+    Column("lease_id", String(40)),  # that worker's process lease (services/leases.py), if it keeps one
+    Column("claim_expires_at", DateTime(timezone=True)),  # the claim is void after this
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("stopped_by", String(255)),
+    Index("ix_bulk_jobs_status", "status", "created_at"),
+    Index("ix_bulk_jobs_username", "username", "created_at"),
+)
+
+bulk_job_items = Table(
+    "bulk_job_items", metadata,
+    Column("job_id", String(32), ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),  # the order the ids were given in
+    Column("organization_id", String(255), nullable=False),
+    Column("state", String(10), nullable=False),  # pending | done
+    Column("result", Text),  # JSON: the results table's row (services/bulk.py row_record)
+    Column("error", Text),
+    Column("fetched_at", DateTime(timezone=True)),
+    Index("ix_bulk_job_items_pending", "job_id", "state", "position"),
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    username: str
+    role: str
+    created_at: datetime
+    status: str
+    total: int
+    done: int
+    failed: int
+    not_found: int
+    worker_id: str | None
+    lease_id: str | None
+    claim_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    stopped_by: str | None
+    now: datetime  # the store's clock when read
+
+    @classmethod
+    def of(cls, row: Row[Any], moment: datetime) -> Job:
+        values = dict(row._mapping)
+        for name in ("created_at", "claim_expires_at", "heartbeat_at", "started_at", "finished_at"):
+            values[name] = utc(values[name])
+        return cls(**values, now=utc(moment))  # type: ignore[arg-type]
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def elapsed_seconds(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return max(0.0, ((self.finished_at or self.now) - self.started_at).total_seconds())
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Time left at the pace so far (None before the first result, and once finished)."""
+        if not self.active or self.done == 0 or self.started_at is None:
+            return None
+        return self.elapsed_seconds / self.done * (self.total - self.done)
+
+
+def _free(conn: Connection, moment: datetime) -> Any:
+    """Jobs with work to do and no live claim: never claimed, claim expired, or its worker's process lease over."""
+    return and_(bulk_jobs.c.status.in_(ACTIVE),
+                or_(bulk_jobs.c.worker_id.is_(None), bulk_jobs.c.claim_expires_at < moment,
+                    and_(bulk_jobs.c.lease_id.is_not(None), bulk_jobs.c.lease_id.not_in(live_lease_ids(conn)))))
+
+
+@contextlib.contextmanager
+def _writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that reads, then writes. On SQLite the write lock is taken first (BEGIN IMMEDIATE, waiting
+    up to the busy timeout): a deferred one would read under a shared lock and could be refused at once
+    ("database is locked") when it turns to write beside a worker saving results."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+class JobStore:
+    def __init__(self, engine: Engine, *, max_active: int = MAX_ACTIVE_PER_PERSON, max_ids: int = MAX_IDS_PER_JOB,
+                 keep: timedelta = timedelta(days=KEEP_DAYS)) -> None:
+        self.engine, self.max_active, self.max_ids, self.keep = engine, max_active, max_ids, keep
+
+    # --- people -------------------------------------------------------------------------------------------
+    def create(self, username: str, role: str, organization_ids: list[str]) -> str:
+        """A queued job for these ids (in this order); refuses past the limits with one sentence."""
+        if not organization_ids:
+            raise InputRefused("organization ids", "Give at least one organization id to look up.")
+        if len(organization_ids) > self.max_ids:
+            raise InputRefused("organization ids", f"A bulk lookup takes at most {self.max_ids:,} organization "
+                                                   f"ids; this one has {len(organization_ids):,}, so split it.")
+        job_id = uuid.uuid4().hex
+        with _writing(self.engine) as conn:
+            if conn.dialect.name == "postgresql":  # one person's jobs counted and added one at a time
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("bulk_jobs:" + username))))
+            active = conn.execute(select(func.count()).select_from(bulk_jobs).where(
+                bulk_jobs.c.username == username, bulk_jobs.c.status.in_(ACTIVE))).scalar_one()
+            if active >= self.max_active:
+                raise InputRefused("organization ids", f"You already have {active} bulk lookups queued or running "
+                                                       f"(at most {self.max_active}); wait for one to finish or "
+                                                       f"stop one.")
+            conn.execute(insert(bulk_jobs).values(id=job_id, username=username, role=role,
+                                                   created_at=store_now(conn), status=QUEUED,
+                                                   total=len(organization_ids), done=0, failed=0, not_found=0))
+            conn.execute(insert(bulk_job_items), [
+                {"job_id": job_id, "position": position, "organization_id": organization_id, "state": PENDING}
+                for position, organization_id in enumerate(organization_ids)])
+        return job_id
+
+    def jobs(self, username: str | None = None, limit: int = 200) -> list[Job]:
+        """Newest first; one person's, or everyone's."""
+        query = select(bulk_jobs).order_by(bulk_jobs.c.created_at.desc(), bulk_jobs.c.id).limit(limit)
+        if username is not None:
+            query = query.where(bulk_jobs.c.username == username)
+        with self.engine.connect() as conn:
+            moment = store_now(conn)
+            return [Job.of(row, moment) for row in conn.execute(query)]
+
+    def job(self, job_id: str) -> Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(bulk_jobs).where(bulk_jobs.c.id == job_id)).first()
+            return Job.of(row, store_now(conn)) if row else None
+
+    def results(self, job_id: str) -> list[dict[str, Any]]:
+        """The rows fetched so far, in the order given."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(bulk_job_items.c.result).where(
+                bulk_job_items.c.job_id == job_id, bulk_job_items.c.state == FETCHED)
+                .order_by(bulk_job_items.c.position))
+            return [json.loads(result) for (result,) in rows]
+
+    def request_stop(self, job_id: str, by: str) -> bool:
+        """A queued job stops at once; a running one is asked to (its worker ends it as stopped). False when it
+        had already finished."""
+        with self.engine.begin() as conn:
+            moment = store_now(conn)
+            if conn.execute(update(bulk_jobs).where(bulk_jobs.c.id == job_id, bulk_jobs.c.status == QUEUED,
+                                                    bulk_jobs.c.worker_id.is_(None))
+                            .values(status=STOPPED, finished_at=moment, stopped_by=by)).rowcount:
+                return True
+            return bool(conn.execute(update(bulk_jobs).where(bulk_jobs.c.id == job_id,
+                                                             bulk_jobs.c.status.in_((QUEUED, RUNNING)))
+                                     .values(status=STOPPING, stopped_by=by)).rowcount)
+
+    # --- workers ------------------------------------------------------------------------------------------
+    def claim(self, worker_id: str, lease: timedelta, lease_id: str | None = None) -> Job | None:
+        """Claims a job with work to do and no live claim, for `lease` (the oldest of the person with the fewest
+        jobs being worked, so one person's three jobs don't hold every worker); None when there is none. A
+        claim is dead when it expired, or when its worker's process lease (`lease_id`, services/leases.py) has
+        ended: a console killed and restarted on the same machine resumes its jobs at once.
+        PostgreSQL: the row locked with FOR UPDATE SKIP LOCKED, so workers never wait on each other. SQLite:
+        the UPDATE repeats the condition, so of two workers racing for a job one updates a row and one none."""
+        with self.engine.connect() as conn:  # looked for first without the write lock: idle polls only read
+            if conn.execute(select(bulk_jobs.c.id).where(_free(conn, store_now(conn))).limit(1)).first() is None:
+                return None
+        with _writing(self.engine) as conn:
+            moment = store_now(conn)
+            free = _free(conn, moment)
+            # Fair between people: the job of whoever has the fewest jobs being worked goes first, then the oldest.
+            others = bulk_jobs.alias("others")
+            working = (select(func.count()).select_from(others)
+                       .where(others.c.username == bulk_jobs.c.username, others.c.worker_id.is_not(None),
+                              others.c.claim_expires_at >= moment).scalar_subquery())
+            query = select(bulk_jobs.c.id).where(free).order_by(working, bulk_jobs.c.created_at).limit(1)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            job_id = conn.execute(query).scalar()
+            if job_id is None:
+                return None
+            claimed = conn.execute(update(bulk_jobs).where(bulk_jobs.c.id == job_id, free).values(
+                worker_id=worker_id, lease_id=lease_id, claim_expires_at=moment + lease, heartbeat_at=moment,
+                started_at=func.coalesce(bulk_jobs.c.started_at, moment),
+                status=func.coalesce(func.nullif(bulk_jobs.c.status, QUEUED), RUNNING))).rowcount
+            if not claimed:
+                return None
+            return Job.of(conn.execute(select(bulk_jobs).where(bulk_jobs.c.id == job_id)).one(), moment)
+
+    def renew(self, job_id: str, worker_id: str, lease: timedelta) -> str | None:
+        """Extends this worker's claim; returns the job's status, or None when the claim is no longer its own
+        (it expired and another worker took the job)."""
+        with self.engine.begin() as conn:
+            moment = store_now(conn)
+            mine = and_(bulk_jobs.c.id == job_id, bulk_jobs.c.worker_id == worker_id)
+            if not conn.execute(update(bulk_jobs).where(mine).values(claim_expires_at=moment + lease,
+                                                                     heartbeat_at=moment)).rowcount:
+                return None
+            return conn.execute(select(bulk_jobs.c.status).where(bulk_jobs.c.id == job_id)).scalar_one()
+
+    def pending(self, job_id: str) -> list[tuple[int, str]]:
+        with self.engine.connect() as conn:
+            return [(position, organization_id) for position, organization_id in conn.execute(
+                select(bulk_job_items.c.position, bulk_job_items.c.organization_id).where(
+                    bulk_job_items.c.job_id == job_id, bulk_job_items.c.state == PENDING)
+                .order_by(bulk_job_items.c.position))]
+
+    def save(self, job_id: str, position: int, record: dict[str, Any]) -> bool:
+        """One id's result; the job's counts move with it in the same transaction. False when it was already
+        saved (by a worker whose claim had expired and is still finishing)."""
+        status, error = record.get("status"), record.get("error")
+        with self.engine.begin() as conn:
+            saved = conn.execute(update(bulk_job_items).where(
+                bulk_job_items.c.job_id == job_id, bulk_job_items.c.position == position,
+                bulk_job_items.c.state == PENDING).values(
+                state=FETCHED, result=json.dumps(record, default=_json_default), error=error,
+                fetched_at=store_now(conn))).rowcount
+            if saved:
+                conn.execute(update(bulk_jobs).where(bulk_jobs.c.id == job_id).values(
+                    done=bulk_jobs.c.done + 1, failed=bulk_jobs.c.failed + int(status == "error"),
+                    not_found=bulk_jobs.c.not_found + int(status == "not found")))
+            return bool(saved)
+
+    def finish(self, job_id: str, worker_id: str, status: str) -> bool:
+        """Ends the job as done, stopped or failed, if this worker still holds it."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(update(bulk_jobs).where(
+                bulk_jobs.c.id == job_id, bulk_jobs.c.worker_id == worker_id).values(
+                status=status, finished_at=store_now(conn), worker_id=None, lease_id=None,
+                claim_expires_at=None)).rowcount)
+
+    def release(self, job_id: str, worker_id: str) -> None:
+        """Gives the claim up without finishing (a worker shutting down): another worker takes it at once."""
+        with self.engine.begin() as conn:
+            conn.execute(update(bulk_jobs).where(bulk_jobs.c.id == job_id, bulk_jobs.c.worker_id == worker_id)
+                         .values(worker_id=None, lease_id=None, claim_expires_at=None))
+
+    def purge(self) -> int:
+        """Deletes the jobs finished longer ago than the retention, and their results; returns how many."""
+        with _writing(self.engine) as conn:
+            cutoff = store_now(conn) - self.keep
+            old = select(bulk_jobs.c.id).where(bulk_jobs.c.status.in_(FINISHED), bulk_jobs.c.finished_at < cutoff)
+            job_ids = list(conn.execute(old).scalars())
+            if not job_ids:
+                return 0
+            conn.execute(delete(bulk_job_items).where(bulk_job_items.c.job_id.in_(job_ids)))
+            conn.execute(delete(bulk_jobs).where(bulk_jobs.c.id.in_(job_ids)))
+            return len(job_ids)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy and pandas scalars
+        return value.item()
+    return str(value)

@@ -1,0 +1,197 @@
+"""The claim loop: a worker claims one job at a time, fetches its pending ids, and keeps its claim alive.
+
+While it works a job, the worker renews its claim every `heartbeat_every` (the claim lasts `lease`); a worker
+that dies stops renewing, and once the claim expires (or at once, when the worker's process lease is seen
+ended) another worker claims the job and fetches the ids still pending: each result is saved as it arrives,
+so only the few in flight when it died are fetched twice. A renewal that finds the job `stopping` ends it as
+`stopped`; one that finds the claim gone (this worker stalled past its lease) quietly lets the job go.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+from ..bulk import DEFAULT_CONCURRENCY, fetch_row, row_record
+from ..payments.client import PaymentsClient
+from ..payments.errors import PaymentsError
+from ..payments.models import CustomerInfo, PlanCatalog
+from .store import DONE, STOPPED, STOPPING, Job, JobStore
+
+log = logging.getLogger("billing_desk.jobs")
+
+LEASE = timedelta(seconds=30)
+HEARTBEAT_EVERY = 5.0
+IDLE_POLL = 1.0  # how often an idle worker looks for a job
+PURGE_EVERY = 3600.0
+
+
+class JobWorker:
+    def __init__(self, jobs: JobStore, client: PaymentsClient, *, concurrency: int = DEFAULT_CONCURRENCY,
+                 lease: timedelta = LEASE, heartbeat_every: float = HEARTBEAT_EVERY, idle_poll: float = IDLE_POLL,
+                 lease_id: Callable[[], str | None] | str | None = None, name: str = "worker") -> None:
+        """`lease_id`: this process's console lease (services/leases.py), so a restarted console on the same
+        machine takes over its jobs without waiting out the claim."""
+        if lease.total_seconds() < 2 * heartbeat_every:
+            raise ValueError("A claim must outlive at least two heartbeats, or one late beat loses it.")
+        self.jobs, self.client, self.concurrency = jobs, client, concurrency
+        self.lease, self.heartbeat_every, self.idle_poll = lease, heartbeat_every, idle_poll
+        self._lease_id = lease_id
+        self.worker_id = f"{socket.gethostname()[:30]}:{os.getpid()}:{name}:{uuid.uuid4().hex[:8]}"
+        self._shutdown = threading.Event()  # stop after the current job, releasing it
+        self._dead = threading.Event()  # tests: die as if killed (nothing saved, finished or released)
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_purge = 0.0
+        self.current: str | None = None  # the job being worked, if any
+
+    @property
+    def lease_id(self) -> str | None:
+        return self._lease_id() if callable(self._lease_id) else self._lease_id
+
+    # --- the loop -----------------------------------------------------------------------------------------
+    def start(self) -> JobWorker:
+        self._thread = threading.Thread(target=self.run_forever, name=f"bulk-jobs-{self.worker_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """A job was just created: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Finishes the items in flight, gives the job back (another worker resumes it) and ends the loop."""
+        self._shutdown.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def kill(self) -> None:
+        """Plays a crash: the loop ends without saving what is in flight, finishing or releasing the job."""
+        self._dead.set()
+        self.stop(timeout=10.0)
+
+    def run_forever(self) -> None:
+        while not self._shutdown.is_set():
+            try:
+                self._purge_now_and_then()
+                worked = self.run_once()
+            except Exception:  # the loop outlives a store outage
+                log.warning("Bulk job worker %s: the store failed; trying again.", self.worker_id, exc_info=True)
+                worked = False
+            if not worked:
+                self._wake.wait(self.idle_poll)
+                self._wake.clear()
+
+    def run_once(self) -> bool:
+        """Claims one job and works it to its end (or until this worker stops); False when none was waiting."""
+        job = self.jobs.claim(self.worker_id, self.lease, self.lease_id)
+        if job is None:
+            return False
+        self.current = job.id
+        try:
+            self._work(job)
+        finally:
+            self.current = None
+        return True
+
+    def _purge_now_and_then(self) -> None:
+        if time.monotonic() - self._last_purge >= PURGE_EVERY or not self._last_purge:
+            self._last_purge = time.monotonic()
+            purged = self.jobs.purge()
+            if purged:
+                log.info("Purged %d bulk jobs past their retention.", purged)
+
+    # --- one job ------------------------------------------------------------------------------------------
+    def _work(self, job: Job) -> None:
+        if job.status == STOPPING:
+            self.jobs.finish(job.id, self.worker_id, STOPPED)
+            return
+        halt = threading.Event()  # stop taking ids: stop asked, claim lost, or this worker stopping
+        items: Iterator[tuple[int, str]] = iter(self.jobs.pending(job.id))
+        take = threading.Lock()
+        catalog: list[PlanCatalog | None] = []
+        failures: list[BaseException] = []
+
+        def plans(customer: CustomerInfo) -> PlanCatalog | None:  # fetched once, only if a plan has no name
+            subscription = customer.subscription
+            if subscription is None or subscription.plan_name or not subscription.product_id:
+                return None
+            with take:
+                if not catalog:
+                    try:
+                        catalog.append(self.client.list_plans(customer.organization_id))
+                    except PaymentsError:
+                        return None
+            return catalog[0]
+
+        def fetch() -> None:
+            try:
+                while not halt.is_set():
+                    with take:
+                        item = next(items, None)
+                    if item is None:
+                        return
+                    position, organization_id = item
+                    row = fetch_row(self.client, organization_id, halt.is_set)
+                    if row is None or self._dead.is_set():
+                        return
+                    self.jobs.save(job.id, position, row_record(row, plans))
+            except BaseException as problem:  # the store failed: give the job back
+                failures.append(problem)
+                halt.set()
+
+        threads = [threading.Thread(target=fetch, name=f"bulk-job-{job.id[:8]}-{index}", daemon=True)
+                   for index in range(self.concurrency)]
+        for thread in threads:
+            thread.start()
+        status: str | None = job.status
+        while any(thread.is_alive() for thread in threads):
+            if self._wait(threads, self.heartbeat_every):
+                break
+            if self._dead.is_set():
+                halt.set()
+                continue
+            try:
+                status = self.jobs.renew(job.id, self.worker_id, self.lease)
+            except Exception:
+                log.warning("Bulk job %s: the claim could not be renewed.", job.id, exc_info=True)
+                continue
+            if status is None or status == STOPPING or self._shutdown.is_set():
+                halt.set()
+        for thread in threads:
+            thread.join()
+        if self._dead.is_set() or status is None:
+            return  # killed, or the claim went to another worker
+        if failures:
+            log.warning("Bulk job %s: the store failed mid-job; it will be resumed.", job.id,
+                        exc_info=failures[0])
+            self.jobs.release(job.id, self.worker_id)
+            return
+        status = self.jobs.renew(job.id, self.worker_id, self.lease)
+        if status == STOPPING:
+            self.jobs.finish(job.id, self.worker_id, STOPPED)
+        elif status is not None and not self.jobs.pending(job.id):
+            self.jobs.finish(job.id, self.worker_id, DONE)
+        elif status is not None:
+            self.jobs.release(job.id, self.worker_id)  # this worker is stopping: another resumes it
+
+    @staticmethod
+    def _wait(threads: list[threading.Thread], seconds: float) -> bool:
+        """Waits up to `seconds` for every thread to end; True when they have."""
+        deadline = time.monotonic() + seconds
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
+
+
+def start_workers(count: int, jobs: JobStore, client: PaymentsClient, **options: object) -> list[JobWorker]:
+    return [JobWorker(jobs, client, name=f"w{index}", **options).start()  # type: ignore[arg-type]
+            for index in range(count)]
+
