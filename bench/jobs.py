@@ -70,5 +70,24 @@ def run() -> dict[str, Any]:
         server.stop()
 
 
+def table(results: dict[str, Any]) -> str:
+    """The section of docs/performance.md."""
+    if not results:
+        return "_Not measured in this run (`python -m bench --only jobs`)._"
+    return "\n".join([
+        "| Jobs | Ids | Floor (2,000 at 1,000/min) | Both done in | Each job | Ratio to floor | Failed rows | 429s |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {results['jobs']} × {results['ids'] // results['jobs']:,} | {results['ids']:,} | "
+        f"{results['floor_seconds']:.0f} s | {results['wall_seconds']} s | "
+        f"{', '.join(f'{seconds} s' for seconds in results['job_wall_seconds'])} | {results['ratio_to_floor']}× | "
+        f"{results['failed_rows']} | {results['429s_met']} |"])
+
+
+def failures(results: dict[str, Any]) -> list[str]:
+    if not results:
+        return []
+    return ["bulk jobs on one key"] if results["failed_rows"] or results["ratio_to_floor"] > 1.05 else []
+
+
 if __name__ == "__main__":
     print(json.dumps(run(), indent=2))

@@ -35,6 +35,7 @@ from services.payments.client import PaymentsClient
 from .audit_scale import failures as audit_scale_failures, table as audit_scale_table
 from .shared_rate import failures as shared_rate_failures, table as shared_rate_table
 from .cluster import table as cluster_table
+from .jobs import failures as jobs_failures, table as jobs_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
@@ -291,7 +292,7 @@ def without_samples(value: Any) -> Any:
     return value
 
 
-SECTIONS = ("bulk", "shared-rate", "console", "latency", "throughput", "audit-scale", "cluster")
+SECTIONS = ("bulk", "shared-rate", "jobs", "console", "latency", "throughput", "audit-scale", "cluster")
 BASELINE = ROOT / "bench" / "baseline.json"
 
 
@@ -321,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     if "shared-rate" in sections:  # bench/shared_rate.py: two replicas' bulk lookups on one key, through the store
         from . import shared_rate
         results["shared_rate"] = shared_rate.run()
+    results["jobs"] = {}
+    if "jobs" in sections:  # bench/jobs.py: two people's bulk jobs on one key, two worker processes
+        from . import jobs
+        print("… two people's bulk jobs on one key", flush=True)
+        results["jobs"] = jobs.run()
     results["console"] = {}
     if "console" in sections:
         print("… console lookups in Chromium", flush=True)
@@ -373,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             .replace("{{audit_scale}}", audit_scale_table(results["audit_scale"]))
             .replace("{{shared_rate}}", shared_rate_table(results["shared_rate"]))
             .replace("{{cluster}}", cluster_table(results["cluster"]))
+            .replace("{{jobs}}", jobs_table(results["jobs"]))
             .replace("{{machine}}", json.dumps(results["machine"])).replace("{{command}}", results["command"])
             .replace("{{json}}", json.dumps(without_samples(results), indent=2)))
     failures = [run["name"] for run in results["bulk"] if run["failed_rows"] or run["ratio_to_floor"] > 1.10]
@@ -387,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Goal missed: lookup at {floor['ratio_p50']}× / {floor['ratio_p95']}× the bare app (p50 / p95; "
               f"goal ≤ 1.10× / 1.25×)")
     failures += audit_scale_failures(results["audit_scale"]) + shared_rate_failures(results["shared_rate"])
+    failures += jobs_failures(results["jobs"])
     slower = slower_pages(results, baseline)
     if saved and saved["same_run"]:
         failures += slower  # measured in turn in this run: a real difference

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from .store import StoreError, metadata
+from .store import StoreError, metadata, write_transaction
 
 # The `prev_hash` of the first row.
 GENESIS = "0" * 64
@@ -140,23 +140,14 @@ def append_lock(engine: Engine) -> Iterator[Connection]:
     """A transaction in which this process alone may append to the chain; committed when the block ends,
     rolled back if it raises. Whatever the block reads inside it is what the append will chain onto."""
     require_supported(engine)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
+    # SQLite: the database's write lock, taken before the last row is read (store.write_transaction), so two
+    # appends can't both chain onto it. PostgreSQL: an advisory lock, released by the transaction's end, so a
+    # crash or a lost connection can't leave it held.
+    with write_transaction(engine) as conn:
+        if engine.dialect.name == "postgresql":
             conn.execute(text(f"SET LOCAL lock_timeout = '{APPEND_LOCK_TIMEOUT}'"))
-            # Released by the transaction's end, so a crash or a lost connection can't leave it held.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
-            yield conn
-        return
-    with engine.connect() as conn:
-        # A deferred transaction would read the last row under a shared lock, and two of them would then both
-        # chain onto it; IMMEDIATE takes the write lock before the read (waiting up to the busy timeout).
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
+        yield conn
 
 
 def append(conn: Connection, values: Mapping[str, Any]) -> int:

@@ -195,6 +195,27 @@ def _failure(engine: Engine, problem: Exception, started: bool, pending: Sequenc
                       f"stays at {reached}; fix the cause, then run `python -m services.store upgrade`.")
 
 
+# --- transactions that read, then write ------------------------------------------------------------------------
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that reads, then writes; committed when the block ends, rolled back if it raises. On SQLite
+    the write lock is taken first (BEGIN IMMEDIATE, waiting up to the busy timeout): a deferred transaction
+    would read under a shared lock, and two of them could then both act on what they read, or one be refused
+    ("database is locked") when it turns to write. PostgreSQL's callers lock what they need themselves."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
 # --- the console's database role (PostgreSQL) ------------------------------------------------------------------
 # What the console's own role may do, table by table (docs/deployment.md): append-only on the audit rows, no DDL.
 # A migration that adds a table adds it here; `python -m services.store grant ROLE` applies this, as the owner.

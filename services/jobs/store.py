@@ -6,10 +6,8 @@ claim has expired.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from ..inputs import InputRefused
 from ..leases import live_lease_ids, store_now
-from ..store import metadata, utc
+from ..store import metadata, utc, write_transaction
 
 QUEUED, RUNNING, STOPPING, STOPPED, DONE, FAILED = "queued", "running", "stopping", "stopped", "done", "failed"
 ACTIVE = (QUEUED, RUNNING, STOPPING)  # a worker has something to do (stopping: end it as stopped)
@@ -117,25 +115,6 @@ def _free(conn: Connection, moment: datetime) -> Any:
                     and_(bulk_jobs.c.lease_id.is_not(None), bulk_jobs.c.lease_id.not_in(live_lease_ids(conn)))))
 
 
-@contextlib.contextmanager
-def _writing(engine: Engine) -> Iterator[Connection]:
-    """A transaction that reads, then writes. On SQLite the write lock is taken first (BEGIN IMMEDIATE, waiting
-    up to the busy timeout): a deferred one would read under a shared lock and could be refused at once
-    ("database is locked") when it turns to write beside a worker saving results."""
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            yield conn
-        return
-    with engine.connect() as conn:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
-
-
 class JobStore:
     def __init__(self, engine: Engine, *, max_active: int = MAX_ACTIVE_PER_PERSON, max_ids: int = MAX_IDS_PER_JOB,
                  keep: timedelta = timedelta(days=KEEP_DAYS)) -> None:
@@ -150,7 +129,7 @@ class JobStore:
             raise InputRefused("organization ids", f"A bulk lookup takes at most {self.max_ids:,} organization "
                                                    f"ids; this one has {len(organization_ids):,}, so split it.")
         job_id = uuid.uuid4().hex
-        with _writing(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             if conn.dialect.name == "postgresql":  # one person's jobs counted and added one at a time
                 conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("bulk_jobs:" + username))))
             active = conn.execute(select(func.count()).select_from(bulk_jobs).where(
@@ -213,7 +192,7 @@ class JobStore:
         with self.engine.connect() as conn:  # looked for first without the write lock: idle polls only read
             if conn.execute(select(bulk_jobs.c.id).where(_free(conn, store_now(conn))).limit(1)).first() is None:
                 return None
-        with _writing(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             moment = store_now(conn)
             free = _free(conn, moment)
             # Fair between people: the job of whoever has the fewest jobs being worked goes first, then the oldest.
@@ -285,7 +264,7 @@ class JobStore:
 
     def purge(self) -> int:
         """Deletes the jobs finished longer ago than the retention, and their results; returns how many."""
-        with _writing(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             cutoff = store_now(conn) - self.keep
             old = select(bulk_jobs.c.id).where(bulk_jobs.c.status.in_(FINISHED), bulk_jobs.c.finished_at < cutoff)
             job_ids = list(conn.execute(old).scalars())
