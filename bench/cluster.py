@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from playwright.sync_api import Page, expect, sync_playwright
@@ -30,7 +31,7 @@ from services.payments.client import PaymentsClient
 
 from .latency import PLAIN_NAME, VIEWPORT, summary, timed_click
 from tests.support.cluster import pinned, sign_in
-from tests.support.browser import launch_chromium, wait_for_app
+from tests.support.browser import launch_chromium, login, wait_for_app
 
 
 def _lookups(pages: dict[str, Page], organizations: list[dict[str, Any]], warm: int) -> dict[str, Any]:
@@ -100,14 +101,8 @@ def measure(lookups: int = 30, warm: int = 4) -> dict[str, Any]:
             direct_context = browser.new_context(viewport=VIEWPORT)
             direct = direct_context.new_page()
             sign_in(via_nginx, cluster, "customer")
-            direct_url = f"http://127.0.0.1:{cluster.replica_ports[0]}"
-            direct.goto(f"{direct_url}/customer")
-            wait_for_app(direct)
-            direct.get_by_label("Username").fill("finance")
-            direct.get_by_label("Password", exact=True).fill(cluster.passwords["finance"])
-            direct.get_by_role("button", name="Log in").click()
-            expect(direct.get_by_role("button", name="Log out")).to_be_visible()
-            wait_for_app(direct)
+            replica_one = SimpleNamespace(url=f"http://127.0.0.1:{cluster.replica_ports[0]}")  # nginx bypassed
+            login(direct, replica_one, "finance", "customer", password=cluster.passwords["finance"])  # type: ignore[arg-type]
             results["lookup"] = _lookups({"via_nginx": via_nginx, "direct": direct},
                                          organizations[:warm + lookups], warm)
             results["version_check"] = _version_checks(cluster, organizations[0]["id"])

@@ -28,14 +28,15 @@ class PostgresMissing(RuntimeError):
     pass
 
 
-def server_binaries() -> Path:
-    """The newest installed server's bin folder (Debian keeps one per major version)."""
+def server_binaries(install_hint: str = INSTALL_HINT) -> Path:
+    """The newest installed server's bin folder (Debian keeps one per major version); the tests' throwaway
+    server (tests/support/postgres.py) finds it here too, with its own hint."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[-3]))
     if found:
         return Path(found[-1]).parent
     if on_path := shutil.which("initdb"):
         return Path(on_path).resolve().parent
-    raise PostgresMissing(INSTALL_HINT)
+    raise PostgresMissing(install_hint)
 
 
 @dataclass

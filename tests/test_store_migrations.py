@@ -201,9 +201,10 @@ def test_every_migration_downgrades_and_upgrades_again(store_url: str) -> None:
 
 
 def test_without_postgresql_the_store_tests_fail_saying_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deploy.postgres
     from tests.support import postgres
 
-    monkeypatch.setattr(postgres.glob, "glob", lambda pattern: [])
-    monkeypatch.setattr(postgres.shutil, "which", lambda program: None)
+    monkeypatch.setattr(deploy.postgres.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(deploy.postgres.shutil, "which", lambda program: None)
     with pytest.raises(postgres.PostgresMissing, match="make test"):
         postgres.PostgresServer.start()

@@ -8,7 +8,6 @@ off: the data is thrown away, and fsync is what makes small databases slow. Noth
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import psycopg
 
+from deploy.postgres import PostgresMissing, server_binaries as _installed_binaries  # noqa: F401 (PostgresMissing: re-exported)
+
 INSTALL_HINT = ("PostgreSQL's server isn't installed (no /usr/lib/postgresql/*/bin/initdb): `make test` installs "
                 "Debian's postgresql, or run `apt-get install -y postgresql`.")
 # Fast and throwaway: the data dies with the test session.
@@ -27,19 +28,8 @@ SERVER_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off"
                    "listen_addresses=127.0.0.1")
 
 
-class PostgresMissing(RuntimeError):
-    pass
-
-
 def server_binaries() -> Path:
-    """The newest installed server's bin folder (Debian keeps one per major version)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[-3]))
-    if found:
-        return Path(found[-1]).parent
-    on_path = shutil.which("initdb")
-    if on_path:
-        return Path(on_path).resolve().parent
-    raise PostgresMissing(INSTALL_HINT)
+    return _installed_binaries(INSTALL_HINT)
 
 
 def _free_port() -> int:
