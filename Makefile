@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
-# Extra `streamlit run` options, e.g. STREAMLIT_FLAGS="--server.fileWatcherType auto" to reload on save.
+# Extra `streamlit run` options (`python -m ui.serve` is `streamlit run app.py` that starts the console at once), e.g. STREAMLIT_FLAGS="--server.fileWatcherType auto" to reload on save.
 STREAMLIT_FLAGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
@@ -48,7 +48,7 @@ $(NGINX):
 SANDBOX_FLAG := $(if $(or $(PAYMENTS_API_URL),$(wildcard .streamlit/secrets.toml)),,BILLING_DESK_SANDBOX=1)
 
 run: $(VENV)/.runtime
-	$(SANDBOX_FLAG) $(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) $(STREAMLIT_FLAGS)
+	$(SANDBOX_FLAG) $(PY) -m ui.serve --server.address 127.0.0.1 --server.port $(PORT) $(STREAMLIT_FLAGS)
 
 sandbox: $(VENV)/.runtime
 	$(PY) -m sandbox

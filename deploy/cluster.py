@@ -212,7 +212,7 @@ class Cluster:
         if checked.returncode != 0:
             raise RuntimeError(f"replica-{number}: {checked.stderr.strip()}")
         return Child(f"replica-{number}",
-                     [self.python, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+                     [self.python, "-m", "ui.serve", "--server.address", "127.0.0.1",
                       "--server.port", str(port), "--server.headless", "true"],
                      env, self.folder / f"replica-{number}.log",
                      health_url=f"http://127.0.0.1:{port}/_stcore/health", port=port)

@@ -102,6 +102,7 @@ class BulkRow:
     customer: CustomerInfo | None = None
     error: str | None = None
     status: str = "error"
+    problem: PaymentsError | None = None  # the API's error, when the lookup ended in one
 
 
 @dataclass
@@ -224,7 +225,7 @@ def fetch_row(client: PaymentsClient, organization_id: str, stopped: Callable[[]
             if stopped():
                 return None
         except PaymentsError as problem:
-            row.status, row.error = "error", problem.user_message
+            row.status, row.error, row.problem = "error", problem.user_message, problem
             break
     return row
 

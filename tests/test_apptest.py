@@ -321,6 +321,27 @@ def test_finance_sees_the_summary_of_a_job_and_admin_sees_everyone_s_jobs(sandbo
     assert "no bulk lookup with that id that you may see" in texts(support)  # not theirs
 
 
+def test_a_job_whose_key_is_refused_ends_failed_saying_why(sandbox_control: SandboxControl) -> None:
+    known = [row["id"] for row in sandbox_control.organizations()][:30]
+    sandbox_control.add_fault("customer-info", status=401, code="api_key_revoked")
+    try:
+        at = app("support")
+        at.switch_page("pages/bulk.py").run()
+        at.text_area(key="bulk_text").input(" ".join(known)).run()
+        at.button(key="bulk_start").click().run()
+        for _ in range(60):
+            at.run()
+            if at.error:
+                break
+            time.sleep(0.5)
+    finally:
+        sandbox_control.clear_faults()
+    assert at.error[0].value.startswith("The Payments API refused Billing Desk's API key, so the job stopped")
+    assert "were looked up; their results are below." in at.error[0].value
+    jobs = next(table.value for table in at.dataframe if "who" in table.value.columns)
+    assert list(jobs.status)[0] == "Failed"
+
+
 def _param(at: AppTest, name: str) -> str | None:
     value = at.query_params.get(name)
     return value[0] if isinstance(value, list) else value

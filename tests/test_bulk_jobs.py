@@ -18,8 +18,8 @@ from services.audit import AuditFilter, AuditLog
 from services.auth.roles import Actor, PermissionDenied, Role
 from services.desk import BillingDesk
 from services.inputs import InputRefused
-from services.jobs.store import DONE, QUEUED, RUNNING, STOPPED, JobStore, bulk_jobs
-from services.jobs.worker import JobWorker
+from services.jobs.store import DONE, FAILED, QUEUED, RUNNING, STOPPED, JobStore, bulk_jobs
+from services.jobs.worker import API_DOWN, KEY_REFUSED, OUTAGE_STREAK, JobWorker
 from services.payments.client import PaymentsClient
 from services.store import open_store
 
@@ -132,6 +132,45 @@ def test_stop_from_anywhere_keeps_what_was_fetched(jobs: JobStore, slow_sandbox:
     assert 5 <= job.done < job.total and job.stopped_by == "admin"
     assert len(jobs.results(job_id)) == job.done
     assert not jobs.request_stop(job_id, "ann")  # already finished
+
+
+def test_a_job_whose_key_is_refused_fails_at_once_with_one_sentence_keeping_what_was_fetched(
+        jobs: JobStore, client: PaymentsClient, control: SandboxControl) -> None:
+    ids = _ids(control, 40)
+    job_id = jobs.create("ann", "support", ids)
+    worker = JobWorker(jobs, client, concurrency=1, **FAST)
+    control.add_fault("customer-info", latencyMs=30)
+    worker.start()
+    _wait(lambda: jobs.job(job_id).done >= 5)
+    control.clear_faults()
+    control.add_fault("*", status=401, code="api_key_revoked")  # the key is revoked mid-job
+    _wait(lambda: jobs.job(job_id).status == FAILED)
+    worker.stop()
+    job = jobs.job(job_id)
+    assert job.failure == KEY_REFUSED and job.finished_at is not None and job.worker_id is None
+    assert 5 <= job.done < 40 and job.failed <= 2  # it stopped at the first refusal, not after 40 of them
+    fetched = [row for row in jobs.results(job_id) if row.get("status") != "error"]
+    assert len(fetched) >= 5 and all(row["status"] for row in fetched)  # the results before it are kept
+    assert len(jobs.pending(job_id)) == 40 - job.done
+    assert not JobWorker(jobs, client, **FAST).run_once()  # a failed job is finished: nobody claims it again
+
+
+def test_a_job_fails_when_the_api_stops_answering_but_not_for_a_few_errors(
+        jobs: JobStore, client: PaymentsClient, control: SandboxControl) -> None:
+    ids = _ids(control, 60)
+    attempts = 3  # the client tries a 503 three times (its two retries) before the id counts as failed
+    # A bad moment: one id short of the streak fails, then the API answers again, and the job goes on.
+    control.add_fault("customer-info", status=503, count=(OUTAGE_STREAK - 1) * attempts)
+    job_id = jobs.create("ann", "support", ids)
+    assert JobWorker(jobs, client, concurrency=1, **FAST).run_once()
+    job = jobs.job(job_id)
+    assert (job.status, job.done, job.failure) == (DONE, 60, None) and job.failed == OUTAGE_STREAK - 1
+    control.clear_faults()
+    control.add_fault("customer-info", status=503)  # down for good
+    second = jobs.create("ann", "support", ids)
+    assert JobWorker(jobs, client, concurrency=1, **FAST).run_once()
+    job = jobs.job(second)
+    assert (job.status, job.done, job.failed, job.failure) == (FAILED, OUTAGE_STREAK, OUTAGE_STREAK, API_DOWN)
 
 
 def test_limits_each_refused_with_one_sentence(jobs: JobStore) -> None:

@@ -78,6 +78,9 @@ def heading(job: Job) -> None:
 def results(desk: BillingDesk, actor: Actor, job: Job, frame: pd.DataFrame) -> None:
     if job.status == "stopped" and job.done < job.total:
         st.warning(f"Stopped: {job.done:,} of {job.total:,} were looked up; their results are below.")
+    if job.status == "failed":
+        st.error(f"{job.failure or 'The job failed.'} {job.done:,} of {job.total:,} were looked up; their results "
+                 "are below.", icon=":material/error:")
     if frame.empty:
         st.info("No results: nothing was looked up.")
         return

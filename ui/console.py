@@ -26,11 +26,25 @@ def _console_for(signature: tuple[tuple[str, str], ...]) -> Console:
     return build_console(load_config(dict(signature), _secrets()))
 
 
+def _signature() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, os.environ[name]) for name in ENVIRONMENT_VARIABLES if name in os.environ))
+
+
+def start_console_now() -> None:
+    """Builds the console before any browser asks (ui/serve.py), so its bulk-job workers resume at once; a
+    misconfiguration is logged here and shown to the first visitor by `get_console`."""
+    try:
+        _console_for(_signature())
+    except ConfigError as problem:
+        log.error("Billing Desk can't start: %s", problem)
+    except Exception:
+        log.exception("Billing Desk could not start its console; the first page opened will try again.")
+
+
 def get_console() -> Console:
     """The console for the current environment; stops the page with a clear message if misconfigured."""
-    signature = tuple(sorted((name, os.environ[name]) for name in ENVIRONMENT_VARIABLES if name in os.environ))
     try:
-        return _console_for(signature)
+        return _console_for(_signature())
     except ConfigError as problem:
         # The detail (file paths, user names, which setting) is for the operator, in the log; a visitor
         # who may not even be signed in learns only that the console isn't ready.

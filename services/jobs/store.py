@@ -46,6 +46,7 @@ bulk_jobs = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("stopped_by", String(255)),
+    Column("failure", Text),  # why it ended as failed, one sentence (migration 0008)
     Index("ix_bulk_jobs_status", "status", "created_at"),
     Index("ix_bulk_jobs_username", "username", "created_at"),
 )
@@ -81,6 +82,7 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     stopped_by: str | None
+    failure: str | None
     now: datetime  # the store's clock when read
 
     @classmethod
@@ -248,13 +250,13 @@ class JobStore:
                     not_found=bulk_jobs.c.not_found + int(status == "not found")))
             return bool(saved)
 
-    def finish(self, job_id: str, worker_id: str, status: str) -> bool:
-        """Ends the job as done, stopped or failed, if this worker still holds it."""
+    def finish(self, job_id: str, worker_id: str, status: str, failure: str | None = None) -> bool:
+        """Ends the job as done, stopped or failed (saying why, `failure`), if this worker still holds it."""
         with self.engine.begin() as conn:
             return bool(conn.execute(update(bulk_jobs).where(
                 bulk_jobs.c.id == job_id, bulk_jobs.c.worker_id == worker_id).values(
                 status=status, finished_at=store_now(conn), worker_id=None, lease_id=None,
-                claim_expires_at=None)).rowcount)
+                claim_expires_at=None, failure=failure)).rowcount)
 
     def release(self, job_id: str, worker_id: str) -> None:
         """Gives the claim up without finishing (a worker shutting down): another worker takes it at once."""

@@ -5,6 +5,10 @@ that dies stops renewing, and once the claim expires (or at once, when the worke
 ended) another worker claims the job and fetches the ids still pending: each result is saved as it arrives,
 so only the few in flight when it died are fetched twice. A renewal that finds the job `stopping` ends it as
 `stopped`; one that finds the claim gone (this worker stalled past its lease) quietly lets the job go.
+
+A job ends as `failed`, with one sentence saying why, when going on could only fill it with the same error: the
+API refused the key (every later id would be refused too), or it did not answer `OUTAGE_STREAK` ids in a row.
+What was fetched before is kept.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from datetime import timedelta
 
 from ..bulk import DEFAULT_CONCURRENCY, fetch_row, row_record
 from ..payments.client import PaymentsClient
-from ..payments.errors import PaymentsError
+from ..payments.errors import ApiConnectionError, AuthenticationError, PaymentsError, ServerError
 from ..payments.models import CustomerInfo, PlanCatalog
-from .store import DONE, STOPPED, STOPPING, Job, JobStore
+from .store import DONE, FAILED, STOPPED, STOPPING, Job, JobStore
 
 log = logging.getLogger("billing_desk.jobs")
 
@@ -30,6 +34,33 @@ LEASE = timedelta(seconds=30)
 HEARTBEAT_EVERY = 5.0
 IDLE_POLL = 1.0  # how often an idle worker looks for a job
 PURGE_EVERY = 3600.0
+OUTAGE_STREAK = 25  # ids in a row the API didn't answer (unreachable, timed out, 5xx) before the job fails
+KEY_REFUSED = ("The Payments API refused Billing Desk's API key, so the job stopped: an administrator must check "
+               "the configured key, then start a new job for the ids not looked up.")
+API_DOWN = (f"The Payments API did not answer {OUTAGE_STREAK} lookups in a row, so the job stopped: start a new "
+            "job for the ids not looked up once it answers again.")
+
+
+class FailureWatch:
+    """Tells, result by result, whether a job should end as failed (shared by a job's fetching threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streak = 0
+        self.reason: str | None = None
+
+    def note(self, problem: PaymentsError | None) -> bool:
+        """Records one id's outcome; True once the job should fail."""
+        with self._lock:
+            if isinstance(problem, AuthenticationError):
+                self.reason = self.reason or KEY_REFUSED
+            elif isinstance(problem, (ApiConnectionError, ServerError)):
+                self._streak += 1
+                if self._streak >= OUTAGE_STREAK:
+                    self.reason = self.reason or API_DOWN
+            else:
+                self._streak = 0
+            return self.reason is not None
 
 
 class JobWorker:
@@ -118,6 +149,7 @@ class JobWorker:
         take = threading.Lock()
         catalog: list[PlanCatalog | None] = []
         failures: list[BaseException] = []
+        watch = FailureWatch()
 
         def plans(customer: CustomerInfo) -> PlanCatalog | None:  # fetched once, only if a plan has no name
             subscription = customer.subscription
@@ -143,6 +175,8 @@ class JobWorker:
                     if row is None or self._dead.is_set():
                         return
                     self.jobs.save(job.id, position, row_record(row, plans))
+                    if watch.note(row.problem):
+                        halt.set()
             except BaseException as problem:  # the store failed: give the job back
                 failures.append(problem)
                 halt.set()
@@ -177,6 +211,9 @@ class JobWorker:
         status = self.jobs.renew(job.id, self.worker_id, self.lease)
         if status == STOPPING:
             self.jobs.finish(job.id, self.worker_id, STOPPED)
+        elif status is not None and watch.reason:
+            log.warning("Bulk job %s failed: %s", job.id, watch.reason)
+            self.jobs.finish(job.id, self.worker_id, FAILED, watch.reason)
         elif status is not None and not self.jobs.pending(job.id):
             self.jobs.finish(job.id, self.worker_id, DONE)
         elif status is not None:

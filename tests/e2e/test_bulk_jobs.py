@@ -119,7 +119,8 @@ def test_a_console_killed_mid_job_resumes_it_on_restart_fetching_each_id_once(
     assert status == "running" and 60 <= done < 400
     second = start_console(data_dir)  # same data: the store and the sandbox's state survive
     try:
-        warm_up(second, browser)
+        # Nobody opens the restarted console: its workers start with the server (ui/serve.py) and finish the job.
+        _until(lambda: _job_row(data_dir, job_id) == ("done", 400), seconds=90)
         login(page, second, "support", f"bulk?job={job_id}")
         expect(page.get_by_text(re.compile(r"400 of 400 looked up"))).to_be_visible(timeout=90_000)
         expect(page.get_by_role("button", name="Download results CSV")).to_be_visible()

@@ -44,10 +44,14 @@ def launch_chromium(playwright, **options) -> Browser:  # type: ignore[no-untype
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, **options)
 
 
-def streamlit_command(script: str, port: int) -> list[str]:
-    """`streamlit run` as the console is started for tests and benchmarks (.streamlit/config.toml applies too)."""
-    return [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
-            "--server.address", "127.0.0.1", "--server.headless", "true"]
+def streamlit_command(script: str, port: int, root: Path = ROOT) -> list[str]:
+    """`streamlit run` as the console is started for tests and benchmarks (.streamlit/config.toml applies too):
+    the console's app.py through ui/serve.py as `make run` starts it, any other script (the benchmarks' bare
+    apps, and a copy of older code without ui/serve.py) by `streamlit run` itself."""
+    launcher = script == "app.py" and (root / "ui" / "serve.py").exists()
+    start = ["-m", "ui.serve"] if launcher else ["-m", "streamlit", "run", script]
+    return [sys.executable, *start, "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--server.headless", "true"]
 
 
 class _Process:
@@ -94,7 +98,7 @@ def start_streamlit(script: str, data_dir: Path, env: dict[str, str] | None = No
     `args`: more `streamlit run` options."""
     port = port or free_port()
     log = open(data_dir / "console.log", "w")
-    process = subprocess.Popen(streamlit_command(script, port) + (args or []), cwd=root, env=env or dict(os.environ),
+    process = subprocess.Popen(streamlit_command(script, port, root) + (args or []), cwd=root, env=env or dict(os.environ),
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
