@@ -343,6 +343,19 @@ class AuditLog:
         spool.seek(0)
         return spool
 
+    def job_downloads(self, job_ids: Iterable[str], limit: int = 200) -> pd.DataFrame:
+        """The downloads of these bulk jobs' results or summaries, newest first (a customer's history: which
+        exports held it). Found among the download rows (an index range on the action) by the job they name."""
+        job_ids = [job_id for job_id in job_ids if job_id and job_id.isalnum()]
+        if not job_ids:
+            return _frame([])
+        view = audit_events
+        naming = or_(*(view.c.parameters.like(f'%"job": "{job_id}"%') for job_id in job_ids))
+        query = (select(view).where(view.c.action == "download bulk lookup", naming)
+                 .order_by(*NEWEST_FIRST).limit(limit))
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(query))
+
     def distinct(self, column: str) -> list[str]:
         """The values of an intent column (user, action) the filters can offer: a loose index scan (the
         next value after the last, each an index probe), not a pass over every row."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Union
 from urllib.parse import urlsplit
 
+from .approvals.policy import ApprovalPolicy, PolicyError
 from .auth.roles import Role
 from .auth.sso import SsoSettings
 from .payments import validation
@@ -32,7 +33,8 @@ ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_T
                          "BILLING_DESK_SESSION_HOURS", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL",
                          "CHECKOUT_CANCEL_URL", "CHECKOUT_ALLOWED_HOSTS", "SANDBOX_PORT", "SANDBOX_API_KEY",
                          "SANDBOX_DIALECT", "BILLING_DESK_JOB_WORKERS", "BILLING_DESK_JOB_LIMIT",
-                         "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_JOB_LEASE_SECONDS")
+                         "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_JOB_LEASE_SECONDS", "BILLING_DESK_APPROVAL_ACTIONS",
+                         "BILLING_DESK_APPROVAL_THRESHOLD", "BILLING_DESK_APPROVERS", "BILLING_DESK_APPROVAL_HOURS")
 
 
 class ConfigError(Exception):
@@ -70,6 +72,7 @@ class ConsoleConfig:
     job_limit: int = 3  # queued or running bulk jobs per person
     job_keep_days: float = 30  # a finished bulk job's results are purged after this
     job_lease_seconds: float = 30  # a worker's claim on a job lasts this without a heartbeat
+    approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # which writes wait for a second person
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in ("api_url", "sandbox", "data_dir",
@@ -164,6 +167,13 @@ def _sso(secrets: Mapping[str, Any], sign_in: Mapping[str, Any]) -> SsoSettings 
                        provider_name=str(sso.get("provider_name") or "your company account"))
 
 
+def _approvals(environ: Mapping[str, str], secrets: Mapping[str, Any]) -> ApprovalPolicy:
+    try:
+        return ApprovalPolicy.from_settings(environ, _section(secrets, "approvals"))
+    except PolicyError as problem:
+        raise ConfigError(str(problem)) from None
+
+
 def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> ConsoleConfig:
     environ = os.environ if environ is None else environ
     secrets = secrets or {}
@@ -208,7 +218,8 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         job_limit=int(_number(environ.get("BILLING_DESK_JOB_LIMIT"), "BILLING_DESK_JOB_LIMIT", 3, 1, 100)),
         job_keep_days=_number(environ.get("BILLING_DESK_JOB_KEEP_DAYS"), "BILLING_DESK_JOB_KEEP_DAYS", 30, 1, 3650),
         job_lease_seconds=_number(environ.get("BILLING_DESK_JOB_LEASE_SECONDS"), "BILLING_DESK_JOB_LEASE_SECONDS",
-                                  30, 2, 600))
+                                  30, 2, 600),
+        approvals=_approvals(environ, secrets))
     if sandbox:
         if config.users_file is not None or config.sso is not None:
             raise ConfigError("The sandbox's demo users never sit beside real ones: unset the users file "

@@ -92,7 +92,8 @@ def build_console(config: ConsoleConfig) -> Console:
     # Bulk jobs run in this process's worker threads (and in any separate `python -m services.jobs worker`).
     workers = start_workers(config.job_workers, jobs, client, lease_id=lease.lease_id, **claim_timing(config))
     desk = BillingDesk(client, audit, redirect_hosts=config.checkout_allowed_hosts, loopback_redirects=config.sandbox,
-                       jobs=jobs, on_job_started=lambda: [worker.wake() for worker in workers])
+                       jobs=jobs, on_job_started=lambda: [worker.wake() for worker in workers],
+                       policy=config.approvals)
     return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
                    sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
                    success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease, jobs=jobs,

@@ -22,28 +22,46 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 | change_plan               | CHANGE_PLAN                     | every attempt  |
 | cancel_subscription       | CANCEL_SUBSCRIPTION             | every attempt  |
 | settle_unknown            | SETTLE_UNKNOWN_OUTCOME          | the settled row |
+| approval_gate, approval_requests, requests_waiting_for, waiting_for_me | LOOK_UP_CUSTOMER (lists: APPROVE_REQUESTS) | refusals, expiries |
+| request_approval          | the write's own (CHANGE_PLAN, CANCEL_SUBSCRIPTION) | the request |
+| review_request            | APPROVE_REQUESTS, or the requester | refusals |
+| approve_request           | APPROVE_REQUESTS and the write's own, the policy's approver roles, never the requester | the approval, then the write (every attempt) |
+| reject_request, withdraw_request | APPROVE_REQUESTS / the requester | the decision |
+| customer_history, customer_bulk_lookups | VIEW_CUSTOMER_HISTORY    | refusals       |
+| add_note                  | ADD_NOTE                        | the note (it is an audit row) |
+
+Four-eyes approvals (services/approvals/): a cancel or plan change the policy holds back is refused here with one
+sentence unless it comes through `approve_request`, which performs it with the request's idempotency key.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, BinaryIO, Callable, TypeVar
 
 import pandas as pd
 
 from . import exports
-from .audit import PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, AuditSummary, ChainReport, reading
+from .audit import (PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, AuditSummary, AuditUnavailable,
+                    ChainReport, reading)
 from .auth.roles import Action, Actor, PermissionDenied, allowed, require
 from .bulk import RESULT_COLUMNS
+from .approvals.policy import ApprovalPolicy, Gate, gate, snapshot_of
+from .approvals.store import (APPROVED, EXPIRED, REJECTED, WAITING, WITHDRAWN, AlreadyWaiting, ApprovalBook,
+                              ApprovalRequest)
 from .jobs.store import Job, JobStore
 from . import tables
 from .tables import CUSTOMER_COLUMNS, typed_customer_frame
-from .inputs import InputRefused, checkout_redirect, reason_text, typed_confirmation
+from .inputs import InputRefused, checkout_redirect, note_text, reason_text, typed_confirmation
 from .payments import validation
 from .payments.client import PaymentsClient
 from .payments.errors import ApiConnectionError, ApiTimeoutError, PaymentsError, UnexpectedResponseError
 from .payments.models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
+from .formatting import day, money
+from .plan_change import PlanOption
 
 T = TypeVar("T")
 # A job's results table: the columns the Bulk page showed, then the rest of each customer's record (with the
@@ -107,14 +125,64 @@ def _error_text(error: PaymentsError) -> str:
     return f"{error.user_message} ({detail})" if detail else error.user_message
 
 
+@dataclass(frozen=True)
+class RequestReview:
+    """An approval request as its approver sees it: the customer re-read now, and whether it still applies."""
+    request: ApprovalRequest
+    customer: CustomerInfo | None
+    stale: str | None  # what changed since the request (it can't be approved), None when nothing did
+    read_error: PaymentsError | None = None
+    mine: bool = False  # the person looking asked for it (may withdraw, may not approve)
+
+
+SYSTEM_USER = "billing-desk"  # who the audit log names for what the console does on its own (an expiry)
+_DECIDED = {APPROVED: "was already approved", REJECTED: "was rejected", WITHDRAWN: "was withdrawn by its requester",
+            EXPIRED: "expired"}
+
+
+def _staleness(request: ApprovalRequest, customer: CustomerInfo) -> str | None:
+    """One sentence naming what changed on the customer since the request was filed, or None."""
+    now_state, then = snapshot_of(customer), request.snapshot
+    if now_state["cancelAtPeriodEnd"] and not then.get("cancelAtPeriodEnd"):
+        return "the subscription has been set to cancel since"
+    if now_state["status"] != then.get("status"):
+        return f"its status changed from {then.get('status')} to {now_state['status']}"
+    if now_state["priceId"] != then.get("priceId") or now_state["productId"] != then.get("productId"):
+        return "its plan changed since"
+    if now_state["scheduledPriceId"] != then.get("scheduledPriceId"):
+        return "a plan change was scheduled since"
+    return None
+
+
+def _request_summary(held: Gate, customer: CustomerInfo, catalog: PlanCatalog | None, price_id: str | None) -> str:
+    """What the write will do, as one line the approver reads (kept with the request, as the requester saw it)."""
+    subscription = customer.subscription
+    current = catalog.find_price(subscription.price_id) if catalog and subscription else None
+    current_label = PlanOption(*current).label if current else (subscription.plan_name if subscription else None)
+    ends = day(subscription.current_period_end) if subscription else "the end of the period"
+    at_stake = (f" {money(Decimal(held.at_stake_cents) / 100)} a month of revenue is at stake."
+                if held.at_stake_cents else "")
+    if held.kind == "cancel":
+        return f"Cancel {current_label or 'the subscription'}: it stops renewing and ends on {ends}.{at_stake}"
+    target = catalog.find_price(price_id) if catalog and price_id else None
+    target_label = PlanOption(*target).label if target else price_id
+    when = f"at the end of the period ({ends})" if held.kind == "downgrade" else "immediately, prorated"
+    return f"{held.kind.capitalize()} from {current_label or 'the current plan'} to {target_label}, {when}.{at_stake}"
+
+
 class BillingDesk:
     def __init__(self, client: PaymentsClient, audit: AuditLog, *, redirect_hosts: tuple[str, ...] = (),
                  loopback_redirects: bool = False, jobs: JobStore | None = None,
-                 on_job_started: Callable[[], object] = lambda: None) -> None:
+                 on_job_started: Callable[[], object] = lambda: None, policy: ApprovalPolicy | None = None,
+                 approvals: ApprovalBook | None = None) -> None:
         """`redirect_hosts`: where checkout links may send customers; `loopback_redirects`: the sandbox's own
         pages on 127.0.0.1 are allowed too. `jobs`: the bulk jobs' store (by default on the audit log's);
-        `on_job_started` wakes this process's job workers."""
+        `on_job_started` wakes this process's job workers. `policy`: which writes wait for a second person
+        (services/approvals/policy.py; the console passes its configuration's, by default cancel and downgrade;
+        none when not given); `approvals`: the requests' store (by default on the audit log's)."""
         self.client, self.audit = client, audit
+        self.policy = policy if policy is not None else ApprovalPolicy(kinds=frozenset())  # none unless configured
+        self.approvals = approvals or ApprovalBook(audit.engine)
         self.jobs = jobs or JobStore(audit.engine)
         self.on_job_started = on_job_started
         self.redirect_hosts, self.loopback_redirects = redirect_hosts, loopback_redirects
@@ -343,6 +411,7 @@ class BillingDesk:
         organization_id = validation.organization_id(organization_id)
         parameters = {"priceId": validation.price_id(price_id), "productId": validation.product_id(product_id)}
         reason = reason_text(reason)
+        self._unless_held_back(actor, Action.CHANGE_PLAN, organization_id, parameters, reason)
         change, audit_id = self._write(
             actor, Action.CHANGE_PLAN, organization_id, parameters, reason, idempotency_key,
             lambda: self.client.update_subscription(organization_id, parameters["priceId"], parameters["productId"],
@@ -357,6 +426,7 @@ class BillingDesk:
         organization_id = validation.organization_id(organization_id)
         reason = reason_text(reason)
         typed_confirmation(typed_organization_id, organization_id)
+        self._unless_held_back(actor, Action.CANCEL_SUBSCRIPTION, organization_id, {}, reason)
         _, audit_id = self._write(actor, Action.CANCEL_SUBSCRIPTION, organization_id, {}, reason, idempotency_key,
                                   lambda: self.client.cancel_subscription(organization_id,
                                                                           idempotency_key=idempotency_key))
@@ -375,6 +445,259 @@ class BillingDesk:
             raise InputRefused("audit row", "That write is not waiting to be settled for this organization; "
                                             "someone may have settled it already.")
         return customer
+
+    # --- four-eyes approvals (services/approvals/) -------------------------------------------------------------
+    def approval_gate(self, actor: Actor, organization_id: str, action: Action, customer: CustomerInfo,
+                      catalog: PlanCatalog | None, price_id: str | None = None) -> Gate:
+        """Whether this cancel or plan change of the customer (as the page read it) waits for a second person,
+        and what it puts at stake; the write itself is checked again on a fresh read."""
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
+        return gate(self.policy, customer, catalog, action.value, price_id)
+
+    def _fresh_gate(self, action: Action, organization_id: str, price_id: str | None) -> tuple[Gate, CustomerInfo,
+                                                                                               PlanCatalog | None]:
+        customer = self.client.get_customer(organization_id)
+        needs_catalog = action == Action.CHANGE_PLAN or self.policy.threshold_cents is not None
+        catalog = self.client.list_plans(organization_id) if needs_catalog else None
+        return gate(self.policy, customer, catalog, action.value, price_id), customer, catalog
+
+    def _unless_held_back(self, actor: Actor, action: Action, organization_id: str, parameters: dict[str, Any],
+                          reason: str) -> None:
+        """Refuses a write the policy holds back for a second person (read fresh, so a page can't skip it)."""
+        kinds = self.policy.kinds
+        if not kinds or (action == Action.CANCEL_SUBSCRIPTION and "cancel" not in kinds):
+            return
+        self._authorize(actor, action, organization_id, parameters, reason)
+        held, _, _ = self._fresh_gate(action, organization_id, parameters.get("priceId"))
+        if held.needs_approval:
+            refusal = (f"A {held.kind} needs a second person's approval ({self.policy.approvers_text}): request it "
+                       "instead, and it is made once approved.")
+            self.audit.record(user=actor.username, role=actor.role.value, action=action.value,
+                              organization_id=organization_id, outcome="denied", error=refusal,
+                              parameters=parameters, reason=reason, subject=actor.subject)
+            raise InputRefused("approval", refusal)
+
+    def request_approval(self, actor: Actor, action: Action, organization_id: str, reason: str,
+                         idempotency_key: str, *, price_id: str | None = None, product_id: str | None = None,
+                         typed_organization_id: str | None = None) -> ApprovalRequest:
+        """Files a request for a write the policy holds back, instead of making it: what it will send, the
+        customer as it is now, the reason, and the idempotency key the write will use. The same key again
+        returns the same request."""
+        if action not in (Action.CANCEL_SUBSCRIPTION, Action.CHANGE_PLAN):
+            raise InputRefused("approval", "Only cancellations and plan changes can wait for a second person.")
+        organization_id = validation.organization_id(organization_id)
+        parameters: dict[str, Any] = {}
+        if action == Action.CHANGE_PLAN:
+            parameters = {"priceId": validation.price_id(price_id or ""),
+                          "productId": validation.product_id(product_id or "")}
+        reason = reason_text(reason)
+        if action == Action.CANCEL_SUBSCRIPTION:
+            typed_confirmation(typed_organization_id, organization_id)
+        self._authorize(actor, action, organization_id, parameters, reason)
+        held, customer, catalog = self._fresh_gate(action, organization_id, parameters.get("priceId"))
+        if not held.needs_approval:
+            raise InputRefused("approval", f"This {held.kind} doesn't need a second person's approval: make it "
+                                           "directly.")
+        summary = _request_summary(held, customer, catalog, parameters.get("priceId"))
+        try:
+            request, new = self.approvals.file(
+                organization_id=organization_id, action=action.value, kind=held.kind, parameters=parameters,
+                summary=summary, at_stake_cents=held.at_stake_cents, snapshot=held.snapshot, reason=reason,
+                requested_by=actor.username, requester_role=actor.role.value, requester_subject=actor.subject,
+                idempotency_key=idempotency_key, expiry=self.policy.expiry)
+        except AlreadyWaiting:
+            raise InputRefused("approval", f"A request for {organization_id} is already waiting for a second "
+                                           "approver; it must be decided or withdrawn first.") from None
+        if new:
+            try:
+                self._record_step(actor, "request approval", request, reason)
+            except AuditUnavailable:  # no request may wait without its audit row
+                self.approvals.decide(request.id, WITHDRAWN, SYSTEM_USER, "system", "The audit log was unavailable.")
+                raise
+        return request
+
+    def requests_waiting_for(self, actor: Actor, organization_id: str) -> list[ApprovalRequest]:
+        """The requests waiting on this organization (the Customer and Subscription pages' notice)."""
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
+        with reading():
+            self._expire_due()
+            return self.approvals.waiting(validation.organization_id(organization_id))
+
+    def approval_requests(self, actor: Actor, decided: bool = False) -> list[ApprovalRequest]:
+        """The requests waiting, oldest first; with `decided`, the latest requests of every status, newest first."""
+        self._authorize(actor, Action.APPROVE_REQUESTS)
+        with reading():
+            self._expire_due()
+            return self.approvals.recent() if decided else self.approvals.waiting()
+
+    def waiting_for_me(self, actor: Actor) -> int:
+        """How many requests this person may decide (waiting, not their own); 0 for those who can't approve."""
+        if not allowed(actor.role, Action.APPROVE_REQUESTS) or not self.policy.may_approve(actor.role):
+            return 0
+        with reading():
+            return self.approvals.waiting_count(excluding_requester=actor.username)
+
+    def review_request(self, actor: Actor, request_id: str) -> RequestReview:
+        """One request with its customer re-read now: what will change, and whether it still applies (stale)."""
+        request = self._request(actor, request_id)
+        try:
+            customer = self.client.get_customer(request.organization_id)
+        except PaymentsError as problem:
+            return RequestReview(request, None, None, problem, mine=self._asked(actor, request))
+        stale = _staleness(request, customer) if request.status == WAITING else None
+        return RequestReview(request, customer, stale, mine=self._asked(actor, request))
+
+    def approve_request(self, actor: Actor, request_id: str, reason: str) -> WriteResult:
+        """Approves a waiting request and makes its write with the request's idempotency key, re-reads the
+        customer and records the outcome. Refused (one sentence, nothing sent) for a role the policy doesn't
+        name, the requester, a request no longer waiting or expired, or one whose customer changed since."""
+        request = self._decidable(actor, request_id)
+        reason = reason_text(reason)
+        action = Action(request.action)
+        self._authorize(actor, action, request.organization_id, request.parameters, reason)
+        customer = self.client.get_customer(request.organization_id)
+        stale = _staleness(request, customer)
+        if stale:
+            raise InputRefused("approval", f"This request is stale: {stale}. It can't be approved; reject it, and "
+                                           "ask again if the change is still wanted.")
+        self._decide(actor, request, APPROVED, reason, "approve request")
+        parameters = {**request.parameters, "request": request.id, "requestedBy": request.requested_by}
+        organization_id = request.organization_id
+        call: Callable[[], Any]
+        if action == Action.CANCEL_SUBSCRIPTION:
+            call = lambda: self.client.cancel_subscription(organization_id, idempotency_key=request.idempotency_key)
+        else:
+            call = lambda: self.client.update_subscription(organization_id, request.parameters["priceId"],
+                                                           request.parameters["productId"],
+                                                           idempotency_key=request.idempotency_key)
+        try:
+            result, audit_id = self._write(actor, action, organization_id, parameters, request.reason,
+                                           request.idempotency_key, call)
+        except WriteOutcomeUnknown as unknown:
+            self.approvals.record_outcome(request.id, "unknown", unknown.user_message, None)
+            raise
+        except (PaymentsError, AuditUnavailable) as problem:
+            self.approvals.record_outcome(request.id, "failed", getattr(problem, "user_message", str(problem)), None)
+            raise
+        self.approvals.record_outcome(request.id, "succeeded", None, audit_id)
+        after, problem = self._reread(organization_id)
+        return WriteResult(audit_id, after, problem, change=result if isinstance(result, PlanChangeResult) else None)
+
+    def reject_request(self, actor: Actor, request_id: str, reason: str) -> ApprovalRequest:
+        request = self._decidable(actor, request_id)
+        reason = reason_text(reason)
+        self._decide(actor, request, REJECTED, reason, "reject request")
+        return self._request(actor, request.id)
+
+    def withdraw_request(self, actor: Actor, request_id: str) -> ApprovalRequest:
+        """The requester takes their request back before anyone decides it."""
+        request = self._request(actor, request_id)
+        if not self._asked(actor, request):
+            raise InputRefused("request", "Only the person who asked can withdraw a request; an approver can "
+                                          "reject it.")
+        self._decide(actor, request, WITHDRAWN, None, "withdraw request")
+        return self._request(actor, request.id)
+
+    def _request(self, actor: Actor, request_id: str) -> ApprovalRequest:
+        """A request its requester, or someone who may decide requests, may see."""
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER)
+        with reading():
+            self._expire_due()
+            request = self.approvals.get(str(request_id or ""))
+        if request is None or not (self._asked(actor, request) or allowed(actor.role, Action.APPROVE_REQUESTS)):
+            raise InputRefused("request", "There is no approval request with that id that you may see.")
+        return request
+
+    def _decidable(self, actor: Actor, request_id: str) -> ApprovalRequest:
+        self._authorize(actor, Action.APPROVE_REQUESTS, parameters={"request": str(request_id)[:32]})
+        if not self.policy.may_approve(actor.role):
+            denied = PermissionDenied(actor.role.value, Action.APPROVE_REQUESTS)
+            self.audit.record(user=actor.username, role=actor.role.value, action=Action.APPROVE_REQUESTS.value,
+                              organization_id=None, outcome="denied", error=denied.user_message,
+                              parameters={"request": str(request_id)[:32]}, subject=actor.subject)
+            raise denied
+        request = self._request(actor, request_id)
+        if request.status != WAITING:
+            raise InputRefused("request", f"This request {_DECIDED.get(request.status, request.status)}"
+                                          f"{' by ' + request.decided_by if request.decided_by and request.status in (APPROVED, REJECTED) else ''}; "
+                                          "it can't be decided again.")
+        if self._asked(actor, request):
+            self.audit.record(user=actor.username, role=actor.role.value, action=Action.APPROVE_REQUESTS.value,
+                              organization_id=request.organization_id, outcome="denied",
+                              error="The requester can't decide their own request.",
+                              parameters={"request": request.id}, subject=actor.subject)
+            raise InputRefused("request", "You asked for this change, so a second person must decide it "
+                                          "(you can withdraw it).")
+        return request
+
+    def _decide(self, actor: Actor, request: ApprovalRequest, status: str, reason: str | None, step: str) -> None:
+        """Moves the request out of `waiting` (one winner if two people click at once) and records the step."""
+        if not self.approvals.decide(request.id, status, actor.username, actor.role.value, reason):
+            now_state = self.approvals.get(request.id)
+            said = _DECIDED.get(now_state.status if now_state else "", "is no longer waiting")
+            who = f" by {now_state.decided_by}" if now_state and now_state.decided_by and now_state.status in (
+                APPROVED, REJECTED) else ""
+            raise InputRefused("request", f"This request {said}{who} a moment ago; nothing was done.")
+        self._record_step(actor, step, request, reason or "")
+
+    def _record_step(self, actor: Actor | None, step: str, request: ApprovalRequest, reason: str) -> None:
+        self.audit.record(user=actor.username if actor else SYSTEM_USER, role=actor.role.value if actor else "system",
+                          action=step, organization_id=request.organization_id, outcome="succeeded",
+                          reason=reason, subject=actor.subject if actor else None, required=actor is not None,
+                          parameters={"request": request.id, "write": request.action, "kind": request.kind,
+                                      **request.parameters, "requestedBy": request.requested_by,
+                                      "atStakeCents": request.at_stake_cents,
+                                      "expiresAt": request.expires_at.isoformat()})
+
+    def _expire_due(self) -> None:
+        for request in self.approvals.expire_due():
+            self._record_step(None, "expire request", request, "")
+
+    @staticmethod
+    def _asked(actor: Actor, request: ApprovalRequest) -> bool:
+        same_subject = bool(actor.subject) and actor.subject == request.requester_subject
+        return request.requested_by == actor.username or same_subject
+
+    # --- a customer's history and notes --------------------------------------------------------------------
+    def customer_history(self, actor: Actor, organization_id: str, after: AuditCursor | None = None,
+                         size: int = 20) -> tuple[AuditSummary, AuditPage]:
+        """Every console action on this organization (writes, refusals, approval steps, notes), newest first,
+        a page at a time."""
+        organization_id = validation.organization_id(organization_id)
+        self._authorize(actor, Action.VIEW_CUSTOMER_HISTORY, organization_id)
+        filters = AuditFilter(organization=organization_id)
+        with reading():
+            summary = self.audit.summary(filters)
+            return summary, self.audit.page(filters, after, size, upto=summary.newest)
+
+    def customer_bulk_lookups(self, actor: Actor, organization_id: str) -> pd.DataFrame:
+        """The bulk lookups (kept, not yet purged) that included this organization, and their downloads."""
+        organization_id = validation.organization_id(organization_id)
+        self._authorize(actor, Action.VIEW_CUSTOMER_HISTORY, organization_id)
+        with reading():
+            jobs = self.jobs.jobs_including(organization_id)
+            downloads = self.audit.job_downloads([job.id for job in jobs])
+        rows = [{"at": job.created_at, "user": job.username, "what": f"bulk lookup of {job.total:,} organizations",
+                 "job": job.id} for job in jobs]
+        for line in downloads.itertuples():
+            parameters = json.loads(line.parameters or "{}")
+            rows.append({"at": line.at, "user": line.user,
+                         "what": f"downloaded its {parameters.get('what', 'results')} "
+                                 f"({str(parameters.get('format', 'csv')).upper()}, {parameters.get('rows', 0):,} rows)",
+                         "job": parameters.get("job")})
+        frame = pd.DataFrame(rows, columns=["at", "user", "what", "job"])
+        frame["at"] = pd.to_datetime(frame["at"], utc=True)
+        return frame.sort_values("at", ascending=False, kind="stable").reset_index(drop=True)
+
+    def add_note(self, actor: Actor, organization_id: str, note: str) -> None:
+        """An internal note on the customer: an audit row (who, when, the text), so it can't be edited, only
+        followed by a newer one."""
+        organization_id = validation.organization_id(organization_id)
+        text = note_text(note)
+        self._authorize(actor, Action.ADD_NOTE, organization_id)
+        self.audit.record(user=actor.username, role=actor.role.value, action="add note",
+                          organization_id=organization_id, outcome="succeeded", reason=text,
+                          subject=actor.subject, required=True)
 
     # --- the shape every write shares ----------------------------------------------------------------------
     def _write(self, actor: Actor, action: Action, organization_id: str | None, parameters: dict[str, Any],

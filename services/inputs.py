@@ -34,6 +34,21 @@ def reason_text(raw: object) -> str:
     return text
 
 
+MAX_NOTE_LENGTH = 2000
+
+
+def note_text(raw: object) -> str:
+    """An internal note on a customer: printable text (line breaks kept), at most MAX_NOTE_LENGTH characters."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InputRefused("note", "Write the note first: it is kept with your name and can't be edited.")
+    text = "\n".join(" ".join(line.split()) for line in raw.strip().splitlines())
+    if len(text) > MAX_NOTE_LENGTH:
+        raise InputRefused("note", f"Keep a note under {MAX_NOTE_LENGTH:,} characters; add a second one for more.")
+    if any(not ch.isprintable() and ch != "\n" for ch in text):
+        raise InputRefused("note", "The note contains control characters.")
+    return text
+
+
 def typed_confirmation(typed: object, organization_id: str) -> None:
     """A destructive write asks the person to type the organization id they mean."""
     if not isinstance(typed, str) or typed.strip() != organization_id:

@@ -85,6 +85,7 @@ def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
 def model_metadata() -> MetaData:
     """`metadata` with every table the code uses: the modules that declare them, imported."""
     from . import audit, leases, rate_budget  # noqa: F401
+    from .approvals import store as approvals_store  # noqa: F401
     from .jobs import store as jobs_store  # noqa: F401
     from .auth import sessions, throttle  # noqa: F401
 
@@ -222,7 +223,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("SELECT, INSERT", ("audit_rows",)),  # append-only: no UPDATE, DELETE, TRUNCATE
     ("SELECT", ("audit_events", "alembic_version")),  # the view the pages read; the revision checked at start
-    ("SELECT, INSERT, UPDATE", ("audit_chain_checkpoints", "rate_budgets")),  # the last verified row; the key's rate
+    ("SELECT, INSERT, UPDATE", ("audit_chain_checkpoints", "rate_budgets",  # the last verified row; the key's rate
+                                "approval_requests")),  # requests are decided, never deleted
     ("SELECT, INSERT, UPDATE, DELETE", ("sign_in_sessions", "sessions_valid_from", "login_throttles",
                                         "console_leases", "bulk_jobs", "bulk_job_items")),
 )

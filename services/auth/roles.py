@@ -25,6 +25,9 @@ class Action(str, Enum):
     SETTLE_UNKNOWN_OUTCOME = "settle an unknown outcome"
     SEE_ALL_BULK_JOBS = "see everyone's bulk lookups"
     FINANCE_SUMMARY = "see the finance summary"
+    APPROVE_REQUESTS = "approve or reject a request"
+    VIEW_CUSTOMER_HISTORY = "see a customer's history"
+    ADD_NOTE = "add a note on a customer"
 
 
 class Page(str, Enum):
@@ -33,12 +36,13 @@ class Page(str, Enum):
     PLANS = "plans"
     SUBSCRIPTION = "subscription"
     AUDIT = "audit"
+    APPROVALS = "approvals"
 
 
 _SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_CHECKOUT_LINK,
-                      Action.CREATE_PORTAL_LINK, Action.BULK_LOOKUP})
+                      Action.CREATE_PORTAL_LINK, Action.BULK_LOOKUP, Action.VIEW_CUSTOMER_HISTORY, Action.ADD_NOTE})
 _FINANCE = _SUPPORT | {Action.PROCESS_CHECKOUT, Action.CHANGE_PLAN, Action.CANCEL_SUBSCRIPTION, Action.READ_AUDIT_LOG,
-                       Action.SETTLE_UNKNOWN_OUTCOME, Action.FINANCE_SUMMARY}
+                       Action.SETTLE_UNKNOWN_OUTCOME, Action.FINANCE_SUMMARY, Action.APPROVE_REQUESTS}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.SUPPORT: _SUPPORT,
     Role.FINANCE: _FINANCE,
@@ -51,6 +55,7 @@ PAGE_ACTIONS: dict[Page, Action] = {
     Page.PLANS: Action.VIEW_PLANS,
     Page.SUBSCRIPTION: Action.CHANGE_PLAN,
     Page.AUDIT: Action.READ_AUDIT_LOG,
+    Page.APPROVALS: Action.APPROVE_REQUESTS,
 }
 
 

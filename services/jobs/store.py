@@ -61,6 +61,7 @@ bulk_job_items = Table(
     Column("error", Text),
     Column("fetched_at", DateTime(timezone=True)),
     Index("ix_bulk_job_items_pending", "job_id", "state", "position"),
+    Index("ix_bulk_job_items_organization", "organization_id"),  # a customer's bulk lookups (migration 0009)
 )
 
 
@@ -153,6 +154,15 @@ class JobStore:
         query = select(bulk_jobs).order_by(bulk_jobs.c.created_at.desc(), bulk_jobs.c.id).limit(limit)
         if username is not None:
             query = query.where(bulk_jobs.c.username == username)
+        with self.engine.connect() as conn:
+            moment = store_now(conn)
+            return [Job.of(row, moment) for row in conn.execute(query)]
+
+    def jobs_including(self, organization_id: str, limit: int = 50) -> list[Job]:
+        """The jobs (kept, not yet purged) that looked this organization up, newest first."""
+        holding = select(bulk_job_items.c.job_id).where(bulk_job_items.c.organization_id == organization_id)
+        query = (select(bulk_jobs).where(bulk_jobs.c.id.in_(holding))
+                 .order_by(bulk_jobs.c.created_at.desc(), bulk_jobs.c.id).limit(limit))
         with self.engine.connect() as conn:
             moment = store_now(conn)
             return [Job.of(row, moment) for row in conn.execute(query)]

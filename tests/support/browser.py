@@ -125,6 +125,9 @@ def start_console(data_dir: Path, extra_env: dict[str, str] | None = None, root:
     for name in ("PAYMENTS_API_URL", "PAYMENTS_API_KEY"):  # the sandbox, unless a test asks otherwise
         if name not in extra_env:
             env.pop(name, None)
+    # The write flows' tests make their cancels and downgrades directly; tests/e2e/test_approvals.py starts its
+    # console with the default policy, under which they wait for a second person.
+    env.setdefault("BILLING_DESK_APPROVAL_ACTIONS", "none")
     if "PAYMENTS_API_URL" in extra_env:
         env.pop(SANDBOX_FLAG, None)
     else:

@@ -1,0 +1,304 @@
+"""Four-eyes approvals through the desk, on SQLite and PostgreSQL, against a real sandbox: a held-back write is
+refused and filed as a request instead; only a second person of an approving role can approve it; approval
+writes once with the request's idempotency key (also when two approvers click at once); expired, withdrawn and
+stale requests can't be approved; every step is an audit row in the hash chain. Then a customer's history and
+notes."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from sandbox.control_client import SandboxControl
+from services.approvals.policy import ApprovalPolicy, gate, monthly_cents
+from services.approvals.store import APPROVED, EXPIRED, REJECTED, WAITING, WITHDRAWN, ApprovalBook
+from services.audit import AuditFilter, AuditLog
+from services.audit_verify import verify
+from services.auth.roles import Action, Actor, PermissionDenied, Role
+from services.config import ConfigError, load_config
+from services.desk import BillingDesk
+from services.inputs import InputRefused
+from services.payments.client import PaymentsClient
+from services.payments.models import Price
+from services.plan_change import change_options, preview_change
+from services.store import open_store
+
+FRED = Actor("fred", Role.FINANCE)  # asks
+ANN = Actor("ann", Role.ADMIN)  # approves
+FIONA = Actor("fiona", Role.FINANCE)  # another approver
+SAM = Actor("sam", Role.SUPPORT)
+
+
+class Clock:
+    """The approvals' clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def audit(store_url: str) -> AuditLog:
+    return AuditLog(open_store(store_url))
+
+
+@pytest.fixture
+def desk(client: PaymentsClient, audit: AuditLog, clock: Clock) -> BillingDesk:
+    return BillingDesk(client, audit, policy=ApprovalPolicy(), approvals=ApprovalBook(audit.engine, clock))
+
+
+def _live(control: SandboxControl, client: PaymentsClient, skip: int = 0) -> str:
+    """An active organization, not cancelling, with a plan that has a lower one to move to."""
+    found = 0
+    for row in control.organizations():
+        if row["status"] != "active" or row.get("canceling"):
+            continue
+        customer = client.get_customer(row["id"])
+        catalog = client.list_plans(row["id"])
+        if customer.subscription and customer.subscription.scheduled_change is None and any(
+                preview_change(catalog, customer, option).kind == "downgrade"
+                for option in change_options(catalog, customer)):
+            if found == skip:
+                return row["id"]
+            found += 1
+    raise AssertionError("the sandbox has no such organization")
+
+
+def _downgrade(client: PaymentsClient, organization_id: str) -> tuple[str, str]:
+    customer, catalog = client.get_customer(organization_id), client.list_plans(organization_id)
+    option = next(option for option in change_options(catalog, customer)
+                  if preview_change(catalog, customer, option).kind == "downgrade")
+    return option.price.price_id, option.plan.product_id
+
+
+def _sent(control: SandboxControl, operation: str, organization_id: str) -> list[dict[str, Any]]:
+    return [row for row in control.mutations(operation) if organization_id in str(row)]
+
+
+def _actions(audit: AuditLog, organization_id: str) -> list[tuple[str, str, str]]:
+    frame = audit.events(AuditFilter(organization=organization_id))
+    return list(zip(frame.user, frame.action, frame.outcome))[::-1]  # oldest first
+
+
+def test_the_policy_from_configuration_and_what_each_write_puts_at_stake(client: PaymentsClient,
+                                                                        control: SandboxControl) -> None:
+    default = load_config({"BILLING_DESK_SANDBOX": "1"}).approvals
+    assert default.kinds == {"cancel", "downgrade"} and default.expiry == timedelta(hours=24)
+    assert default.approver_roles == {Role.FINANCE, Role.ADMIN} and default.threshold_cents is None
+    for setting, value in (("BILLING_DESK_APPROVAL_ACTIONS", "cancel,portal"), ("BILLING_DESK_APPROVERS", "support"),
+                           ("BILLING_DESK_APPROVAL_HOURS", "soon"), ("BILLING_DESK_APPROVAL_THRESHOLD", "-5")):
+        with pytest.raises(ConfigError) as refused:
+            load_config({"BILLING_DESK_SANDBOX": "1", setting: value})
+        assert str(refused.value).count(".") >= 1 and "BILLING_DESK_APPRO" in str(refused.value)
+    assert monthly_cents(Price("p", "x", "year", 179_000)) == 14_917  # a yearly price counts a twelfth
+    organization_id = _live(control, client)
+    customer, catalog = client.get_customer(organization_id), client.list_plans(organization_id)
+    current = catalog.find_price(customer.subscription.price_id)
+    cancel = gate(ApprovalPolicy(), customer, catalog, "cancel subscription")
+    assert (cancel.kind, cancel.at_stake_cents, cancel.needs_approval) == ("cancel", monthly_cents(current[1]), True)
+    price_id, _ = _downgrade(client, organization_id)
+    lower = gate(ApprovalPolicy(), customer, catalog, "change plan", price_id)
+    assert lower.kind == "downgrade" and lower.needs_approval
+    assert lower.at_stake_cents == monthly_cents(current[1]) - monthly_cents(catalog.find_price(price_id)[1])
+    above = ApprovalPolicy(threshold_cents=lower.at_stake_cents + 1)  # under the threshold: made directly
+    assert not gate(above, customer, catalog, "change plan", price_id).needs_approval
+    upgrade = next(option for option in change_options(catalog, customer)
+                   if preview_change(catalog, customer, option).kind == "upgrade")
+    up = gate(ApprovalPolicy(), customer, catalog, "change plan", upgrade.price.price_id)
+    assert (up.kind, up.at_stake_cents, up.needs_approval) == ("upgrade", 0, False)
+
+
+def test_a_held_back_write_is_refused_sends_nothing_and_is_filed_as_a_request(
+        desk: BillingDesk, audit: AuditLog, control: SandboxControl, client: PaymentsClient) -> None:
+    organization_id = _live(control, client)
+    with pytest.raises(InputRefused) as refused:
+        desk.cancel_subscription(FRED, organization_id, "Customer asked", organization_id, "key-direct")
+    assert refused.value.message.startswith("A cancel needs a second person's approval (admin or finance)")
+    price_id, product_id = _downgrade(client, organization_id)
+    with pytest.raises(InputRefused):
+        desk.change_plan(FRED, organization_id, price_id, product_id, "Cheaper plan", "key-direct-2")
+    assert not _sent(control, "cancel", organization_id)
+    assert not _sent(control, "update", organization_id)
+    with pytest.raises(InputRefused):  # the cancel's typed confirmation is asked for the request too
+        desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Customer asked", "k1",
+                              typed_organization_id="org_wrong")
+    with pytest.raises(PermissionDenied):  # support makes no money writes, so can't ask for one either
+        desk.request_approval(SAM, Action.CANCEL_SUBSCRIPTION, organization_id, "x", "k0",
+                              typed_organization_id=organization_id)
+    request = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Customer asked by email",
+                                    "key-cancel-1", typed_organization_id=organization_id)
+    again = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Customer asked by email",
+                                  "key-cancel-1", typed_organization_id=organization_id)  # a double click
+    assert again.id == request.id and request.status == WAITING and request.requested_by == "fred"
+    assert request.summary.startswith("Cancel ") and "a month of revenue is at stake" in request.summary
+    assert request.expires_at - request.created_at == timedelta(hours=24)
+    with pytest.raises(InputRefused) as second:
+        desk.request_approval(FRED, Action.CHANGE_PLAN, organization_id, "Cheaper", "key-change-1",
+                              price_id=price_id, product_id=product_id)
+    assert "already waiting for a second approver" in second.value.message
+    assert [r.id for r in desk.requests_waiting_for(SAM, organization_id)] == [request.id]
+    assert desk.waiting_for_me(ANN) == 1 and desk.waiting_for_me(FRED) == 0 and desk.waiting_for_me(SAM) == 0
+    assert not _sent(control, "cancel", organization_id)
+    assert ("fred", "request approval", "succeeded") in _actions(audit, organization_id)
+    assert ("fred", "cancel subscription", "denied") in _actions(audit, organization_id)
+
+
+def test_only_a_second_person_of_an_approving_role_approves_and_it_writes_once(
+        desk: BillingDesk, audit: AuditLog, control: SandboxControl, client: PaymentsClient) -> None:
+    organization_id = _live(control, client)
+    request = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Customer asked",
+                                    "key-cancel-2", typed_organization_id=organization_id)
+    with pytest.raises(PermissionDenied):
+        desk.approve_request(SAM, request.id, "looks fine")
+    with pytest.raises(InputRefused) as own:
+        desk.approve_request(FRED, request.id, "my own")
+    assert own.value.message == ("You asked for this change, so a second person must decide it (you can withdraw "
+                                 "it).")
+    with pytest.raises(InputRefused):
+        desk.approve_request(ANN, request.id, "")  # a reason is asked for
+    review = desk.review_request(ANN, request.id)
+    assert review.stale is None and review.customer.subscription.cancel_at_period_end is False and not review.mine
+    result = desk.approve_request(ANN, request.id, "Confirmed with the customer")
+    assert result.customer.subscription.cancel_at_period_end is True  # re-read after the write
+    sent = _sent(control, "cancel", organization_id)
+    assert len(sent) == 1 and "key-cancel-2" in str(sent[0])  # the request's idempotency key
+    decided = desk.review_request(ANN, request.id).request
+    assert (decided.status, decided.decided_by, decided.outcome, decided.audit_id) == (
+        APPROVED, "ann", "succeeded", result.audit_id)
+    with pytest.raises(InputRefused) as twice:
+        desk.approve_request(FIONA, request.id, "me too")
+    assert twice.value.message.startswith("This request was already approved by ann")
+    steps = _actions(audit, organization_id)
+    assert steps.index(("ann", "approve request", "succeeded")) < steps.index(("ann", "cancel subscription",
+                                                                                "succeeded"))
+    assert ("fred", "approve or reject a request", "denied") in steps  # the requester's try is on record
+    write = audit.events(AuditFilter(organization=organization_id, actions=("cancel subscription",)))
+    succeeded = write[write.outcome == "succeeded"]
+    assert len(succeeded) == 1 and '"requestedBy": "fred"' in succeeded.parameters.iloc[0]
+    assert f'"request": "{request.id}"' in succeeded.parameters.iloc[0]
+    assert verify(audit.engine).ok  # every step inside the hash chain
+
+
+def test_two_approvers_clicking_at_once_make_one_write(desk: BillingDesk, control: SandboxControl,
+                                                       client: PaymentsClient) -> None:
+    organization_id = _live(control, client)
+    price_id, product_id = _downgrade(client, organization_id)
+    request = desk.request_approval(FRED, Action.CHANGE_PLAN, organization_id, "Cheaper plan", "key-down-1",
+                                    price_id=price_id, product_id=product_id)
+    start = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def approve(actor: Actor) -> None:
+        start.wait()
+        try:
+            outcomes[actor.username] = desk.approve_request(actor, request.id, f"{actor.username} agrees")
+        except InputRefused as refused:
+            outcomes[actor.username] = refused.message
+
+    threads = [threading.Thread(target=approve, args=(actor,)) for actor in (ANN, FIONA)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    refusals = [value for value in outcomes.values() if isinstance(value, str)]
+    assert len(outcomes) == 2 and len(refusals) == 1, outcomes
+    assert "approved by" in refusals[0] and "nothing was done" in refusals[0] or "already approved" in refusals[0]
+    assert len(_sent(control, "update", organization_id)) == 1
+    scheduled = client.get_customer(organization_id).subscription.scheduled_change
+    assert scheduled is not None and scheduled.price_id == price_id  # a downgrade waits for the period's end
+
+
+def test_expired_withdrawn_rejected_and_stale_requests_cannot_be_approved(
+        desk: BillingDesk, audit: AuditLog, clock: Clock, control: SandboxControl, client: PaymentsClient) -> None:
+    first, second = _live(control, client), _live(control, client, skip=1)
+    request = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, first, "Asked", "key-exp",
+                                    typed_organization_id=first)
+    clock.moment += timedelta(hours=23, minutes=59)
+    assert desk.review_request(ANN, request.id).request.status == WAITING
+    clock.moment += timedelta(minutes=2)  # past the 24 hours
+    assert desk.approval_requests(ANN) == [] and desk.waiting_for_me(ANN) == 0
+    with pytest.raises(InputRefused) as late:
+        desk.approve_request(ANN, request.id, "late")
+    assert late.value.message == "This request expired; it can't be decided again."
+    assert desk.review_request(ANN, request.id).request.status == EXPIRED
+    assert _actions(audit, first).count(("billing-desk", "expire request", "succeeded")) == 1  # recorded once
+
+    withdrawn = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, first, "Asked again", "key-wd",
+                                      typed_organization_id=first)
+    with pytest.raises(InputRefused):
+        desk.withdraw_request(ANN, withdrawn.id)  # only the requester withdraws
+    assert desk.withdraw_request(FRED, withdrawn.id).status == WITHDRAWN
+    with pytest.raises(InputRefused) as gone:
+        desk.approve_request(ANN, withdrawn.id, "ok")
+    assert "was withdrawn by its requester" in gone.value.message
+
+    rejected = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, first, "Third time", "key-rej",
+                                     typed_organization_id=first)
+    assert desk.reject_request(ANN, rejected.id, "The customer renewed").status == REJECTED
+    with pytest.raises(InputRefused):
+        desk.approve_request(FIONA, rejected.id, "ok")
+
+    price_id, product_id = _downgrade(client, second)
+    stale = desk.request_approval(FRED, Action.CHANGE_PLAN, second, "Cheaper", "key-stale",
+                                  price_id=price_id, product_id=product_id)
+    client.cancel_subscription(second, idempotency_key="key-elsewhere")  # the customer changes elsewhere
+    review = desk.review_request(ANN, stale.id)
+    assert review.stale == "the subscription has been set to cancel since"
+    with pytest.raises(InputRefused) as refused:
+        desk.approve_request(ANN, stale.id, "ok")
+    assert refused.value.message.startswith("This request is stale: the subscription has been set to cancel since.")
+    assert not _sent(control, "update", second)
+    steps = {action for _, action, _ in _actions(audit, first)}
+    assert {"request approval", "expire request", "withdraw request", "reject request"} <= steps
+    assert verify(audit.engine).ok
+
+
+def test_only_the_configured_approver_roles_may_approve(client: PaymentsClient, audit: AuditLog, clock: Clock,
+                                                        control: SandboxControl) -> None:
+    admins_only = BillingDesk(client, audit, policy=ApprovalPolicy(approver_roles=frozenset({Role.ADMIN})),
+                              approvals=ApprovalBook(audit.engine, clock))
+    organization_id = _live(control, client)
+    request = admins_only.request_approval(ANN, Action.CANCEL_SUBSCRIPTION, organization_id, "Asked", "key-ao",
+                                           typed_organization_id=organization_id)
+    assert admins_only.waiting_for_me(FIONA) == 0
+    with pytest.raises(PermissionDenied):
+        admins_only.approve_request(FIONA, request.id, "ok")
+    assert not _sent(control, "cancel", organization_id)
+
+
+def test_a_customer_s_history_holds_its_actions_requests_notes_and_bulk_exports_newest_first(
+        desk: BillingDesk, audit: AuditLog, control: SandboxControl, client: PaymentsClient) -> None:
+    organization_id = _live(control, client)
+    desk.add_note(SAM, organization_id, "Called about the invoice.\nPromised a callback.")
+    with pytest.raises(InputRefused):
+        desk.add_note(SAM, organization_id, "   ")
+    request = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Asked", "key-hist",
+                                    typed_organization_id=organization_id)
+    desk.withdraw_request(FRED, request.id)
+    for index in range(22):
+        desk.add_note(FIONA, organization_id, f"note {index}")
+    summary, page = desk.customer_history(SAM, organization_id)
+    assert summary.total == 25 and len(page.frame) == 20 and page.next is not None
+    assert list(page.frame.reason[:2]) == ["note 21", "note 20"]  # newest first
+    _, older = desk.customer_history(SAM, organization_id, page.next)
+    assert list(older.frame.action) == ["add note", "add note", "withdraw request", "request approval", "add note"]
+    assert older.frame.reason.iloc[-1] == "Called about the invoice.\nPromised a callback."
+    assert older.next is None
+    job_id = desk.start_bulk_job(FIONA, [organization_id, "org_other1"])
+    desk.jobs.save(job_id, 0, {"organization_id": organization_id, "status": "active"})
+    desk.bulk_job_export(FIONA, job_id, "results", "csv")
+    lookups = desk.customer_bulk_lookups(SAM, organization_id)
+    assert list(lookups.user) == ["fiona", "fiona"] and set(lookups.job) == {job_id}
+    assert lookups.what.iloc[0] == "downloaded its results (CSV, 1 rows)"
+    assert lookups.what.iloc[1] == "bulk lookup of 2 organizations"
+    assert desk.customer_bulk_lookups(SAM, "org_nobodyhere").empty
