@@ -27,9 +27,11 @@ PAGES: dict[Page, tuple[str, str, str]] = {
     Page.BULK: ("pages/bulk.py", "Bulk lookup", ":material/checklist:"),
     Page.PLANS: ("pages/plans.py", "Plans", ":material/sell:"),
     Page.SUBSCRIPTION: ("pages/subscription.py", "Subscription actions", ":material/tune:"),
+    Page.APPROVALS: ("pages/approvals.py", "Approvals", ":material/fact_check:"),
     Page.AUDIT: ("pages/audit.py", "Audit log", ":material/history:"),
 }
-SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION), "Records": (Page.AUDIT,)}
+SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION),
+            "Records": (Page.APPROVALS, Page.AUDIT)}
 
 console = get_console()
 actor = session.current_actor()  # the stored session, checked on every run
@@ -42,7 +44,9 @@ if actor is None:
     page = st.navigation(login, position="hidden")
 else:
     allowed = pages_for(actor.role)
-    built = {page: st.Page(path, title=title, icon=icon, url_path=page.value)
+    waiting = chrome.waiting_for_me(actor, console)  # the requests this person may decide, in the menu
+    titles = {Page.APPROVALS: f"Approvals ({waiting})"} if waiting else {}
+    built = {page: st.Page(path, title=titles.get(page, title), icon=icon, url_path=page.value)
              for page, (path, title, icon) in PAGES.items() if page in allowed}
     # "/" and "/login" show the role's first page directly (no redirect: a rerun right after login would
     # lose the authenticator's cookie), while every page keeps its own address for links and ?org=.
@@ -56,7 +60,7 @@ else:
     first_section = next(iter(sections))
     sections[first_section] = sections[first_section] + hidden
     page = st.navigation(sections)
-    chrome.sidebar(actor, console)
+    chrome.sidebar(actor, console, waiting)
 
 session.settle_cookie()
 chrome.environment_banner(console)

@@ -29,15 +29,17 @@ except Exception as problem:
 with st.container(border=True):
     users_column, organization_column, match_column, actions_column = st.columns([3, 2, 1, 3])
     users = users_column.multiselect("User", choices["user"])
+    asked = st.query_params.get("org")  # a customer's history links here with its organization
     organization = organization_column.text_input(
-        "Organization", placeholder="org_…", help="The exact id, or the ids starting with it: choose "
+        "Organization", value=asked or "", placeholder="org_…", help="The exact id, or the ids starting with it: choose "
         "\"starts with\" or end it with *.")
     match = match_column.selectbox("Match", ["is", "starts with"], help="How the organization is matched")
     actions = actions_column.multiselect("Action", choices["action"])
     outcomes_column, dates_column, _ = st.columns(3)
     outcomes = outcomes_column.multiselect("Outcome", list(OUTCOMES))
     today = date.today()
-    dates = dates_column.date_input("Dates", value=(today - timedelta(days=30), today), max_value=today)
+    since = today - timedelta(days=3650 if asked else 30)  # a customer's whole history, else the last 30 days
+    dates = dates_column.date_input("Dates", value=(since, today), max_value=today)
 
 since, until = (dates if isinstance(dates, tuple) and len(dates) == 2 else (None, None))
 filters = AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes), since, until,

@@ -20,7 +20,9 @@ from services.formatting import card, customer_notices, day, price_with_interval
 from services.run_log import RunTimer
 from services.tables import plan_name
 from ui import organization, reads, session
+from ui.approvals import waiting_notice
 from ui.console import get_console
+from ui.history import history
 from ui.present import escape_markdown
 from ui.widgets import fresh_link_panel, remember_fresh_link, show_error, status_badge, stop_on_read_error
 
@@ -71,6 +73,7 @@ def _customer_panel() -> None:
 
     for kind, sentence in customer_notices(customer):
         getattr(st, kind)(escape_markdown(sentence))
+    waiting_notice(desk, actor, organization_id)
 
     catalog = None
     if subscription and not subscription.plan_name:
@@ -103,6 +106,7 @@ def _customer_panel() -> None:
     if portal:
         _create_portal_link(organization_id)
     fresh_link_panel("portal", organization_id)
+    history(desk, actor, organization_id)
 
 
 @st.fragment

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services.auth.roles import Page
+from services.auth.roles import Action, Page
 from services.formatting import customer_notices, day
 from services.payments import validation
 from services.payments.errors import InvalidInputError
 from services.plan_change import PlanOption, change_options, preview_change
 from ui import organization, reads, session
 from ui.console import get_console
+from ui.approvals import waiting_notice
 from ui.dialogs import open_dialog, show_open_dialog
 from ui.outcomes import write_notices
 from ui.present import escape_markdown
@@ -51,6 +52,7 @@ with st.container(border=True):
         field("Current period ends", day(subscription.current_period_end) if subscription else "—")
     for kind, sentence in customer_notices(customer):
         getattr(st, kind)(escape_markdown(sentence))
+waiting_notice(desk, actor, organization_id)
 
 live = subscription is not None and subscription.is_live
 change_tab, cancel_tab, process_tab = st.tabs(["Change plan", "Cancel", "Process a checkout"],
@@ -66,9 +68,12 @@ with change_tab:
                               placeholder="Choose a plan and billing interval")
         if target is not None:
             preview = preview_change(catalog, customer, target)
-            (st.warning if preview.kind == "upgrade" else st.info)(escape_markdown(preview.consequence))
-            if st.button("Change plan…", type="primary"):
-                open_dialog("change", action="change plan", organization_id=organization_id,
+            held = desk.approval_gate(actor, organization_id, Action.CHANGE_PLAN, customer, catalog,
+                                      target.price.price_id).needs_approval
+            (st.warning if preview.kind == "upgrade" else st.info)(escape_markdown(preview.consequence) + (
+                f" It waits for a second person's approval ({desk.policy.approvers_text})." if held else ""))
+            if st.button("Request approval…" if held else "Change plan…", type="primary"):
+                open_dialog("change", action="change plan", organization_id=organization_id, held=held,
                       organization_name=customer.display_name, label=target.label, current_label=current_label,
                       change_kind=preview.kind, consequence=preview.consequence,
                       parameters={"organization": organization_id, "price": target.price.price_id,
@@ -82,9 +87,11 @@ with cancel_tab:
         ends = day(subscription.current_period_end)
         consequence = (f"The subscription stops renewing and ends on {ends}, the end of the current period. "
                        "The customer keeps access until then; nothing is refunded.")
-        st.write(consequence)
-        if st.button("Cancel subscription…", type="primary"):
-            open_dialog("cancel", action="cancel subscription", organization_id=organization_id,
+        held = desk.approval_gate(actor, organization_id, Action.CANCEL_SUBSCRIPTION, customer, catalog).needs_approval
+        st.write(consequence + (f" It waits for a second person's approval ({desk.policy.approvers_text})."
+                                if held else ""))
+        if st.button("Request cancellation…" if held else "Cancel subscription…", type="primary"):
+            open_dialog("cancel", action="cancel subscription", organization_id=organization_id, held=held,
                   organization_name=customer.display_name, consequence=consequence, ends=ends,
                   parameters={"organization": organization_id})
 with process_tab:

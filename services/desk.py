@@ -140,6 +140,14 @@ _DECIDED = {APPROVED: "was already approved", REJECTED: "was rejected", WITHDRAW
             EXPIRED: "expired"}
 
 
+def _decided_sentence(request: ApprovalRequest | None) -> str:
+    """A request someone else decided a moment ago (or that expired meanwhile): what happened, by whom."""
+    said = _DECIDED.get(request.status if request else "", "is no longer waiting")
+    who = (f" by {request.decided_by}" if request and request.decided_by and request.status in (APPROVED, REJECTED)
+           else "")
+    return f"This request {said}{who} a moment ago; nothing was done."
+
+
 def _staleness(request: ApprovalRequest, customer: CustomerInfo) -> str | None:
     """One sentence naming what changed on the customer since the request was filed, or None."""
     now_state, then = snapshot_of(customer), request.snapshot
@@ -557,6 +565,8 @@ class BillingDesk:
         self._authorize(actor, action, request.organization_id, request.parameters, reason)
         customer = self.client.get_customer(request.organization_id)
         stale = _staleness(request, customer)
+        if stale and (now_state := self.approvals.get(request.id)) and now_state.status != WAITING:
+            raise InputRefused("request", _decided_sentence(now_state))  # decided meanwhile: that is the news
         if stale:
             raise InputRefused("approval", f"This request is stale: {stale}. It can't be approved; reject it, and "
                                            "ask again if the change is still wanted.")
@@ -633,11 +643,7 @@ class BillingDesk:
     def _decide(self, actor: Actor, request: ApprovalRequest, status: str, reason: str | None, step: str) -> None:
         """Moves the request out of `waiting` (one winner if two people click at once) and records the step."""
         if not self.approvals.decide(request.id, status, actor.username, actor.role.value, reason):
-            now_state = self.approvals.get(request.id)
-            said = _DECIDED.get(now_state.status if now_state else "", "is no longer waiting")
-            who = f" by {now_state.decided_by}" if now_state and now_state.decided_by and now_state.status in (
-                APPROVED, REJECTED) else ""
-            raise InputRefused("request", f"This request {said}{who} a moment ago; nothing was done.")
+            raise InputRefused("request", _decided_sentence(self.approvals.get(request.id)))
         self._record_step(actor, step, request, reason or "")
 
     def _record_step(self, actor: Actor | None, step: str, request: ApprovalRequest, reason: str) -> None:

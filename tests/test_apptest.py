@@ -24,7 +24,7 @@ from sandbox.settings import new_test_key
 from tests.e2e.conftest import free_port
 
 PAGES = {"customer": "pages/customer.py", "bulk": "pages/bulk.py", "plans": "pages/plans.py", "subscription": "pages/subscription.py",
-         "audit": "pages/audit.py"}
+         "audit": "pages/audit.py", "approvals": "pages/approvals.py"}
 MENUS = {"support": {"customer", "bulk", "plans"}, "finance": set(PAGES), "admin": set(PAGES)}
 
 

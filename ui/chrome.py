@@ -17,7 +17,15 @@ def environment_banner(console: Console) -> None:
                  icon=":material/warning:")
 
 
-def sidebar(actor: Actor, console: Console) -> None:
+def waiting_for_me(actor: Actor, console: Console) -> int:
+    """Approval requests this person may decide; 0 when the store can't say (the page itself will)."""
+    try:
+        return console.desk.waiting_for_me(actor)
+    except Exception:
+        return 0
+
+
+def sidebar(actor: Actor, console: Console, waiting: int = 0) -> None:
     label, colour = ENVIRONMENT_STYLE[console.environment]
     with st.sidebar:
         st.badge(label, color=colour, icon=":material/science:" if console.environment != "live"
@@ -26,4 +34,7 @@ def sidebar(actor: Actor, console: Console) -> None:
             st.caption("Connected to the built-in sandbox: test data, no real money.")
         st.markdown(f"**{escape_markdown(session.display_name(actor))}**")
         st.caption(f"Role: {actor.role.value.capitalize()}")
+        if waiting:
+            st.page_link("pages/approvals.py", icon=":material/fact_check:",
+                         label=f"{waiting} {'request' if waiting == 1 else 'requests'} waiting for you")
         st.button("Log out", on_click=session.logout, icon=":material/logout:", width="stretch")

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from services import intents
-from services.auth.roles import Actor
+from services.auth.roles import Action, Actor
 from services.desk import BillingDesk, WriteResult
 from services.formatting import day, price_with_interval
 
@@ -68,6 +68,30 @@ def _confirmation(confirm_label: str, danger: bool = False, typed_label: str | N
     return confirmed, reason, typed
 
 
+def _request(desk: BillingDesk, actor: Actor, intent: dict[str, Any], reason: str, typed: str = "") -> None:
+    """Files the approval request in place of the write (the policy holds it back); nothing is sent."""
+    parameters = intent["parameters"]
+    try:
+        desk.request_approval(actor, Action(intent["action"]), intent["organization_id"], reason, intent["key"],
+                              price_id=parameters.get("price"), product_id=parameters.get("product"),
+                              typed_organization_id=typed or None)
+    except Exception as problem:
+        show_error(problem, "file the request")
+        return
+    intents.retire(st.session_state, intent["action"], intent["parameters"])
+    st.session_state["dialog"] = None
+    st.toast("Request filed: it waits for a second approver. Nothing was sent yet.", icon=":material/hourglass_top:")
+    reads.forget_reads()
+    st.rerun()
+
+
+def _held_line(desk: BillingDesk, intent: dict[str, Any]) -> None:
+    if intent.get("held"):
+        st.info(f"This needs a second person's approval ({desk.policy.approvers_text}). Confirming files a request "
+                "with your reason; nothing is sent to the Payments API until someone approves it.",
+                icon=":material/group:")
+
+
 def _organization_line(intent: dict[str, Any]) -> str:
     return (f"**Organization:** {escape_markdown(intent['organization_name'])} "
             f"({code_span(intent['organization_id'])})")
@@ -79,8 +103,12 @@ def _confirm_change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> 
     st.markdown(f"**From:** {escape_markdown(intent['current_label'])}  \n**To:** {escape_markdown(intent['label'])}")
     upgrade = intent["change_kind"] == "upgrade"
     (st.warning if upgrade else st.info)(escape_markdown(intent["consequence"]))
-    confirmed, reason, _ = _confirmation("Confirm upgrade" if upgrade else "Confirm downgrade")
-    if confirmed:
+    _held_line(desk, intent)
+    confirmed, reason, _ = _confirmation("Request approval" if intent.get("held") else
+                                         "Confirm upgrade" if upgrade else "Confirm downgrade")
+    if confirmed and intent.get("held"):
+        _request(desk, actor, intent, reason)
+    elif confirmed:
         try:
             result = desk.change_plan(actor, intent["organization_id"], intent["parameters"]["price"],
                                       intent["parameters"]["product"], reason, intent["key"])
@@ -101,9 +129,12 @@ def _confirm_change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> 
 def _confirm_cancel(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
     st.markdown(_organization_line(intent))
     st.warning(escape_markdown(intent["consequence"]))
-    confirmed, reason, typed = _confirmation("Cancel subscription", danger=True,
-                                             typed_label=f"Type {intent['organization_id']} to confirm")
-    if confirmed:
+    _held_line(desk, intent)
+    confirmed, reason, typed = _confirmation("Request cancellation" if intent.get("held") else "Cancel subscription",
+                                             danger=True, typed_label=f"Type {intent['organization_id']} to confirm")
+    if confirmed and intent.get("held"):
+        _request(desk, actor, intent, reason, typed)
+    elif confirmed:
         try:
             result = desk.cancel_subscription(actor, intent["organization_id"], reason, typed, intent["key"])
         except Exception as problem:

@@ -178,7 +178,13 @@ class ApprovalBook:
                 outcome=outcome, outcome_error=error, audit_id=audit_id))
 
     def expire_due(self) -> list[ApprovalRequest]:
-        """Waiting requests past their expiry become `expired`; returns those this call moved (each once)."""
+        """Waiting requests past their expiry become `expired`; returns those this call moved (each once). Looked
+        for first without a write lock: pages ask on every run, and there is nearly never one."""
+        with self.engine.connect() as conn:
+            if conn.execute(select(approval_requests.c.id).where(
+                    approval_requests.c.status == WAITING, approval_requests.c.expires_at <= self.clock())
+                    .limit(1)).first() is None:
+                return []
         with write_transaction(self.engine) as conn:
             return self._expire(conn, self.clock())
 

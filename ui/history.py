@@ -1,0 +1,117 @@
+"""A customer's history and internal notes, under the customer on the Customer page.
+
+Drawn only while its expander is open (`.open`, on_change="rerun"), so a lookup costs nothing more than before;
+opening it reads the store through the desk: the console's actions on this organization, a page at a time,
+newest first, and the bulk lookups that included it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from services.audit import AuditCursor
+from services.auth.roles import Action, Actor, allowed
+from services.desk import BillingDesk
+from services.inputs import MAX_NOTE_LENGTH
+
+from .widgets import show_error
+
+PAGE = 20
+COLUMNS = {
+    "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm"),
+    "user": "Who", "action": "What",
+    "reason": st.column_config.TextColumn("Reason or note", width="large"),
+    "outcome": "Outcome", "request": st.column_config.TextColumn("Approval request", width="small"),
+    "request_id": st.column_config.TextColumn("API request id", width="small"),
+}
+
+
+def _request_of(parameters: str | None) -> str | None:
+    try:
+        value = json.loads(parameters or "{}").get("request")
+    except (ValueError, AttributeError):
+        return None
+    return str(value)[:8] if value else None  # its first characters, as the Approvals page shows it
+
+
+def _save_note(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
+    """The form's callback: the text box is emptied only once the note is stored (refused, the text stays)."""
+    try:
+        desk.add_note(actor, organization_id, st.session_state.get("customer_note_text", ""))
+    except Exception as problem:
+        st.session_state["customer_note_problem"] = problem
+    else:
+        st.session_state["customer_note_text"] = ""
+        st.session_state["customer_note_added"] = True
+
+
+def _add_note(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
+    with st.form("customer_note", clear_on_submit=False, enter_to_submit=False, border=False):
+        st.text_area("Internal note", key="customer_note_text", max_chars=MAX_NOTE_LENGTH, height=80,
+                     placeholder="e.g. Called about the March invoice; promised a credit note by Friday.",
+                     help="Seen by the team only, never by the customer. Kept with your name; it can't be edited, "
+                          "only followed by a newer note.")
+        st.form_submit_button("Add note", icon=":material/note_add:", on_click=_save_note,
+                              args=(desk, actor, organization_id))
+    problem = st.session_state.pop("customer_note_problem", None)
+    if problem is not None:
+        show_error(problem, "add the note")
+    if st.session_state.pop("customer_note_added", False):
+        st.toast("Note added to the customer's history.", icon=":material/check:")
+
+
+def _turn(organization_id: str, to: AuditCursor | None) -> None:
+    cursors = st.session_state["history_paging"]["cursors"]
+    if to is not None:
+        cursors.append(to)
+    elif len(cursors) > 1:
+        cursors.pop()
+
+
+def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
+    panel = st.expander("History and notes", key="customer_history_open", icon=":material/history:",
+                        on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
+        if allowed(actor.role, Action.ADD_NOTE):
+            _add_note(desk, actor, organization_id)
+        paging = st.session_state.get("history_paging")
+        if not paging or paging["organization"] != organization_id:
+            paging = st.session_state["history_paging"] = {"organization": organization_id, "cursors": [None]}
+        try:
+            summary, page = desk.customer_history(actor, organization_id, paging["cursors"][-1], PAGE)
+            lookups = desk.customer_bulk_lookups(actor, organization_id)
+        except Exception as problem:
+            show_error(problem, "read the customer's history")
+            return
+        number, pages = len(paging["cursors"]), max(1, -(-summary.total // PAGE))
+        heading = (f"**{summary.total:,}** console {'action' if summary.total == 1 else 'actions'} on this "
+                   f"organization, newest first" if summary.total else "Nothing has been done to this organization "
+                   "from the console yet.")
+        st.markdown(heading)
+        if summary.total:
+            frame = page.frame.assign(request=page.frame.parameters.map(_request_of))
+            st.dataframe(frame, hide_index=True, width="stretch", placeholder="", column_config=COLUMNS,
+                         column_order=list(COLUMNS), row_height=None)
+            back, where, forward = st.columns([1, 4, 1], vertical_alignment="center")
+            back.button("Newer", icon=":material/chevron_left:", disabled=number == 1, key="history_newer",
+                        on_click=_turn, args=(organization_id, None), width="stretch")
+            where.caption(f"Page {number:,} of {pages:,}")
+            forward.button("Older", icon=":material/chevron_right:", disabled=page.next is None,
+                           key="history_older", on_click=_turn, args=(organization_id, page.next), width="stretch")
+        if not lookups.empty:
+            st.markdown("**Bulk lookups that included it** (kept while their results are)")
+            st.dataframe(_lookups_frame(lookups), hide_index=True, width="stretch", column_config={
+                "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm"),
+                "user": "Who", "what": "What", "job": "Job"})
+        if allowed(actor.role, Action.READ_AUDIT_LOG):
+            st.page_link("pages/audit.py", label="Open this organization in the Audit log", icon=":material/policy:",
+                         query_params={"org": organization_id})
+
+
+def _lookups_frame(lookups: pd.DataFrame) -> pd.DataFrame:
+    return lookups.assign(job=lookups.job.astype(str).str[:8])
