@@ -52,7 +52,8 @@ with st.container(border=True):
         field("Current period ends", day(subscription.current_period_end) if subscription else "—")
     for kind, sentence in customer_notices(customer):
         getattr(st, kind)(escape_markdown(sentence))
-waiting_notice(desk, actor, organization_id)
+waiting = waiting_notice(desk, actor, organization_id)
+WAITING = "A request for this organization is waiting for a second approver; it must be decided or withdrawn first."
 
 live = subscription is not None and subscription.is_live
 change_tab, cancel_tab, process_tab = st.tabs(["Change plan", "Cancel", "Process a checkout"],
@@ -62,6 +63,8 @@ with change_tab:
         st.info("There is no live subscription to change. Send a checkout link from the Plans page instead.")
     elif subscription.cancel_at_period_end:
         st.info("The subscription is set to cancel at period end; it can't be changed.")
+    elif waiting:
+        st.info(WAITING)
     else:
         options = change_options(catalog, customer)
         target = st.selectbox("Move to", options, format_func=lambda option: option.label, index=None,
@@ -83,6 +86,8 @@ with cancel_tab:
         st.info("There is no live subscription to cancel.")
     elif subscription.cancel_at_period_end:
         st.info(f"Already set to cancel on {day(subscription.current_period_end)}.")
+    elif waiting:
+        st.info(WAITING)
     else:
         ends = day(subscription.current_period_end)
         consequence = (f"The subscription stops renewing and ends on {ends}, the end of the current period. "

@@ -611,6 +611,9 @@ class BillingDesk:
     def _request(self, actor: Actor, request_id: str) -> ApprovalRequest:
         """A request its requester, or someone who may decide requests, may see."""
         self._authorize(actor, Action.LOOK_UP_CUSTOMER)
+        if not any(allowed(actor.role, action) for action in (Action.APPROVE_REQUESTS, Action.CHANGE_PLAN,
+                                                               Action.CANCEL_SUBSCRIPTION)):
+            self._authorize(actor, Action.APPROVE_REQUESTS)  # a role that neither asks nor decides: refused
         with reading():
             self._expire_due()
             request = self.approvals.get(str(request_id or ""))

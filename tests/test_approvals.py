@@ -190,7 +190,10 @@ def test_only_a_second_person_of_an_approving_role_approves_and_it_writes_once(
 
 
 def test_two_approvers_clicking_at_once_make_one_write(desk: BillingDesk, control: SandboxControl,
-                                                       client: PaymentsClient) -> None:
+                                                       client: PaymentsClient, store_url: str, clock: Clock) -> None:
+    """Each approver on a replica of their own: two desks on one store, as two console processes."""
+    other = BillingDesk(client, AuditLog(open_store(store_url)), policy=ApprovalPolicy(),
+                        approvals=ApprovalBook(open_store(store_url), clock))
     organization_id = _live(control, client)
     price_id, product_id = _downgrade(client, organization_id)
     request = desk.request_approval(FRED, Action.CHANGE_PLAN, organization_id, "Cheaper plan", "key-down-1",
@@ -198,21 +201,26 @@ def test_two_approvers_clicking_at_once_make_one_write(desk: BillingDesk, contro
     start = threading.Barrier(2)
     outcomes: dict[str, object] = {}
 
-    def approve(actor: Actor) -> None:
+    def approve(replica: BillingDesk, actor: Actor) -> None:
         start.wait()
         try:
-            outcomes[actor.username] = desk.approve_request(actor, request.id, f"{actor.username} agrees")
+            outcomes[actor.username] = replica.approve_request(actor, request.id, f"{actor.username} agrees")
         except InputRefused as refused:
             outcomes[actor.username] = refused.message
 
-    threads = [threading.Thread(target=approve, args=(actor,)) for actor in (ANN, FIONA)]
+    assert [waiting.id for waiting in other.approval_requests(FIONA)] == [request.id]  # every replica sees it
+    # The API answers the approvals' re-reads slowly, so both are past every check before either decides: only
+    # the store's guarded update stands between them and a second write.
+    control.add_fault("customer-info", latencyMs=300)
+    threads = [threading.Thread(target=approve, args=pair) for pair in ((desk, ANN), (other, FIONA))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     refusals = [value for value in outcomes.values() if isinstance(value, str)]
     assert len(outcomes) == 2 and len(refusals) == 1, outcomes
-    assert "approved by" in refusals[0] and "nothing was done" in refusals[0] or "already approved" in refusals[0]
+    winner = next(name for name, value in outcomes.items() if not isinstance(value, str))
+    assert refusals[0] == f"This request was already approved by {winner} a moment ago; nothing was done."
     assert len(_sent(control, "update", organization_id)) == 1
     scheduled = client.get_customer(organization_id).subscription.scheduled_change
     assert scheduled is not None and scheduled.price_id == price_id  # a downgrade waits for the period's end

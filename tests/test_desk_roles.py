@@ -14,13 +14,15 @@ import pytest
 
 from sandbox.control_client import SandboxControl
 from services.audit import AuditFilter, AuditLog
-from services.auth.roles import Actor, PermissionDenied, Role
+from services.approvals.policy import ApprovalPolicy
+from services.approvals.store import ApprovalBook
+from services.auth.roles import Action, Actor, PermissionDenied, Role
 from services.desk import BillingDesk
 from services.payments.client import PaymentsClient
 
 ORG = "org_abc123"
 SESSION = "cs_test_" + "a" * 40
-Operation = Callable[[BillingDesk, Actor, str], Any]  # the str: a bulk job of the actor's
+Operation = Callable[[BillingDesk, Actor, dict[str, str]], Any]  # ids: a bulk job of the actor's, a request
 
 OPERATIONS: dict[str, Operation] = {
     "customer": lambda desk, actor, _: desk.customer(actor, ORG),
@@ -29,9 +31,9 @@ OPERATIONS: dict[str, Operation] = {
     "organization_version": lambda desk, actor, _: desk.organization_version(actor, ORG),
     "start_bulk_job": lambda desk, actor, _: desk.start_bulk_job(actor, [ORG]),
     "bulk_jobs": lambda desk, actor, _: desk.bulk_jobs(actor),
-    "bulk_job": lambda desk, actor, job_id: desk.bulk_job(actor, job_id),
-    "stop_bulk_job": lambda desk, actor, job_id: desk.stop_bulk_job(actor, job_id),
-    "bulk_job_export": lambda desk, actor, job_id: desk.bulk_job_export(actor, job_id, "results", "csv"),
+    "bulk_job": lambda desk, actor, ids: desk.bulk_job(actor, ids["job"]),
+    "stop_bulk_job": lambda desk, actor, ids: desk.stop_bulk_job(actor, ids["job"]),
+    "bulk_job_export": lambda desk, actor, ids: desk.bulk_job_export(actor, ids["job"], "results", "csv"),
     "audit_events": lambda desk, actor, _: desk.audit_events(actor, AuditFilter()),
     "audit_choices": lambda desk, actor, _: desk.audit_choices(actor, "user"),
     "audit_csv": lambda desk, actor, _: desk.audit_csv(actor, AuditFilter()),
@@ -48,13 +50,29 @@ OPERATIONS: dict[str, Operation] = {
     "cancel_subscription": lambda desk, actor, _: desk.cancel_subscription(actor, ORG, "closing", ORG,
                                                                            f"cancel-{actor.role.value}"),
     "settle_unknown": lambda desk, actor, _: desk.settle_unknown(actor, 10_000, ORG),
+    "approval_gate": lambda desk, actor, _: desk.approval_gate(actor, ORG, Action.CANCEL_SUBSCRIPTION,
+                                                               desk.client.get_customer(ORG), None),
+    "request_approval": lambda desk, actor, _: desk.request_approval(
+        actor, Action.CANCEL_SUBSCRIPTION, ORG, "closing", f"request-{actor.role.value}", typed_organization_id=ORG),
+    "requests_waiting_for": lambda desk, actor, _: desk.requests_waiting_for(actor, ORG),
+    "approval_requests": lambda desk, actor, _: desk.approval_requests(actor),
+    "waiting_for_me": lambda desk, actor, _: desk.waiting_for_me(actor),
+    "review_request": lambda desk, actor, ids: desk.review_request(actor, ids["request"]),
+    "approve_request": lambda desk, actor, ids: desk.approve_request(actor, ids["request"], "agreed"),
+    "reject_request": lambda desk, actor, ids: desk.reject_request(actor, ids["request"], "not now"),
+    "withdraw_request": lambda desk, actor, ids: desk.withdraw_request(actor, ids["request"]),
+    "customer_history": lambda desk, actor, _: desk.customer_history(actor, ORG),
+    "customer_bulk_lookups": lambda desk, actor, _: desk.customer_bulk_lookups(actor, ORG),
+    "add_note": lambda desk, actor, _: desk.add_note(actor, ORG, "called them"),
 }
 SUPPORT_MAY = {"customer", "plans", "unsettled_writes", "organization_version", "start_bulk_job", "bulk_jobs",
-               "bulk_job", "stop_bulk_job", "bulk_job_export", "create_portal_link", "create_checkout_link"}
+               "bulk_job", "stop_bulk_job", "bulk_job_export", "create_portal_link", "create_checkout_link",
+               "approval_gate", "requests_waiting_for", "waiting_for_me", "customer_history", "customer_bulk_lookups",
+               "add_note"}
 # Variants a role's operation may still refuse: everyone's jobs (admin), a job's finance summary (finance, admin).
 VARIANTS: dict[str, tuple[Operation, set[Role]]] = {
     "bulk_jobs of everyone": (lambda desk, actor, _: desk.bulk_jobs(actor, everyone=True), {Role.ADMIN}),
-    "bulk_job_export summary": (lambda desk, actor, job_id: desk.bulk_job_export(actor, job_id, "summary", "csv"),
+    "bulk_job_export summary": (lambda desk, actor, ids: desk.bulk_job_export(actor, ids["job"], "summary", "csv"),
                                 {Role.FINANCE, Role.ADMIN}),
 }
 ALLOWED: dict[Role, set[str]] = {Role.SUPPORT: SUPPORT_MAY, Role.FINANCE: set(OPERATIONS), Role.ADMIN: set(OPERATIONS)}
@@ -68,7 +86,17 @@ def test_the_table_names_every_operation_of_the_desk() -> None:
 
 @pytest.fixture
 def desk(client: PaymentsClient, store_url: str) -> BillingDesk:
-    return BillingDesk(client, AuditLog(store_url))
+    audit = AuditLog(store_url)  # the default policy: cancel and downgrade wait for a second person
+    return BillingDesk(client, audit, policy=ApprovalPolicy(), approvals=ApprovalBook(audit.engine))
+
+
+def _ids(desk: BillingDesk, actor: Actor) -> dict[str, str]:
+    """A bulk job of the actor's and a waiting request of someone else's (neither leaves an audit row)."""
+    request, _ = desk.approvals.file(
+        organization_id="org_other001", action="cancel subscription", kind="cancel", parameters={}, summary="Cancel",
+        at_stake_cents=17_900, snapshot={}, reason="asked", requested_by="someone-else", requester_role="finance",
+        requester_subject=None, idempotency_key=f"other-{actor.role.value}", expiry=ApprovalPolicy().expiry)
+    return {"job": desk.jobs.create(actor.username, actor.role.value, [ORG]), "request": request.id}
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda role: role.value)
@@ -76,7 +104,7 @@ def desk(client: PaymentsClient, store_url: str) -> BillingDesk:
 def test_each_role_may_do_exactly_its_operations(desk: BillingDesk, control: SandboxControl, role: Role,
                                                  operation: str) -> None:
     actor = Actor(f"someone-{role.value}", role)
-    lookup = desk.jobs.create(actor.username, actor.role.value, [ORG])  # a job of theirs (no audit row)
+    lookup = _ids(desk, actor)
     before = control.stats()["requests"]
     if operation in ALLOWED[role]:
         try:
@@ -98,7 +126,7 @@ def test_each_role_may_do_exactly_its_operations(desk: BillingDesk, control: San
 def test_everyone_s_jobs_and_the_finance_summary_are_for_their_roles(desk: BillingDesk, role: Role,
                                                                     variant: str) -> None:
     actor = Actor(f"someone-{role.value}", role)
-    job_id = desk.jobs.create(actor.username, actor.role.value, [ORG])
+    job_id = _ids(desk, actor)
     operation, roles = VARIANTS[variant]
     if role in roles:
         operation(desk, actor, job_id)

@@ -35,14 +35,14 @@ def _withdraw(desk: BillingDesk, actor: Actor, request_id: str) -> None:
         reads.forget_reads()
 
 
-def waiting_notice(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
+def waiting_notice(desk: BillingDesk, actor: Actor, organization_id: str) -> list[ApprovalRequest]:
     """Says, on the Customer and Subscription pages, that a request on this organization waits for a second
-    approver: what, who asked and when; the requester may withdraw it, an approver may open it."""
+    approver: what, who asked and when; the requester may withdraw it, an approver may open it. Returns them."""
     try:
         waiting = desk.requests_waiting_for(actor, organization_id)
     except Exception as problem:
         show_error(problem, "check for approval requests")
-        return
+        return []
     problem = st.session_state.pop("approval_problem", None)
     if problem is not None:
         show_error(problem, "withdraw the request")
@@ -58,6 +58,7 @@ def waiting_notice(desk: BillingDesk, actor: Actor, organization_id: str) -> Non
             elif allowed(actor.role, Action.APPROVE_REQUESTS) and desk.policy.may_approve(actor.role):
                 st.page_link("pages/approvals.py", label="Review", icon=":material/fact_check:",
                              query_params={"request": request.id})
+    return waiting
 
 
 def requests_frame(requests: list[ApprovalRequest]) -> pd.DataFrame:
