@@ -23,7 +23,8 @@ from tests.support.browser import (ROOT, Console, Server, launch_chromium, login
 VIEWPORT = {"width": 1400, "height": 1000}
 RUN_LINE = re.compile(r"run page=(?P<page>\S+) wall_ms=(?P<wall>[\d.]+) cpu_ms=(?P<cpu>[\d.]+)")
 # Each page of the admin's menu, the way a person reaches it: its link in the sidebar.
-PAGES = ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Audit log"]
+# A page an older copy doesn't have (Approvals, before issue 15) is skipped for that copy.
+PAGES = ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Approvals", "Audit log"]
 
 # Armed before each click. `selector`/`text`: what must be on screen; `idle`: also wait for the run to end.
 ARM = """([selector, text, idle]) => {
@@ -206,6 +207,8 @@ def page_runs(browser, roots: dict[str, Path],  # type: ignore[no-untyped-def]
                     for name in names[shift:] + names[:shift]:
                         page = pages[name]
                         link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True)
+                        if not link.count():
+                            continue
                         logs[name].take()
                         elapsed = timed_click(page, link, "h1", title, idle=True)
                         _settle(page)

@@ -472,8 +472,8 @@ class BillingDesk:
     def _unless_held_back(self, actor: Actor, action: Action, organization_id: str, parameters: dict[str, Any],
                           reason: str) -> None:
         """Refuses a write the policy holds back for a second person (read fresh, so a page can't skip it)."""
-        kinds = self.policy.kinds
-        if not kinds or (action == Action.CANCEL_SUBSCRIPTION and "cancel" not in kinds):
+        concerned = {"cancel"} if action == Action.CANCEL_SUBSCRIPTION else {"downgrade", "upgrade"}
+        if not self.policy.kinds & concerned:  # nothing this write could be is held back: no reads needed
             return
         self._authorize(actor, action, organization_id, parameters, reason)
         held, _, _ = self._fresh_gate(action, organization_id, parameters.get("priceId"))

@@ -41,7 +41,7 @@ def _request_cancellation(page: Page, console: Console, organization_id: str) ->
     screenshot(page, "approval-request")
     dialog.get_by_role("button", name="Request cancellation").click()
     expect(dialog).to_have_count(0)
-    expect(page.get_by_text("Waiting for a second approver")).to_be_visible()
+    expect(page.get_by_text("Waiting for a second approver", exact=True)).to_be_visible()
     wait_for_app(page)
 
 
@@ -87,6 +87,8 @@ def test_a_cancellation_waits_for_a_second_person_and_two_approvers_at_once_writ
     approved = [admin for admin in admins if admin.get_by_text("Approved: Cancel").count()]
     assert len(approved) == 1
     expect(approved[0].get_by_text("cancelling at period end")).to_be_visible()
+    expect(approved[0].get_by_text("The write succeeded.")).to_be_visible()  # the request's own record of it
+    wait_for_app(approved[0])
     screenshot(approved[0], "approval-approved")
     sent = [row for row in console.sandbox.mutations("cancel") if row["organization_id"] == organization_id]
     assert len(sent) == 1, sent  # one write, whoever won
@@ -95,7 +97,7 @@ def test_a_cancellation_waits_for_a_second_person_and_two_approvers_at_once_writ
 
     page.goto(f"{console.url}/customer?org={organization_id}")
     wait_for_app(page)
-    expect(page.get_by_text("Waiting for a second approver")).to_have_count(0)
+    expect(page.get_by_text("Waiting for a second approver", exact=True)).to_have_count(0)
     page.get_by_text("History and notes").click()
     note = page.get_by_role("textbox", name="Internal note")
     expect(note).to_be_visible()
