@@ -10,14 +10,15 @@ writes a refusal; organizations `org_00000`…, users, actions and outcomes draw
 over the last year.
 
 Measured: (a) the page's reads for a first page filtered by organization prefix, the last 30 days and an
-outcome (`desk.audit_page`: the count, the newest and the page), timed in-process, the server-side time of a
-click; (b) the full export of every event (`desk.audit_export`) in a child process, its wall time and its peak
-RSS growth (VmHWM over the RSS before); and, when Chromium is installed, in headless Chromium on a console
-started on the store (signed in as admin): (c) Enter pressed on an organization prefix until the filtered count
-is on screen and the run has ended, timed in the page as bench/latency.py times a click (from the key reaching
-the page to the first frame showing it); (d) Download CSV clicked with every event matching: the seconds to the
-file saved, its CSV records against the matching count, and the console process's RSS before, after and at its
-peak (VmHWM reset at the click). `--console-root DIR` runs that console from another copy of the repository.
+outcome (`desk.audit_page`: the page and the count, `AuditLog.summary_and_page`), timed in-process, the
+server-side time of a click; (b) the full export of every event (`desk.audit_export`) in a child process, its
+wall time and its peak RSS growth (VmHWM over the RSS before); and, when Chromium is installed, in headless
+Chromium on a console started on the store (signed in as admin): (c) Enter pressed on an organization prefix
+until the filtered count is on screen and the run has ended, timed in the page as bench/latency.py times a click
+(from the key reaching the page to the first frame showing it); (d) Download CSV clicked with every event
+matching: the seconds to the file saved, its CSV records against the matching count, and the console process's
+RSS before, after and at its peak (VmHWM reset at the click). `--console-root DIR` runs that console from
+another copy of the repository.
 """
 
 from __future__ import annotations

@@ -19,14 +19,16 @@ import tempfile
 import threading
 import time as clock
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, BinaryIO
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Index, String, bindparam, exists, false, func, literal, or_, select, text, true, tuple_, union
+from sqlalchemy import (ColumnElement, CompoundSelect, Index, Integer, String, any_, bindparam, exists, false, func,
+                        literal, or_, select, text, true, tuple_, union, union_all)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -49,6 +51,9 @@ INTERRUPTED = ("The console stopped before the API answered; re-read the custome
                "happened.")
 CHAIN_STATUS_TTL_SECONDS = 30.0  # how long the page's chain check is reused before rows added since are hashed
 PAGE_SIZE = 100  # lines per page of the Audit page
+# On PostgreSQL an organization filter's candidate intents are read once per page and handed to its reads as
+# one array of ids, up to this many (more: each read finds them itself, as on SQLite).
+READ_CANDIDATES_UP_TO = 100_000
 EXPORT_BATCH = 5000  # lines per query of an export
 DISTINCT_COLUMNS = ("user", "action")
 NEWEST_FIRST = (audit_events.c.at.desc(), audit_events.c.id.desc())
@@ -276,35 +281,84 @@ class AuditLog:
              size: int = PAGE_SIZE, upto: AuditCursor | None = None) -> AuditPage:
         """The `size` newest matching lines older than `after` (None: the first page), by keyset on (at, id):
         an index range however deep the page. `next` is the cursor for the page after it (None: the last)."""
-        view = audit_events
-        conditions = _where(filters or AuditFilter(), self.engine.dialect.name, after, upto)
         with self.engine.connect() as conn:
-            rows = list(conn.execute(select(view).where(*conditions).order_by(*NEWEST_FIRST).limit(size + 1)))
-        more = len(rows) > size
-        rows = rows[:size]
-        return AuditPage(_frame(rows), AuditCursor.of(rows[-1]) if more else None)
+            return _page(self._page_rows(conn, filters or AuditFilter(), after, upto, size), size)
+
+    def summary_and_page(self, filters: AuditFilter | None = None, after: AuditCursor | None = None,
+                         size: int = PAGE_SIZE, outcome_breakdown_up_to: int = 10_000
+                         ) -> tuple[AuditSummary, AuditPage]:
+        """What the Audit page shows: `summary` and `page(filters, after, size, upto=summary.newest)`, in fewer
+        and cheaper reads. On the first page its top line *is* the newest match, so that needs no query of its
+        own, and the count is bounded by it (the page and the count agree either way); an organization
+        filter's candidates are read once for all the reads (`_candidates`). On a million events each read of
+        a filter by organization folded every candidate again: most of a click's time (docs/performance.md)."""
+        filters = filters or AuditFilter()
+        with self.engine.connect() as conn:
+            candidates = self._candidates(conn, filters)
+            if after is None:  # the first page: its top line is the newest match
+                rows = self._page_rows(conn, filters, None, None, size, candidates)
+                top = AuditCursor.of(rows[0]) if rows else None
+            else:
+                top = self._newest(conn, filters, candidates)
+                rows = self._page_rows(conn, filters, after, top, size, candidates) if top else []
+            if top is None:
+                return AuditSummary(0, {}, None), _page(rows, size)
+            summary = self._counted(conn, filters, top, outcome_breakdown_up_to, candidates)
+        return summary, _page(rows, size)
+
+    def _candidates(self, conn: Connection, filters: AuditFilter) -> list[int] | None:
+        """The intents an organization filter can match (`_carriers`), read once for all of a page's reads:
+        each read then looks them up by id. Found again by each read instead, PostgreSQL's plan walks every
+        intent of the date range to join them (tens of ms a read on a million events). None: no organization
+        filter, not PostgreSQL (SQLite plans the subquery well), or over READ_CANDIDATES_UP_TO."""
+        carriers = _carriers(filters, self.engine.dialect.name, distinct=False)
+        if carriers is None or self.engine.dialect.name != "postgresql":
+            return None
+        # Not deduplicated by the store, so a filter with too many candidates costs a short read, not a full one.
+        found = list(conn.execute(carriers.limit(READ_CANDIDATES_UP_TO + 1)).scalars())
+        return sorted(set(found)) if len(found) <= READ_CANDIDATES_UP_TO else None
 
     def summary(self, filters: AuditFilter | None = None, outcome_breakdown_up_to: int = 10_000) -> AuditSummary:
         """How many lines match, the newest of them (the export's upper bound, so the file holds exactly the
-        lines counted), and, when there are at most `outcome_breakdown_up_to`, how many of each outcome (each
-        outcome needs the line folded, so it isn't counted over a large match)."""
+        lines counted), and, when there are at most `outcome_breakdown_up_to`, how many of each outcome."""
         filters = filters or AuditFilter()
-        view = audit_events
-        conditions = _where(filters, self.engine.dialect.name)
         with self.engine.connect() as conn:
-            newest = conn.execute(select(view.c.at, view.c.id).where(*conditions).order_by(*NEWEST_FIRST)
-                                  .limit(1)).first()
-            if newest is None:
+            top = self._newest(conn, filters)
+            if top is None:
                 return AuditSummary(0, {}, None)
-            top = AuditCursor.of(newest)
-            bounded = _where(filters, self.engine.dialect.name, upto=top)
-            total = int(conn.execute(select(func.count()).select_from(view).where(*bounded)).scalar() or 0)
-            outcomes: dict[str, int] | None = None
-            if total <= outcome_breakdown_up_to:
-                counted = conn.execute(select(view.c.outcome, func.count()).where(*bounded)
-                                       .group_by(view.c.outcome).order_by(func.count().desc(), view.c.outcome))
-                outcomes = {outcome: int(count) for outcome, count in counted}
-        return AuditSummary(total, outcomes, top)
+            return self._counted(conn, filters, top, outcome_breakdown_up_to)
+
+    def _newest(self, conn: Connection, filters: AuditFilter,
+                candidates: list[int] | None = None) -> AuditCursor | None:
+        view = audit_events
+        conditions = _where(filters, self.engine.dialect.name, candidates=candidates)
+        newest = conn.execute(select(view.c.at, view.c.id).where(*conditions).order_by(*NEWEST_FIRST)
+                              .limit(1)).first()
+        return None if newest is None else AuditCursor.of(newest)
+
+    def _page_rows(self, conn: Connection, filters: AuditFilter, after: AuditCursor | None,
+                   upto: AuditCursor | None, size: int, candidates: list[int] | None = None) -> list[Row[Any]]:
+        """Up to `size` + 1 matching lines, newest first: the extra one says whether there is a next page."""
+        conditions = _where(filters, self.engine.dialect.name, after, upto, candidates)
+        return list(conn.execute(select(audit_events).where(*conditions).order_by(*NEWEST_FIRST).limit(size + 1)))
+
+    def _counted(self, conn: Connection, filters: AuditFilter, top: AuditCursor,
+                 outcome_breakdown_up_to: int, candidates: list[int] | None = None) -> AuditSummary:
+        """The summary of the lines matching `filters` no newer than `top` (the newest of them). Each outcome
+        needs the line folded, so the outcomes are counted over a large match only if matching folds anyway."""
+        view = audit_events
+        bounded = _where(filters, self.engine.dialect.name, upto=top, candidates=candidates)
+        by_outcome = (select(view.c.outcome, func.count()).where(*bounded).group_by(view.c.outcome)
+                      .order_by(func.count().desc(), view.c.outcome))
+        if _folds(filters):  # the fold is paid to match each line: count the outcomes in the same pass
+            outcomes = {outcome: int(count) for outcome, count in conn.execute(by_outcome)}
+            total = sum(outcomes.values())
+            return AuditSummary(total, outcomes if total <= outcome_breakdown_up_to else None, top)
+        # Nothing to fold to match: PostgreSQL counts the intents alone (it drops the outcome join).
+        total = int(conn.execute(select(func.count()).select_from(view).where(*bounded)).scalar() or 0)
+        if total > outcome_breakdown_up_to:
+            return AuditSummary(total, None, top)
+        return AuditSummary(total, {outcome: int(count) for outcome, count in conn.execute(by_outcome)}, top)
 
     def export(self, filters: AuditFilter | None, out: BinaryIO, upto: AuditCursor | None = None,
                batch: int = EXPORT_BATCH) -> int:
@@ -411,12 +465,13 @@ class AuditLog:
 
 
 def _where(filters: AuditFilter, dialect: str, after: AuditCursor | None = None,
-           upto: AuditCursor | None = None) -> list[ColumnElement[bool]]:
+           upto: AuditCursor | None = None, candidates: Sequence[int] | None = None) -> list[ColumnElement[bool]]:
     """The filters, and the keyset bounds (older than `after`, no newer than `upto`), as conditions on the view
-    (`dialect`: the store's, for the organization prefix)."""
-    view, rows = audit_events, audit_rows
+    (`dialect`: the store's, for the organization prefix). `candidates`: the intents `_carriers` found for the
+    organization filter, already read (None: found again by this query)."""
+    view = audit_events
     conditions: list[ColumnElement[bool]] = [true()]
-    since = datetime.combine(filters.since, time.min, timezone.utc) if filters.since else None
+    since = _since(filters)
     if filters.users:
         conditions.append(view.c.user.in_(filters.users))
     if filters.actions:
@@ -431,17 +486,10 @@ def _where(filters: AuditFilter, dialect: str, after: AuditCursor | None = None,
     if "\x00" in organization:  # no id holds one, and PostgreSQL text can't
         conditions.append(false())
     elif organization:
-        # A line's organization is its latest outcome's, else the intent's: the candidates are the intents
-        # that carry it and the intents of outcome rows that do (an index range on each), and the folded line
-        # must then match too. An outcome is written after its intent, so `since` bounds both.
-        def matches(column: ColumnElement[Any]) -> ColumnElement[bool]:
-            return _starts_with(column, organization, dialect) if prefix else column == organization
-
-        carrying = [matches(rows.c.organization_id)] + ([rows.c.at >= since] if since is not None else [])
-        candidates = union(
-            select(rows.c.id).where(rows.c.kind == "intent", *carrying),
-            select(rows.c.intent_id).where(rows.c.kind.in_(("outcome", "settled")), *carrying))
-        conditions += [view.c.id.in_(candidates), matches(view.c.organization_id)]
+        # The folded line must match too: the candidates are the intents whose rows carry it (`_carriers`).
+        conditions += [_among(view.c.id, candidates) if candidates is not None
+                       else view.c.id.in_(_carriers(filters, dialect)),
+                       _matches(view.c.organization_id, organization, prefix, dialect)]
     if after is not None:
         conditions.append(tuple_(view.c.at, view.c.id) < tuple_(literal(after.at, audit_events.c.at.type),
                                                                  literal(after.id)))
@@ -449,6 +497,36 @@ def _where(filters: AuditFilter, dialect: str, after: AuditCursor | None = None,
         conditions.append(tuple_(view.c.at, view.c.id) <= tuple_(literal(upto.at, audit_events.c.at.type),
                                                                   literal(upto.id)))
     return conditions
+
+
+def _since(filters: AuditFilter) -> datetime | None:
+    return datetime.combine(filters.since, time.min, timezone.utc) if filters.since else None
+
+
+def _carriers(filters: AuditFilter, dialect: str, distinct: bool = True) -> CompoundSelect | None:
+    """The ids of the intents an organization filter can match (None: no organization filter). A line's
+    organization is its latest outcome's, else the intent's: the candidates are the intents that carry it and
+    the intents of outcome rows that do (an index range on each). An outcome is written after its intent, so
+    `since` bounds both. `distinct=False`: an id may come twice, and a LIMIT stops the read early."""
+    organization, prefix = filters.organization_filter()
+    if not organization or "\x00" in organization:
+        return None
+    rows, since = audit_rows, _since(filters)
+    carrying = ([_matches(rows.c.organization_id, organization, prefix, dialect)]
+                + ([rows.c.at >= since] if since is not None else []))
+    return (union if distinct else union_all)(
+        select(rows.c.id).where(rows.c.kind == "intent", *carrying),
+        select(rows.c.intent_id).where(rows.c.kind.in_(("outcome", "settled")), *carrying))
+
+
+def _among(column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column` is one of `ids`, as one PostgreSQL array parameter (`= ANY`): a list of thousands of
+    parameters costs it more to plan than to run."""
+    return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(Integer)))
+
+
+def _matches(column: ColumnElement[Any], organization: str, prefix: bool, dialect: str) -> ColumnElement[bool]:
+    return _starts_with(column, organization, dialect) if prefix else column == organization
 
 
 def _starts_with(column: ColumnElement[Any], prefix: str, dialect: str) -> ColumnElement[bool]:
@@ -462,6 +540,19 @@ def _starts_with(column: ColumnElement[Any], prefix: str, dialect: str) -> Colum
     ranged = ((column >= prefix) & (column < prefix + "\U0010ffff")
               & (func.substr(column, 1, len(prefix)) == prefix))
     return like if dialect == "postgresql" else ranged
+
+
+def _folds(filters: AuditFilter) -> bool:
+    """Whether matching `filters` reads each line's latest outcome (its outcome and organization are the
+    latest outcome row's), so every candidate line is folded whatever is asked of it."""
+    return bool(filters.outcomes) or bool(filters.organization_filter()[0])
+
+
+def _page(rows: list[Row[Any]], size: int) -> AuditPage:
+    """A page from up to `size` + 1 lines read newest first (`_page_rows`)."""
+    more = len(rows) > size
+    rows = rows[:size]
+    return AuditPage(_frame(rows), AuditCursor.of(rows[-1]) if more else None)
 
 
 def _frame(rows: Iterable[Row[Any]]) -> pd.DataFrame:

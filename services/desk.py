@@ -347,8 +347,7 @@ class BillingDesk:
         (None: the first page). The page goes no newer than the counted newest, so the two agree."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
         with reading():
-            summary = self.audit.summary(filters)
-            return summary, self.audit.page(filters, after, size, upto=summary.newest)
+            return self.audit.summary_and_page(filters, after, size)
 
     def audit_export(self, actor: Actor, filters: AuditFilter, upto: AuditCursor | None = None, *,
                      zip_as: str | None = None) -> BinaryIO:

@@ -92,6 +92,29 @@ def test_paging_returns_every_matching_line_once_and_the_totals_match(audit: Aud
     assert len(matching_ids(audit)) == 1_234
 
 
+@pytest.mark.parametrize("candidates_up_to", [100_000, 5])
+def test_the_pages_reads_answer_what_summary_and_page_answer(audit: AuditLog, candidates_up_to: int,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary_and_page (the Audit page's reads, the organization's candidates read once on PostgreSQL, or
+    found by each read when there are too many) agrees with summary + page, first page and the next."""
+    monkeypatch.setattr("services.audit.READ_CANDIDATES_UP_TO", candidates_up_to)
+    today = date.today()
+    month = {"since": today - timedelta(days=30), "until": today}
+    for filters in (AuditFilter(), AuditFilter(organization="org_01*", **month), AuditFilter(organization="org_00042"),
+                    AuditFilter(organization="org_0*", outcomes=("succeeded", "denied")),
+                    AuditFilter(outcomes=("failed",)), AuditFilter(organization="org_nobody"),
+                    AuditFilter(organization="org_\x00")):
+        after = None
+        for _ in range(2):
+            summary, page = audit.summary_and_page(filters, after, 40)
+            expected = audit.summary(filters)
+            assert summary == expected, filters
+            assert list(page.frame.id) == list(audit.page(filters, after, 40, upto=expected.newest).frame.id)
+            if page.next is None:
+                break
+            after = page.next
+
+
 def test_lines_at_the_same_moment_are_paged_by_id(store_url: str) -> None:
     audit = AuditLog(store_url)
     load(audit.engine, 250, span=timedelta(0))  # every line at the same instant (and its outcome 300 ms later)
