@@ -673,10 +673,8 @@ class BillingDesk:
         a page at a time."""
         organization_id = validation.organization_id(organization_id)
         self._authorize(actor, Action.VIEW_CUSTOMER_HISTORY, organization_id)
-        filters = AuditFilter(organization=organization_id)
         with reading():
-            summary = self.audit.summary(filters)
-            return summary, self.audit.page(filters, after, size, upto=summary.newest)
+            return self.audit.summary_and_page(AuditFilter(organization=organization_id), after, size)
 
     def customer_bulk_lookups(self, actor: Actor, organization_id: str) -> pd.DataFrame:
         """The bulk lookups (kept, not yet purged) that included this organization, and their downloads."""
