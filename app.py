@@ -44,7 +44,7 @@ if actor is None:
     page = st.navigation(login, position="hidden")
 else:
     allowed = pages_for(actor.role)
-    waiting = chrome.waiting_for_me(actor, console)  # the requests this person may decide, in the menu
+    waiting = chrome.waiting_for_me(actor)  # the requests this person may decide, in the menu
     titles = {Page.APPROVALS: f"Approvals ({waiting})"} if waiting else {}
     built = {page: st.Page(path, title=titles.get(page, title), icon=icon, url_path=page.value)
              for page, (path, title, icon) in PAGES.items() if page in allowed}

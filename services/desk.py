@@ -526,9 +526,12 @@ class BillingDesk:
     def requests_waiting_for(self, actor: Actor, organization_id: str) -> list[ApprovalRequest]:
         """The requests waiting on this organization (the Customer and Subscription pages' notice)."""
         self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
-        with reading():
-            self._expire_due()
-            return self.approvals.waiting(validation.organization_id(organization_id))
+        with reading():  # one query on every lookup; the expiry sweep only when one of them has run out
+            found = self.approvals.waiting(validation.organization_id(organization_id), past_expiry=True)
+            moment = self.approvals.clock()
+            if any(request.expired_at(moment) for request in found):
+                self._expire_due()
+            return [request for request in found if not request.expired_at(moment)]
 
     def approval_requests(self, actor: Actor, decided: bool = False) -> list[ApprovalRequest]:
         """The requests waiting, oldest first; with `decided`, the latest requests of every status, newest first."""

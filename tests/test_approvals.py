@@ -234,6 +234,7 @@ def test_expired_withdrawn_rejected_and_stale_requests_cannot_be_approved(
     clock.moment += timedelta(hours=23, minutes=59)
     assert desk.review_request(ANN, request.id).request.status == WAITING
     clock.moment += timedelta(minutes=2)  # past the 24 hours
+    assert desk.requests_waiting_for(SAM, first) == []  # a customer's page: gone, and marked expired now
     assert desk.approval_requests(ANN) == [] and desk.waiting_for_me(ANN) == 0
     with pytest.raises(InputRefused) as late:
         desk.approve_request(ANN, request.id, "late")

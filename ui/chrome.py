@@ -7,7 +7,7 @@ import streamlit as st
 from services.auth.roles import Actor
 from services.console import Console
 
-from . import session
+from . import reads, session
 from .present import ENVIRONMENT_STYLE, escape_markdown
 
 
@@ -17,10 +17,10 @@ def environment_banner(console: Console) -> None:
                  icon=":material/warning:")
 
 
-def waiting_for_me(actor: Actor, console: Console) -> int:
+def waiting_for_me(actor: Actor) -> int:
     """Approval requests this person may decide; 0 when the store can't say (the page itself will)."""
     try:
-        return console.desk.waiting_for_me(actor)
+        return reads.waiting_for_me(actor)
     except Exception:
         return 0
 

@@ -13,6 +13,9 @@ from services.payments.models import CustomerInfo, PlanCatalog
 from .console import get_console
 
 READ_TTL_SECONDS = 60  # also the most a read can lag when the store can't say the version (it is down)
+# The menu's count of requests waiting for me: a request filed or decided on another replica shows within this
+# (this replica's own writes clear it at once). Saves a store query on every page run.
+WAITING_TTL_SECONDS = 15
 
 
 def _api_identity() -> str:
@@ -42,7 +45,18 @@ def plans(actor: Actor, organization_id: str) -> PlanCatalog:
     return _plans(_api_identity(), actor, organization_id, _version(actor, organization_id))
 
 
+@st.cache_data(ttl=WAITING_TTL_SECONDS, show_spinner=False, max_entries=1000)
+def _waiting_for_me(actor: Actor) -> int:
+    return get_console().desk.waiting_for_me(actor)
+
+
+def waiting_for_me(actor: Actor) -> int:
+    """The approval requests this person may decide, for the menu and the sidebar (every page run shows it)."""
+    return _waiting_for_me(actor)
+
+
 def forget_reads() -> None:
     """After a write, or when a person asks to refresh: the next read goes to the API."""
     _customer.clear()
     _plans.clear()
+    _waiting_for_me.clear()

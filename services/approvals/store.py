@@ -135,9 +135,12 @@ class ApprovalBook:
             row = conn.execute(select(approval_requests).where(approval_requests.c.id == str(request_id)[:32])).first()
         return ApprovalRequest.of(row) if row else None
 
-    def waiting(self, organization_id: str | None = None) -> list[ApprovalRequest]:
-        """Requests still waiting (and not past their expiry), oldest first."""
-        conditions = [approval_requests.c.status == WAITING, approval_requests.c.expires_at > self.clock()]
+    def waiting(self, organization_id: str | None = None, *, past_expiry: bool = False) -> list[ApprovalRequest]:
+        """Requests still waiting (and not past their expiry, unless `past_expiry`: those not yet marked
+        expired too), oldest first."""
+        conditions = [approval_requests.c.status == WAITING]
+        if not past_expiry:
+            conditions.append(approval_requests.c.expires_at > self.clock())
         if organization_id is not None:
             conditions.append(approval_requests.c.organization_id == organization_id)
         with self.engine.connect() as conn:
