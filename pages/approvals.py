@@ -10,7 +10,7 @@ from services.auth.roles import Page
 from ui import reads, session
 from ui.approvals import REQUEST_COLUMNS, customer_now, request_facts, requests_frame
 from ui.console import get_console
-from ui.present import escape_markdown
+from ui.present import escape_markdown, short_id
 from ui.widgets import show_error, stop_on_read_error
 
 actor = session.require_page(Page.APPROVALS)
@@ -34,13 +34,15 @@ if outcome:
     (st.success if outcome["ok"] else st.error)(outcome["text"], icon=":material/task_alt:" if outcome["ok"]
                                                 else ":material/error:")
 
-mine = sum(request.requested_by == actor.username for request in waiting)
+mine = sum(request.asked_by(actor.username, actor.subject) for request in waiting)
 st.subheader(f"Waiting ({len(waiting):,})")
 if waiting:
     st.caption("Select a request to review it." + (f" {mine} of them you asked for; a second person decides "
                                                      "those." if mine else ""))
-    chosen = st.dataframe(requests_frame(waiting).assign(request=lambda frame: frame.request.str[:8]),
-                          hide_index=True, width="stretch", key="approvals_waiting", on_select="rerun",
+    # Keyed on the ids listed: a selection is a row position, so a list that changed starts unselected.
+    listed = "-".join(short_id(request.id) or "" for request in waiting)
+    chosen = st.dataframe(requests_frame(waiting), hide_index=True, width="stretch",
+                          key=f"approvals_waiting_{listed}", on_select="rerun",
                           selection_mode="single-row", column_config=REQUEST_COLUMNS,
                           column_order=["request", "organization", "what", "asked_by", "asked_at", "reason",
                                         "expires_at"])
@@ -59,7 +61,7 @@ if opened:
         show_error(problem, "open the request")
         st.stop()
     request = review.request
-    st.subheader(f"Request {request.id[:8]}: {request.kind} of {escape_markdown(request.organization_id)}")
+    st.subheader(f"Request {short_id(request.id)}: {request.kind} of {escape_markdown(request.organization_id)}")
     request_facts(review)
     customer_now(review)
     if request.status == WAITING and review.mine:
@@ -67,7 +69,7 @@ if opened:
                 "customer's page.", icon=":material/person:")
     elif request.status == WAITING and policy.may_approve(actor.role):
         with st.form("decide_request", enter_to_submit=False):
-            reason = st.text_area("Your reason", key="decision_reason", max_chars=500,
+            reason = st.text_area("Your reason", key=f"decision_reason_{request.id}", max_chars=500,
                                   placeholder="e.g. Confirmed with the customer by phone.",
                                   help="Required. Recorded in the audit log with your name, beside the request.")
             approve, reject = st.columns(2)
@@ -99,5 +101,4 @@ with st.expander("Recent requests, decided ones too", icon=":material/history:")
     except Exception as problem:
         show_error(problem, "read the approval requests")
     else:
-        st.dataframe(requests_frame(recent).assign(request=lambda frame: frame.request.str[:8]), hide_index=True,
-                     width="stretch", column_config=REQUEST_COLUMNS)
+        st.dataframe(requests_frame(recent), hide_index=True, width="stretch", column_config=REQUEST_COLUMNS)

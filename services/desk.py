@@ -135,17 +135,29 @@ class RequestReview:
     mine: bool = False  # the person looking asked for it (may withdraw, may not approve)
 
 
+HISTORY_COLUMNS = ["at", "user", "action", "reason", "outcome", "request", "request_id"]
+
+
+def _request_of(parameters: str | None) -> str | None:
+    """The approval request an audit line is about, if any."""
+    try:
+        value = json.loads(parameters or "{}").get("request")
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
 SYSTEM_USER = "billing-desk"  # who the audit log names for what the console does on its own (an expiry)
 _DECIDED = {APPROVED: "was already approved", REJECTED: "was rejected", WITHDRAWN: "was withdrawn by its requester",
             EXPIRED: "expired"}
 
 
-def _decided_sentence(request: ApprovalRequest | None) -> str:
-    """A request someone else decided a moment ago (or that expired meanwhile): what happened, by whom."""
+def _decided_sentence(request: ApprovalRequest | None, then: str = " a moment ago; nothing was done.") -> str:
+    """A request no longer waiting (decided by someone else, withdrawn, expired): what happened, by whom."""
     said = _DECIDED.get(request.status if request else "", "is no longer waiting")
     who = (f" by {request.decided_by}" if request and request.decided_by and request.status in (APPROVED, REJECTED)
            else "")
-    return f"This request {said}{who} a moment ago; nothing was done."
+    return f"This request {said}{who}{then}"
 
 
 def _staleness(request: ApprovalRequest, customer: CustomerInfo) -> str | None:
@@ -479,9 +491,7 @@ class BillingDesk:
         if held.needs_approval:
             refusal = (f"A {held.kind} needs a second person's approval ({self.policy.approvers_text}): request it "
                        "instead, and it is made once approved.")
-            self.audit.record(user=actor.username, role=actor.role.value, action=action.value,
-                              organization_id=organization_id, outcome="denied", error=refusal,
-                              parameters=parameters, reason=reason, subject=actor.subject)
+            self._deny(actor, action.value, organization_id, refusal, parameters, reason)
             raise InputRefused("approval", refusal)
 
     def request_approval(self, actor: Actor, action: Action, organization_id: str, reason: str,
@@ -507,7 +517,7 @@ class BillingDesk:
                                            "directly.")
         summary = _request_summary(held, customer, catalog, parameters.get("priceId"))
         try:
-            request, new = self.approvals.file(
+            request, new, expired = self.approvals.file(
                 organization_id=organization_id, action=action.value, kind=held.kind, parameters=parameters,
                 summary=summary, at_stake_cents=held.at_stake_cents, snapshot=held.snapshot, reason=reason,
                 requested_by=actor.username, requester_role=actor.role.value, requester_subject=actor.subject,
@@ -515,6 +525,8 @@ class BillingDesk:
         except AlreadyWaiting:
             raise InputRefused("approval", f"A request for {organization_id} is already waiting for a second "
                                            "approver; it must be decided or withdrawn first.") from None
+        for gone in expired:
+            self._record_step(None, "expire request", gone, "")
         if new:
             try:
                 self._record_step(actor, "request approval", request, reason)
@@ -545,7 +557,7 @@ class BillingDesk:
         if not allowed(actor.role, Action.APPROVE_REQUESTS) or not self.policy.may_approve(actor.role):
             return 0
         with reading():
-            return self.approvals.waiting_count(excluding_requester=actor.username)
+            return self.approvals.waiting_count(excluding_requester=actor.username, excluding_subject=actor.subject)
 
     def review_request(self, actor: Actor, request_id: str) -> RequestReview:
         """One request with its customer re-read now: what will change, and whether it still applies (stale)."""
@@ -572,7 +584,11 @@ class BillingDesk:
         if stale:
             raise InputRefused("approval", f"This request is stale: {stale}. It can't be approved; reject it, and "
                                            "ask again if the change is still wanted.")
-        self._decide(actor, request, APPROVED, reason, "approve request")
+        try:
+            self._decide(actor, request, APPROVED, reason, "approve request")
+        except AuditUnavailable:  # decided but not recorded, and nothing sent: it waits again
+            self.approvals.reopen(request.id, actor.username)
+            raise
         parameters = {**request.parameters, "request": request.id, "requestedBy": request.requested_by}
         organization_id = request.organization_id
         call: Callable[[], Any]
@@ -588,8 +604,9 @@ class BillingDesk:
         except WriteOutcomeUnknown as unknown:
             self.approvals.record_outcome(request.id, "unknown", unknown.user_message, None)
             raise
-        except (PaymentsError, AuditUnavailable) as problem:
-            self.approvals.record_outcome(request.id, "failed", getattr(problem, "user_message", str(problem)), None)
+        except Exception as problem:  # refused by the API, the audit log, or anything else: recorded, never stuck
+            said = getattr(problem, "user_message", "Unexpected error in Billing Desk.")
+            self.approvals.record_outcome(request.id, "failed", said, None)
             raise
         self.approvals.record_outcome(request.id, "succeeded", None, audit_id)
         after, problem = self._reread(organization_id)
@@ -627,20 +644,15 @@ class BillingDesk:
         self._authorize(actor, Action.APPROVE_REQUESTS, parameters={"request": str(request_id)[:32]})
         if not self.policy.may_approve(actor.role):
             denied = PermissionDenied(actor.role.value, Action.APPROVE_REQUESTS)
-            self.audit.record(user=actor.username, role=actor.role.value, action=Action.APPROVE_REQUESTS.value,
-                              organization_id=None, outcome="denied", error=denied.user_message,
-                              parameters={"request": str(request_id)[:32]}, subject=actor.subject)
+            self._deny(actor, Action.APPROVE_REQUESTS.value, None, denied.user_message,
+                       {"request": str(request_id)[:32]})
             raise denied
         request = self._request(actor, request_id)
         if request.status != WAITING:
-            raise InputRefused("request", f"This request {_DECIDED.get(request.status, request.status)}"
-                                          f"{' by ' + request.decided_by if request.decided_by and request.status in (APPROVED, REJECTED) else ''}; "
-                                          "it can't be decided again.")
+            raise InputRefused("request", _decided_sentence(request, "; it can't be decided again."))
         if self._asked(actor, request):
-            self.audit.record(user=actor.username, role=actor.role.value, action=Action.APPROVE_REQUESTS.value,
-                              organization_id=request.organization_id, outcome="denied",
-                              error="The requester can't decide their own request.",
-                              parameters={"request": request.id}, subject=actor.subject)
+            self._deny(actor, Action.APPROVE_REQUESTS.value, request.organization_id,
+                       "The requester can't decide their own request.", {"request": request.id})
             raise InputRefused("request", "You asked for this change, so a second person must decide it "
                                           "(you can withdraw it).")
         return request
@@ -650,6 +662,12 @@ class BillingDesk:
         if not self.approvals.decide(request.id, status, actor.username, actor.role.value, reason):
             raise InputRefused("request", _decided_sentence(self.approvals.get(request.id)))
         self._record_step(actor, step, request, reason or "")
+
+    def _deny(self, actor: Actor, action: str, organization_id: str | None, error: str,
+              parameters: dict[str, Any], reason: str = "") -> None:
+        """A refusal that is not a role's (the policy, the requester's own request), recorded as one."""
+        self.audit.record(user=actor.username, role=actor.role.value, action=action, organization_id=organization_id,
+                          outcome="denied", error=error, parameters=parameters, reason=reason, subject=actor.subject)
 
     def _record_step(self, actor: Actor | None, step: str, request: ApprovalRequest, reason: str) -> None:
         self.audit.record(user=actor.username if actor else SYSTEM_USER, role=actor.role.value if actor else "system",
@@ -666,8 +684,7 @@ class BillingDesk:
 
     @staticmethod
     def _asked(actor: Actor, request: ApprovalRequest) -> bool:
-        same_subject = bool(actor.subject) and actor.subject == request.requester_subject
-        return request.requested_by == actor.username or same_subject
+        return request.asked_by(actor.username, actor.subject)
 
     # --- a customer's history and notes --------------------------------------------------------------------
     def customer_history(self, actor: Actor, organization_id: str, after: AuditCursor | None = None,
@@ -677,14 +694,20 @@ class BillingDesk:
         organization_id = validation.organization_id(organization_id)
         self._authorize(actor, Action.VIEW_CUSTOMER_HISTORY, organization_id)
         with reading():
-            return self.audit.summary_and_page(AuditFilter(organization=organization_id), after, size)
+            summary, page = self.audit.summary_and_page(AuditFilter(organization=organization_id), after, size)
+        # Only what a customer's history shows: the audit log's other columns (the identity provider's subject,
+        # parameters, errors) are for those who may read the log, not for every role that sees the customer.
+        frame = page.frame.assign(request=page.frame.parameters.map(_request_of))[HISTORY_COLUMNS]
+        return summary, AuditPage(frame, page.next)
 
     def customer_bulk_lookups(self, actor: Actor, organization_id: str) -> pd.DataFrame:
         """The bulk lookups (kept, not yet purged) that included this organization, and their downloads."""
         organization_id = validation.organization_id(organization_id)
         self._authorize(actor, Action.VIEW_CUSTOMER_HISTORY, organization_id)
         with reading():
-            jobs = self.jobs.jobs_including(organization_id)
+            everyone = allowed(actor.role, Action.SEE_ALL_BULK_JOBS) or allowed(actor.role, Action.READ_AUDIT_LOG)
+            jobs = [job for job in self.jobs.jobs_including(organization_id)
+                    if everyone or job.username == actor.username]
             downloads = self.audit.job_downloads([job.id for job in jobs])
         rows = [{"at": job.created_at, "user": job.username, "what": f"bulk lookup of {job.total:,} organizations",
                  "job": job.id} for job in jobs]

@@ -7,15 +7,17 @@ notes."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from sandbox.control_client import SandboxControl
 from services.approvals.policy import ApprovalPolicy, gate, monthly_cents
 from services.approvals.store import APPROVED, EXPIRED, REJECTED, WAITING, WITHDRAWN, ApprovalBook
-from services.audit import AuditFilter, AuditLog
+from services.audit import AuditFilter, AuditLog, AuditUnavailable
 from services.audit_verify import verify
 from services.auth.roles import Action, Actor, PermissionDenied, Role
 from services.config import ConfigError, load_config
@@ -26,6 +28,14 @@ from services.payments.models import Price
 from services.plan_change import change_options, preview_change
 from services.store import open_store
 
+REFUSE_APPROVAL_ROWS = {
+    "sqlite": ["""CREATE TRIGGER refuse_approval_rows BEFORE INSERT ON audit_rows WHEN NEW.action = 'approve request'
+                  BEGIN SELECT RAISE(ABORT, 'refused'); END"""],
+    "postgresql": ["""CREATE OR REPLACE FUNCTION refuse_approval_rows() RETURNS trigger LANGUAGE plpgsql AS
+                      $$ BEGIN RAISE EXCEPTION 'refused'; END $$""",
+                   """CREATE TRIGGER refuse_approval_rows BEFORE INSERT ON audit_rows FOR EACH ROW
+                      WHEN (NEW.action = 'approve request') EXECUTE FUNCTION refuse_approval_rows()"""],
+}
 FRED = Actor("fred", Role.FINANCE)  # asks
 ANN = Actor("ann", Role.ADMIN)  # approves
 FIONA = Actor("fiona", Role.FINANCE)  # another approver
@@ -112,6 +122,14 @@ def test_the_policy_from_configuration_and_what_each_write_puts_at_stake(client:
     assert lower.at_stake_cents == monthly_cents(current[1]) - monthly_cents(catalog.find_price(price_id)[1])
     above = ApprovalPolicy(threshold_cents=lower.at_stake_cents + 1)  # under the threshold: made directly
     assert not gate(above, customer, catalog, "change plan", price_id).needs_approval
+    # A price the catalog doesn't list (a custom contract) has no tier: what it bills decides.
+    custom = replace(customer, subscription=replace(customer.subscription, price_id="price_CustomDeal01",
+                                                    unit_amount=500_000, interval="month"))
+    cheaper = gate(ApprovalPolicy(), custom, catalog, "change plan", price_id)
+    assert cheaper.kind == "downgrade" and cheaper.needs_approval
+    assert cheaper.at_stake_cents == 500_000 - monthly_cents(catalog.find_price(price_id)[1])
+    unknown = replace(custom, subscription=replace(custom.subscription, unit_amount=None))
+    assert gate(ApprovalPolicy(), unknown, catalog, "change plan", price_id).needs_approval  # the safe side
     upgrade = next(option for option in change_options(catalog, customer)
                    if preview_change(catalog, customer, option).kind == "upgrade")
     up = gate(ApprovalPolicy(), customer, catalog, "change plan", upgrade.price.price_id)
@@ -297,6 +315,8 @@ def test_a_customer_s_history_holds_its_actions_requests_notes_and_bulk_exports_
     for index in range(22):
         desk.add_note(FIONA, organization_id, f"note {index}")
     summary, page = desk.customer_history(SAM, organization_id)
+    # What the page shows, no more: the log's subject, parameters and errors are for those who read the log.
+    assert list(page.frame.columns) == ["at", "user", "action", "reason", "outcome", "request", "request_id"]
     assert summary.total == 25 and len(page.frame) == 20 and page.next is not None
     assert list(page.frame.reason[:2]) == ["note 21", "note 20"]  # newest first
     _, older = desk.customer_history(SAM, organization_id, page.next)
@@ -306,8 +326,74 @@ def test_a_customer_s_history_holds_its_actions_requests_notes_and_bulk_exports_
     job_id = desk.start_bulk_job(FIONA, [organization_id, "org_other1"])
     desk.jobs.save(job_id, 0, {"organization_id": organization_id, "status": "active"})
     desk.bulk_job_export(FIONA, job_id, "results", "csv")
-    lookups = desk.customer_bulk_lookups(SAM, organization_id)
+    assert desk.customer_bulk_lookups(SAM, organization_id).empty  # support sees its own lookups only
+    lookups = desk.customer_bulk_lookups(FIONA, organization_id)
     assert list(lookups.user) == ["fiona", "fiona"] and set(lookups.job) == {job_id}
     assert lookups.what.iloc[0] == "downloaded its results (CSV, 1 rows)"
     assert lookups.what.iloc[1] == "bulk lookup of 2 organizations"
     assert desk.customer_bulk_lookups(SAM, "org_nobodyhere").empty
+
+
+def test_two_replicas_sweeping_expiries_at_once_record_each_once(
+        desk: BillingDesk, audit: AuditLog, clock: Clock, store_url: str, control: SandboxControl,
+        client: PaymentsClient) -> None:
+    first, second = _live(control, client), _live(control, client, skip=1)
+    for organization_id in (first, second):
+        desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Asked", f"key-{organization_id}",
+                              typed_organization_id=organization_id)
+    clock.moment += timedelta(hours=25)
+    books = [ApprovalBook(open_store(store_url), clock) for _ in range(2)]
+    start, moved = threading.Barrier(2), []
+
+    def sweep(book: ApprovalBook) -> None:
+        start.wait()
+        moved.extend(request.id for request in book.expire_due())
+
+    threads = [threading.Thread(target=sweep, args=(book,)) for book in books]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(moved) == 2 and len(set(moved)) == 2  # each request moved (and so audited) by one replica
+    # Filing a request sweeps first and hands back what it expired, so the desk records it.
+    third = _live(control, client, skip=2)
+    desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, third, "Asked", "key-third", typed_organization_id=third)
+    clock.moment += timedelta(hours=25)
+    desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, first, "Asked again", "key-again",
+                          typed_organization_id=first)
+    assert _actions(audit, third).count(("billing-desk", "expire request", "succeeded")) == 1
+
+
+def test_the_same_person_under_single_sign_on_is_the_requester_whatever_their_username(
+        desk: BillingDesk, control: SandboxControl, client: PaymentsClient) -> None:
+    organization_id = _live(control, client)
+    asker = Actor("fred@example.com", Role.FINANCE, subject="sub-fred")
+    request = desk.request_approval(asker, Action.CANCEL_SUBSCRIPTION, organization_id, "Asked", "key-sso",
+                                    typed_organization_id=organization_id)
+    renamed = Actor("frederick@example.com", Role.ADMIN, subject="sub-fred")  # the provider's email changed
+    assert desk.waiting_for_me(renamed) == 0 and desk.review_request(renamed, request.id).mine
+    with pytest.raises(InputRefused) as own:
+        desk.approve_request(renamed, request.id, "fine")
+    assert own.value.message.startswith("You asked for this change")
+    assert desk.withdraw_request(renamed, request.id).status == WITHDRAWN
+
+
+def test_an_approval_whose_audit_row_cannot_be_stored_sends_nothing_and_waits_again(
+        desk: BillingDesk, audit: AuditLog, control: SandboxControl, client: PaymentsClient) -> None:
+    organization_id = _live(control, client)
+    request = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Asked", "key-audit-down",
+                                    typed_organization_id=organization_id)
+    with audit.engine.begin() as conn:  # the database itself refuses the approval's audit row
+        for statement in REFUSE_APPROVAL_ROWS[conn.dialect.name]:
+            conn.execute(text(statement))
+    try:
+        with pytest.raises(AuditUnavailable):
+            desk.approve_request(ANN, request.id, "ok")
+    finally:
+        with audit.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse_approval_rows" + (" ON audit_rows" if conn.dialect.name ==
+                                                                      "postgresql" else "")))
+    assert not _sent(control, "cancel", organization_id)
+    assert desk.review_request(ANN, request.id).request.status == WAITING  # not stuck: it can be decided
+    desk.approve_request(ANN, request.id, "ok now")
+    assert len(_sent(control, "cancel", organization_id)) == 1

@@ -87,7 +87,7 @@ def test_the_approvals_page_is_for_approvers_and_the_requester_cannot_approve(de
     sent_before = len(sandbox_control.mutations("cancel"))
     admin = _open("admin", request_id)
     assert "Waiting (1)" in texts(admin) and "Cancel " in texts(admin)
-    admin.text_area(key="decision_reason").input("Confirmed with the customer by phone")  # one submit, as a form
+    admin.text_area(key=f"decision_reason_{request_id}").input("Confirmed with the customer by phone")  # one submit, as a form
     next(button for button in admin.button if button.label == "Approve and make the change").click().run()
     assert "Approved: Cancel" in texts(admin) and "cancelling at period end" in texts(admin)
     assert len(sandbox_control.mutations("cancel")) == sent_before + 1
@@ -106,7 +106,7 @@ def test_a_stale_request_cannot_be_approved_and_an_expired_one_is_gone(desk: Bil
     assert "Stale: the subscription has been set to cancel since." in texts(admin)
     approve = next(button for button in admin.button if button.label == "Approve and make the change")
     assert approve.disabled
-    admin.text_area(key="decision_reason").input("No longer needed")
+    admin.text_area(key=f"decision_reason_{stale_id}").input("No longer needed")
     next(button for button in admin.button if button.label == "Reject").click().run()
     assert f"Rejected: nothing was sent for {first}." in texts(admin)
 

@@ -92,7 +92,7 @@ def desk(client: PaymentsClient, store_url: str) -> BillingDesk:
 
 def _ids(desk: BillingDesk, actor: Actor) -> dict[str, str]:
     """A bulk job of the actor's and a waiting request of someone else's (neither leaves an audit row)."""
-    request, _ = desk.approvals.file(
+    request, _, _ = desk.approvals.file(
         organization_id="org_other001", action="cancel subscription", kind="cancel", parameters={}, summary="Cancel",
         at_stake_cents=17_900, snapshot={}, reason="asked", requested_by="someone-else", requester_role="finance",
         requester_subject=None, idempotency_key=f"other-{actor.role.value}", expiry=ApprovalPolicy().expiry)

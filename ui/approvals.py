@@ -15,7 +15,7 @@ from services.formatting import day
 from services.tables import plan_name
 
 from . import reads
-from .present import escape_markdown
+from .present import escape_markdown, short_id
 from .widgets import show_error
 
 STATUS_LABELS = {"waiting": "Waiting", "approved": "Approved", "rejected": "Rejected", "withdrawn": "Withdrawn",
@@ -52,7 +52,7 @@ def waiting_notice(desk: BillingDesk, actor: Actor, organization_id: str) -> lis
                        f"{escape_markdown(request.summary)}  \nAsked by **{escape_markdown(request.requested_by)}** on "
                        f"{when(request.created_at)}: “{escape_markdown(request.reason)}”. Expires "
                        f"{when(request.expires_at)}.", icon=":material/hourglass_top:", width="stretch")
-            if request.requested_by == actor.username:
+            if request.asked_by(actor.username, actor.subject):
                 st.button("Withdraw", key=f"withdraw_{request.id}", icon=":material/undo:", on_click=_withdraw,
                           args=(desk, actor, request.id), help="Take the request back; nothing is sent.")
             elif allowed(actor.role, Action.APPROVE_REQUESTS) and desk.policy.may_approve(actor.role):
@@ -63,7 +63,7 @@ def waiting_notice(desk: BillingDesk, actor: Actor, organization_id: str) -> lis
 
 def requests_frame(requests: list[ApprovalRequest]) -> pd.DataFrame:
     return pd.DataFrame([{
-        "request": request.id, "organization": request.organization_id, "what": request.summary,
+        "request": short_id(request.id), "organization": request.organization_id, "what": request.summary,
         "asked_by": request.requested_by, "asked_at": request.created_at, "reason": request.reason,
         "expires_at": request.expires_at, "status": STATUS_LABELS.get(request.status, request.status),
         "decided_by": request.decided_by or "", "outcome": request.outcome or "",
@@ -92,9 +92,12 @@ def request_facts(review: RequestReview) -> None:
                    if request.decided_by and request.status != WAITING else "")
                 + (f": “{escape_markdown(request.decision_reason)}”" if request.decision_reason else ""))
     if request.status == APPROVED and request.outcome:
-        outcome = {"succeeded": st.success, "failed": st.error, "unknown": st.warning}.get(request.outcome, st.info)
-        outcome(f"The write {request.outcome}" + (f": {escape_markdown(request.outcome_error)}"
-                                                  if request.outcome_error else "."))
+        said = {"succeeded": (st.success, "The write succeeded."), "failed": (st.error, "The write failed"),
+                "unknown": (st.warning, "The write's outcome is unknown: re-read the customer on the Subscription "
+                                        "page before anything else")}
+        show, sentence = said.get(request.outcome, (st.info, f"The write: {request.outcome}"))
+        show(sentence + (f": {escape_markdown(request.outcome_error)}" if request.outcome_error and
+                         request.outcome != "succeeded" else "" if sentence.endswith(".") else "."))
 
 
 def customer_now(review: RequestReview) -> None:

@@ -14,6 +14,7 @@ import streamlit as st
 from services import intents
 from services.auth.roles import Action, Actor
 from services.desk import BillingDesk, WriteResult
+from services.inputs import InputRefused
 from services.formatting import day, price_with_interval
 
 from . import reads
@@ -76,6 +77,7 @@ def _request(desk: BillingDesk, actor: Actor, intent: dict[str, Any], reason: st
                               price_id=parameters.get("price"), product_id=parameters.get("product"),
                               typed_organization_id=typed or None)
     except Exception as problem:
+        _policy_changed_under(problem)
         show_error(problem, "file the request")
         return
     intents.retire(st.session_state, intent["action"], intent["parameters"])
@@ -83,6 +85,13 @@ def _request(desk: BillingDesk, actor: Actor, intent: dict[str, Any], reason: st
     st.toast("Request filed: it waits for a second approver. Nothing was sent yet.", icon=":material/hourglass_top:")
     reads.forget_reads()
     st.rerun()
+
+
+def _policy_changed_under(problem: BaseException) -> None:
+    """The desk's fresh read disagreed with the page's on whether a second person is needed (the customer
+    changed): the refusal says which way; the page re-reads, so closing the dialog offers the right button."""
+    if isinstance(problem, InputRefused) and problem.field == "approval":
+        reads.forget_reads()
 
 
 def _held_line(desk: BillingDesk, intent: dict[str, Any]) -> None:
@@ -113,6 +122,7 @@ def _confirm_change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> 
             result = desk.change_plan(actor, intent["organization_id"], intent["parameters"]["price"],
                                       intent["parameters"]["product"], reason, intent["key"])
         except Exception as problem:
+            _policy_changed_under(problem)
             show_error(problem, "change the plan")
             return
         change = result.change
@@ -138,6 +148,7 @@ def _confirm_cancel(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> 
         try:
             result = desk.cancel_subscription(actor, intent["organization_id"], reason, typed, intent["key"])
         except Exception as problem:
+            _policy_changed_under(problem)
             show_error(problem, "cancel the subscription")
             return
         _finish(intent, result, f"Subscription set to cancel on {intent['ends']}.")

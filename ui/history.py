@@ -7,8 +7,6 @@ newest first, and the bulk lookups that included it.
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
@@ -17,6 +15,7 @@ from services.auth.roles import Action, Actor, allowed
 from services.desk import BillingDesk
 from services.inputs import MAX_NOTE_LENGTH
 
+from .present import short_id
 from .widgets import show_error
 
 PAGE = 20
@@ -27,14 +26,6 @@ COLUMNS = {
     "outcome": "Outcome", "request": st.column_config.TextColumn("Approval request", width="small"),
     "request_id": st.column_config.TextColumn("API request id", width="small"),
 }
-
-
-def _request_of(parameters: str | None) -> str | None:
-    try:
-        value = json.loads(parameters or "{}").get("request")
-    except (ValueError, AttributeError):
-        return None
-    return str(value)[:8] if value else None  # its first characters, as the Approvals page shows it
 
 
 def _save_note(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
@@ -94,7 +85,7 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
                    "from the console yet.")
         st.markdown(heading)
         if summary.total:
-            frame = page.frame.assign(request=page.frame.parameters.map(_request_of))
+            frame = page.frame.assign(request=page.frame.request.map(short_id))
             st.dataframe(frame, hide_index=True, width="stretch", placeholder="", column_config=COLUMNS,
                          column_order=list(COLUMNS), row_height=None)
             back, where, forward = st.columns([1, 4, 1], vertical_alignment="center")
@@ -114,4 +105,4 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
 
 
 def _lookups_frame(lookups: pd.DataFrame) -> pd.DataFrame:
-    return lookups.assign(job=lookups.job.astype(str).str[:8])
+    return lookups.assign(job=lookups.job.map(short_id))

@@ -25,6 +25,11 @@ ENVIRONMENT_STYLE: dict[str, tuple[str, str]] = {
 }
 
 
+def short_id(value: object) -> str | None:
+    """A request's or job's id as the pages show it: its first 8 characters (enough to tell them apart)."""
+    return str(value)[:8] if value else None
+
+
 def escape_markdown(text: object) -> str:
     """Text shown literally inside markdown: every character markdown could read as syntax is escaped. Markdown
     resolves escapes before it looks for bare web addresses, so an invisible word joiner (U+2060) goes into

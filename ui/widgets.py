@@ -21,14 +21,18 @@ log = logging.getLogger("billing_desk.ui")
 
 def show_error(error: BaseException, doing: str) -> None:
     """One clear sentence: what failed and what to do. Never a traceback, never a URL or key."""
-    if isinstance(error, (InvalidInputError, InputRefused)):
+    # Shown literally: a sentence may carry the API's own words, a status or a person's name. The client's
+    # own input checks are fixed sentences that name a field and the form it takes (`https://`), shown as written.
+    if isinstance(error, InvalidInputError):
         st.error(error.user_message, icon=":material/edit:")
+    elif isinstance(error, InputRefused):
+        st.error(escape_markdown(error.user_message), icon=":material/edit:")
     elif isinstance(error, PermissionDenied):
-        st.error(error.user_message, icon=":material/lock:")
+        st.error(escape_markdown(error.user_message), icon=":material/lock:")
     elif isinstance(error, AuditUnavailable):
-        st.error(error.user_message, icon=":material/history:")
+        st.error(escape_markdown(error.user_message), icon=":material/history:")
     elif isinstance(error, PaymentsError):
-        st.error(f"Couldn't {doing}. {error.user_message}", icon=":material/error:")
+        st.error(f"Couldn't {doing}. {escape_markdown(error.user_message)}", icon=":material/error:")
         if error.request_id:
             st.caption(f"Request id for the engineering team: {error.request_id}")
     else:

@@ -133,13 +133,18 @@ def gate(policy: ApprovalPolicy, customer: CustomerInfo, catalog: PlanCatalog | 
         kind, at_stake = CANCEL, current_monthly
     else:
         target = catalog.find_price(price_id) if catalog and price_id else None
+        target_monthly = monthly_cents(target[1]) if target else None
+        trialing = subscription is not None and subscription.status == "trialing"
         if target is None:  # not in the catalog: the desk refuses the change itself; held back meanwhile
-            kind, at_stake = DOWNGRADE, None
+            kind = DOWNGRADE
+        elif current is None and not trialing:
+            # A price the catalog doesn't list (a legacy or custom contract) has no tier to compare: what it
+            # bills decides, and an amount that can't be told is the safe side, a downgrade.
+            lower = current_monthly is None or target_monthly is None or target_monthly < current_monthly
+            kind = DOWNGRADE if lower else UPGRADE
         else:
             preview = preview_change(catalog, customer, PlanOption(*target))  # type: ignore[arg-type]
             kind = UPGRADE if preview.kind == "upgrade" else DOWNGRADE
-            target_monthly = monthly_cents(target[1])
-            at_stake = (0 if kind == UPGRADE else
-                        None if current_monthly is None or target_monthly is None
-                        else max(0, current_monthly - target_monthly))
+        at_stake = (0 if kind == UPGRADE else None if current_monthly is None or target_monthly is None
+                    else max(0, current_monthly - target_monthly))
     return Gate(kind, at_stake, policy.holds(kind, at_stake), snapshot_of(customer))

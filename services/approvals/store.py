@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (Column, DateTime, Index, Integer, String, Table, Text, and_, func, insert, select, text,
-                        update)
+from sqlalchemy import (Column, DateTime, Index, Integer, String, Table, Text, and_, func, insert, or_, select,
+                        text, update)
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -99,6 +99,10 @@ class ApprovalRequest:
     def expired_at(self, moment: datetime) -> bool:
         return self.status == WAITING and self.expires_at <= moment
 
+    def asked_by(self, username: str, subject: str | None = None) -> bool:
+        """Whether this person filed it: the same username, or (single sign-on) the same provider subject."""
+        return self.requested_by == username or (bool(subject) and subject == self.requester_subject)
+
 
 class ApprovalBook:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = now) -> None:
@@ -107,28 +111,38 @@ class ApprovalBook:
     def file(self, *, organization_id: str, action: str, kind: str, parameters: dict[str, Any], summary: str,
              at_stake_cents: int | None, snapshot: dict[str, Any], reason: str, requested_by: str,
              requester_role: str, requester_subject: str | None, idempotency_key: str,
-             expiry: timedelta) -> tuple[ApprovalRequest, bool]:
-        """Files a waiting request; returns it and whether it is new (the same idempotency key again, a double
-        click, returns the one filed). Raises AlreadyWaiting when another request for the organization waits."""
-        with write_transaction(self.engine) as conn:
-            existing = conn.execute(select(approval_requests).where(
-                approval_requests.c.idempotency_key == idempotency_key)).first()
-            if existing is not None:
-                return ApprovalRequest.of(existing), False
-            moment = self.clock()
-            self._expire(conn, moment)
-            request_id = uuid.uuid4().hex
-            try:
+             expiry: timedelta) -> tuple[ApprovalRequest, bool, list[ApprovalRequest]]:
+        """Files a waiting request; returns it, whether it is new (the same idempotency key again, a double
+        click, returns the one filed), and the requests this call found expired (to be audited). Raises
+        AlreadyWaiting when another request for the organization waits."""
+        expired = self.expire_due()  # first, in its own transaction: an expired request no longer blocks
+        try:
+            with write_transaction(self.engine) as conn:
+                existing = conn.execute(select(approval_requests).where(
+                    approval_requests.c.idempotency_key == idempotency_key)).first()
+                if existing is not None:
+                    return ApprovalRequest.of(existing), False, expired
+                moment = self.clock()
+                request_id = uuid.uuid4().hex
                 conn.execute(insert(approval_requests).values(
                     id=request_id, organization_id=organization_id, action=action, kind=kind,
                     parameters=json.dumps(parameters, sort_keys=True), summary=summary, at_stake_cents=at_stake_cents,
                     snapshot=json.dumps(snapshot, sort_keys=True, default=str), reason=reason,
                     requested_by=requested_by, requester_role=requester_role, requester_subject=requester_subject,
                     idempotency_key=idempotency_key, created_at=moment, expires_at=moment + expiry, status=WAITING))
-            except IntegrityError:
-                raise AlreadyWaiting() from None
-            return ApprovalRequest.of(conn.execute(select(approval_requests).where(
-                approval_requests.c.id == request_id)).one()), True
+                return ApprovalRequest.of(conn.execute(select(approval_requests).where(
+                    approval_requests.c.id == request_id)).one()), True, expired
+        except IntegrityError:  # rolled back: the key, or the organization's one waiting request, is taken
+            same = self.by_key(idempotency_key)  # the same request, filed a moment ago by another replica
+            if same is not None:
+                return same, False, expired
+            raise AlreadyWaiting() from None
+
+    def by_key(self, idempotency_key: str) -> ApprovalRequest | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(approval_requests).where(
+                approval_requests.c.idempotency_key == idempotency_key)).first()
+        return ApprovalRequest.of(row) if row else None
 
     def get(self, request_id: str) -> ApprovalRequest | None:
         with self.engine.connect() as conn:
@@ -156,10 +170,13 @@ class ApprovalBook:
         with self.engine.connect() as conn:
             return [ApprovalRequest.of(row) for row in conn.execute(query)]
 
-    def waiting_count(self, excluding_requester: str | None = None) -> int:
+    def waiting_count(self, excluding_requester: str | None = None, excluding_subject: str | None = None) -> int:
         conditions = [approval_requests.c.status == WAITING, approval_requests.c.expires_at > self.clock()]
         if excluding_requester is not None:
             conditions.append(approval_requests.c.requested_by != excluding_requester)
+        if excluding_subject:
+            conditions.append(or_(approval_requests.c.requester_subject.is_(None),
+                                  approval_requests.c.requester_subject != excluding_subject))
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(approval_requests).where(*conditions))
                        .scalar() or 0)
@@ -174,6 +191,14 @@ class ApprovalBook:
                 approval_requests.c.expires_at > moment).values(
                 status=status, decided_by=by, decided_role=role, decided_at=moment,
                 decision_reason=reason)).rowcount)
+
+    def reopen(self, request_id: str, by: str) -> None:
+        """Undoes `decide(..., APPROVED, by)` when nothing was sent (its audit row could not be stored)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(approval_requests).where(
+                approval_requests.c.id == request_id, approval_requests.c.status == APPROVED,
+                approval_requests.c.decided_by == by, approval_requests.c.outcome.is_(None)).values(
+                status=WAITING, decided_by=None, decided_role=None, decided_at=None, decision_reason=None))
 
     def record_outcome(self, request_id: str, outcome: str, error: str | None, audit_id: int | None) -> None:
         with self.engine.begin() as conn:
@@ -192,9 +217,9 @@ class ApprovalBook:
             return self._expire(conn, self.clock())
 
     def _expire(self, conn: Any, moment: datetime) -> list[ApprovalRequest]:
+        """One guarded UPDATE … RETURNING: of two replicas sweeping at once, each row is returned to the one
+        that moved it (PostgreSQL re-checks the WHERE after waiting for the other), so it is audited once."""
         due = and_(approval_requests.c.status == WAITING, approval_requests.c.expires_at <= moment)
-        rows = [ApprovalRequest.of(row) for row in conn.execute(select(approval_requests).where(due))]
-        if rows:
-            conn.execute(update(approval_requests).where(due, approval_requests.c.id.in_([r.id for r in rows]))
-                         .values(status=EXPIRED, decided_at=moment))
-        return rows
+        moved = conn.execute(update(approval_requests).where(due).values(status=EXPIRED, decided_at=moment)
+                             .returning(*approval_requests.c))
+        return [ApprovalRequest.of(row) for row in moved]
