@@ -9,6 +9,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,21 +29,33 @@ PAGES = {"customer": "pages/customer.py", "bulk": "pages/bulk.py", "plans": "pag
 MENUS = {"support": {"customer", "bulk", "plans"}, "finance": set(PAGES), "admin": set(PAGES)}
 
 
+@contextmanager
+def apptest_console(data_dir: Path, unset: tuple[str, ...] = ()) -> Iterator[SandboxControl]:
+    """A console runtime for AppTest (cached per process and per configuration): its own data and a pinned
+    sandbox, with the `unset` variables taken out of the environment meanwhile (their defaults apply)."""
+    port, key = free_port(), new_test_key()
+    names = {"BILLING_DESK_SANDBOX": "1", "BILLING_DESK_DATA_DIR": str(data_dir), "SANDBOX_PORT": str(port),
+             "SANDBOX_API_KEY": key}
+    saved = {name: os.environ.get(name) for name in (*names, *unset)}
+    os.environ.update(names)
+    for name in unset:
+        os.environ.pop(name, None)
+    try:
+        app()  # the runtime, and its sandbox, start with the first run
+        yield SandboxControl(f"http://127.0.0.1:{port}", key)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(scope="module")
 def sandbox_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxControl]:
-    """One console runtime for the module (it is cached per process): its own data and a pinned sandbox."""
-    port, key = free_port(), new_test_key()
-    names = {"BILLING_DESK_SANDBOX": "1", "BILLING_DESK_DATA_DIR": str(tmp_path_factory.mktemp("apptest")),
-             "SANDBOX_PORT": str(port), "SANDBOX_API_KEY": key}
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(names)
-    app()  # the runtime, and its sandbox, start with the first run
-    yield SandboxControl(f"http://127.0.0.1:{port}", key)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    """One console runtime for the module."""
+    with apptest_console(tmp_path_factory.mktemp("apptest")) as control:
+        yield control
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ tests/e2e/test_approvals.py); the console's own desk, so everything else goes th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -15,11 +14,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from sandbox.control_client import SandboxControl
-from sandbox.settings import new_test_key
 from services.auth.roles import Action, Actor, PermissionDenied, Role
 from services.desk import BillingDesk
-from tests.e2e.conftest import free_port
-from tests.test_apptest import app, texts
+from tests.test_apptest import app, apptest_console, texts
 
 FINANCE = Actor("finance", Role.FINANCE)
 
@@ -27,19 +24,8 @@ FINANCE = Actor("finance", Role.FINANCE)
 @pytest.fixture(scope="module")
 def sandbox_control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxControl]:
     """A console of its own (another configuration: its own data, sandbox and the default approval policy)."""
-    port, key = free_port(), new_test_key()
-    names = {"BILLING_DESK_SANDBOX": "1", "BILLING_DESK_DATA_DIR": str(tmp_path_factory.mktemp("approvals")),
-             "SANDBOX_PORT": str(port), "SANDBOX_API_KEY": key}
-    saved = {name: os.environ.get(name) for name in (*names, "BILLING_DESK_APPROVAL_ACTIONS")}
-    os.environ.update(names)
-    os.environ.pop("BILLING_DESK_APPROVAL_ACTIONS", None)
-    app()
-    yield SandboxControl(f"http://127.0.0.1:{port}", key)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with apptest_console(tmp_path_factory.mktemp("approvals"), unset=("BILLING_DESK_APPROVAL_ACTIONS",)) as control:
+        yield control
 
 
 @pytest.fixture
