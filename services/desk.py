@@ -604,6 +604,9 @@ class BillingDesk:
         except WriteOutcomeUnknown as unknown:
             self.approvals.record_outcome(request.id, "unknown", unknown.user_message, None)
             raise
+        except AuditUnavailable:  # the write's intent couldn't be stored, so nothing was sent: it waits again
+            self.approvals.reopen(request.id, actor.username)
+            raise
         except Exception as problem:  # refused by the API, the audit log, or anything else: recorded, never stuck
             said = getattr(problem, "user_message", "Unexpected error in Billing Desk.")
             self.approvals.record_outcome(request.id, "failed", said, None)

@@ -28,13 +28,14 @@ from services.payments.models import Price
 from services.plan_change import change_options, preview_change
 from services.store import open_store
 
+# The database refuses audit rows of one action (a real trigger: the store fails for exactly that row).
 REFUSE_APPROVAL_ROWS = {
-    "sqlite": ["""CREATE TRIGGER refuse_approval_rows BEFORE INSERT ON audit_rows WHEN NEW.action = 'approve request'
+    "sqlite": ["""CREATE TRIGGER refuse_approval_rows BEFORE INSERT ON audit_rows WHEN NEW.action = '{action}'
                   BEGIN SELECT RAISE(ABORT, 'refused'); END"""],
     "postgresql": ["""CREATE OR REPLACE FUNCTION refuse_approval_rows() RETURNS trigger LANGUAGE plpgsql AS
                       $$ BEGIN RAISE EXCEPTION 'refused'; END $$""",
                    """CREATE TRIGGER refuse_approval_rows BEFORE INSERT ON audit_rows FOR EACH ROW
-                      WHEN (NEW.action = 'approve request') EXECUTE FUNCTION refuse_approval_rows()"""],
+                      WHEN (NEW.action = '{action}') EXECUTE FUNCTION refuse_approval_rows()"""],
 }
 FRED = Actor("fred", Role.FINANCE)  # asks
 ANN = Actor("ann", Role.ADMIN)  # approves
@@ -378,14 +379,15 @@ def test_the_same_person_under_single_sign_on_is_the_requester_whatever_their_us
     assert desk.withdraw_request(renamed, request.id).status == WITHDRAWN
 
 
+@pytest.mark.parametrize("refused", ["approve request", "cancel subscription"])  # the approval's row, the write's
 def test_an_approval_whose_audit_row_cannot_be_stored_sends_nothing_and_waits_again(
-        desk: BillingDesk, audit: AuditLog, control: SandboxControl, client: PaymentsClient) -> None:
+        desk: BillingDesk, audit: AuditLog, control: SandboxControl, client: PaymentsClient, refused: str) -> None:
     organization_id = _live(control, client)
     request = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Asked", "key-audit-down",
                                     typed_organization_id=organization_id)
     with audit.engine.begin() as conn:  # the database itself refuses the approval's audit row
         for statement in REFUSE_APPROVAL_ROWS[conn.dialect.name]:
-            conn.execute(text(statement))
+            conn.execute(text(statement.format(action=refused)))
     try:
         with pytest.raises(AuditUnavailable):
             desk.approve_request(ANN, request.id, "ok")
