@@ -399,3 +399,21 @@ def test_an_approval_whose_audit_row_cannot_be_stored_sends_nothing_and_waits_ag
     assert desk.review_request(ANN, request.id).request.status == WAITING  # not stuck: it can be decided
     desk.approve_request(ANN, request.id, "ok now")
     assert len(_sent(control, "cancel", organization_id)) == 1
+
+
+def test_every_hostile_note_is_refused_with_one_sentence_or_kept_as_written(
+        desk: BillingDesk, audit: AuditLog) -> None:
+    from tests.hostile_inputs import HOSTILE_INPUTS
+
+    kept = 0
+    for value in HOSTILE_INPUTS:
+        try:
+            desk.add_note(SAM, "org_abc123", value)
+        except InputRefused as refused:
+            assert refused.message.endswith(".") and "\n" not in refused.message
+            continue
+        kept += 1
+        newest = desk.customer_history(SAM, "org_abc123")[1].frame.reason.iloc[0]
+        assert newest == "\n".join(" ".join(line.split()) for line in value.strip().splitlines())
+    assert kept and desk.customer_history(SAM, "org_abc123")[0].total == kept
+    assert verify(audit.engine).ok

@@ -35,7 +35,13 @@ def escape_markdown(text: object) -> str:
     resolves escapes before it looks for bare web addresses, so an invisible word joiner (U+2060) goes into
     `://` and `www.`: a phishing address in a customer's name stays text, not a link. (E-mail addresses are
     left whole: copied into a mail client they must still work, and a mailto link is harmless.)"""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked(text)).replace("\n", " ")
+    return markdown_literal(unlinked(text))
+
+
+def markdown_literal(text: object) -> str:
+    """Markdown's syntax escaped, addresses left as they are: for the console's own sentences, which may name a
+    person, a status or a form like `https://`, but never carry an address from outside."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
 def unlinked(text: object) -> str:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from services import intents
 from services.audit import AuditUnavailable
-from .present import escape_markdown, status_style
+from .present import escape_markdown, markdown_literal, status_style
 from services.auth.roles import PermissionDenied
 from services.inputs import InputRefused
 from services.payments.errors import InvalidInputError, PaymentsError
@@ -21,16 +21,14 @@ log = logging.getLogger("billing_desk.ui")
 
 def show_error(error: BaseException, doing: str) -> None:
     """One clear sentence: what failed and what to do. Never a traceback, never a URL or key."""
-    # Shown literally: a sentence may carry the API's own words, a status or a person's name. The client's
-    # own input checks are fixed sentences that name a field and the form it takes (`https://`), shown as written.
-    if isinstance(error, InvalidInputError):
-        st.error(error.user_message, icon=":material/edit:")
-    elif isinstance(error, InputRefused):
-        st.error(escape_markdown(error.user_message), icon=":material/edit:")
+    # Shown literally: the console's own sentences may name a person or a status (markdown_literal); the API's
+    # may hold anything, addresses included (escape_markdown).
+    if isinstance(error, (InvalidInputError, InputRefused)):
+        st.error(markdown_literal(error.user_message), icon=":material/edit:")
     elif isinstance(error, PermissionDenied):
-        st.error(escape_markdown(error.user_message), icon=":material/lock:")
+        st.error(markdown_literal(error.user_message), icon=":material/lock:")
     elif isinstance(error, AuditUnavailable):
-        st.error(escape_markdown(error.user_message), icon=":material/history:")
+        st.error(markdown_literal(error.user_message), icon=":material/history:")
     elif isinstance(error, PaymentsError):
         st.error(f"Couldn't {doing}. {escape_markdown(error.user_message)}", icon=":material/error:")
         if error.request_id:
