@@ -34,7 +34,7 @@ def open_dialog(kind: str, **intent: Any) -> None:
 def show_open_dialog(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
     dialog = st.session_state.get("dialog")
     if dialog and dialog.get("organization_id") == organization_id:
-        _DIALOGS[dialog["kind"]](desk, actor, dialog)
+        _DIALOGS[dialog["kind"] + (" request" if dialog.get("held") else "")](desk, actor, dialog)
 
 
 def _close() -> None:
@@ -108,6 +108,15 @@ def _organization_line(intent: dict[str, Any]) -> str:
 
 @st.dialog("Confirm plan change", width="large", on_dismiss=_close)
 def _confirm_change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+    _change(desk, actor, intent)
+
+
+@st.dialog("Request a plan change", width="large", on_dismiss=_close)
+def _request_change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+    _change(desk, actor, intent)  # the same dialog, titled for what confirming does: it files a request
+
+
+def _change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
     st.markdown(_organization_line(intent))
     st.markdown(f"**From:** {escape_markdown(intent['current_label'])}  \n**To:** {escape_markdown(intent['label'])}")
     upgrade = intent["change_kind"] == "upgrade"
@@ -137,6 +146,15 @@ def _confirm_change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> 
 
 @st.dialog("Confirm cancellation", width="large", on_dismiss=_close)
 def _confirm_cancel(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+    _cancel(desk, actor, intent)
+
+
+@st.dialog("Request a cancellation", width="large", on_dismiss=_close)
+def _request_cancel(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+    _cancel(desk, actor, intent)
+
+
+def _cancel(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
     st.markdown(_organization_line(intent))
     st.warning(escape_markdown(intent["consequence"]))
     _held_line(desk, intent)
@@ -179,4 +197,5 @@ def _confirm_process(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) ->
         _finish(intent, result, headline)
 
 
-_DIALOGS: dict[str, Dialog] = {"change": _confirm_change, "cancel": _confirm_cancel, "process": _confirm_process}
+_DIALOGS: dict[str, Dialog] = {"change": _confirm_change, "change request": _request_change, "cancel": _confirm_cancel,
+                               "cancel request": _request_cancel, "process": _confirm_process}

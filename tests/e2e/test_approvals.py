@@ -34,6 +34,7 @@ def _request_cancellation(page: Page, console: Console, organization_id: str) ->
     expect(page.get_by_text("It waits for a second person's approval (admin or finance).")).to_be_visible()
     page.get_by_role("button", name="Request cancellation…").click()
     dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading", name="Request a cancellation")).to_be_visible()
     expect(dialog.get_by_text("This needs a second person's approval")).to_be_visible()
     dialog.get_by_role("textbox", name="Reason").fill("The customer asked by email to stop at period end")
     dialog.get_by_label(re.compile("^Type ")).fill(organization_id)
