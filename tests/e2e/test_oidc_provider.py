@@ -7,10 +7,14 @@ shows up as Streamlit's bare "Authentication error" page.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,3 +165,23 @@ def test_provider_down(page: Page, tmp_path: Path) -> None:
         assert login.value.status == 400
         expect(page.locator("body")).to_have_text("Authentication error")
         assert "Error during OAuth authorization redirect" in down.log.read_text()
+
+
+@pytest.mark.parametrize("client_secret", ["-secret-starting-with-a-dash", "--looks-like-an-option"])
+def test_any_random_secret_starts_the_provider_and_authenticates_the_client(tmp_path: Path,
+                                                                            client_secret: str) -> None:
+    """`secrets.token_urlsafe` begins with "-" once in 64 runs: the provider must start and take it whole. A bogus
+    code answered `invalid_grant` (not `invalid_client`) means the client's secret was accepted."""
+    provider = start_oidc_provider(tmp_path, "http://127.0.0.1:9", client_secret=client_secret)
+    try:
+        with urllib.request.urlopen(provider.metadata_url, timeout=10) as answer:
+            token_endpoint = json.load(answer)["token_endpoint"]
+        basic = base64.b64encode(f"{provider.client_id}:{client_secret}".encode()).decode()
+        form = urllib.parse.urlencode({"grant_type": "authorization_code", "code": "not-a-code",
+                                       "redirect_uri": "http://127.0.0.1:9/oauth2callback"}).encode()
+        request = urllib.request.Request(token_endpoint, data=form, headers={"Authorization": f"Basic {basic}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert json.load(refused.value)["error"] == "invalid_grant"
+    finally:
+        provider.stop()

@@ -89,10 +89,12 @@ def start_oidc_provider(tmp_dir: Path, client_redirect_base: str | Sequence[str]
     ensure_node_modules()
     bases = [client_redirect_base] if isinstance(client_redirect_base, str) else list(client_redirect_base)
     client_secret = client_secret or secrets.token_urlsafe(24)
-    command = [shutil.which("node") or "node", str(OIDC_DIR / "provider.mjs"), "--host", "127.0.0.1", "--port", "0",
-               "--client-id", client_id, "--client-secret", client_secret, "--password", PASSWORD]
+    # Every value rides in `--name=value` form: a random secret may begin with "-", which node's parseArgs
+    # would otherwise refuse as an ambiguous option (it did once in CI, 1 run in 64).
+    command = [shutil.which("node") or "node", str(OIDC_DIR / "provider.mjs"), "--host=127.0.0.1", "--port=0",
+               f"--client-id={client_id}", f"--client-secret={client_secret}", f"--password={PASSWORD}"]
     for base in bases:
-        command += ["--app-url", base.rstrip("/")]
+        command.append(f"--app-url={base.rstrip('/')}")
     tmp_dir.mkdir(parents=True, exist_ok=True)
     log = tmp_dir / "oidc-provider.log"
     with open(log, "w") as out:
