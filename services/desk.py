@@ -100,10 +100,11 @@ class WriteResult:
 class WriteOutcomeUnknown(PaymentsError):
     """The request went out but no usable answer came back: the write may have happened."""
 
-    def __init__(self, cause: PaymentsError, action: Action) -> None:
+    def __init__(self, cause: PaymentsError, action: Action, audit_id: int | None = None) -> None:
         super().__init__(f"No usable answer to {action.value}: {cause.message}", code=cause.code,
                          request_id=cause.request_id, operation=action.value)
         self.action = action
+        self.audit_id = audit_id  # the write's audit row: settling it later names this write
 
     @property
     def user_message(self) -> str:
@@ -459,10 +460,11 @@ class BillingDesk:
         self._authorize(actor, Action.SETTLE_UNKNOWN_OUTCOME, organization_id, {"auditId": audit_id})
         customer = self.client.get_customer(organization_id)
         plan = customer.subscription.plan_name if customer.subscription else None
-        if not self.audit.settle(audit_id, organization_id,
-                                 f"{actor.username}: status {customer.status}, plan {plan or '—'}"):
+        seen = f"{actor.username}: status {customer.status}, plan {plan or '—'}"
+        if not self.audit.settle(audit_id, organization_id, seen):
             raise InputRefused("audit row", "That write is not waiting to be settled for this organization; "
                                             "someone may have settled it already.")
+        self.approvals.settle_outcome(audit_id, seen)  # an approved write's: its request says what was seen
         return customer
 
     # --- four-eyes approvals (services/approvals/) -------------------------------------------------------------
@@ -602,7 +604,7 @@ class BillingDesk:
             result, audit_id = self._write(actor, action, organization_id, parameters, request.reason,
                                            request.idempotency_key, call)
         except WriteOutcomeUnknown as unknown:
-            self.approvals.record_outcome(request.id, "unknown", unknown.user_message, None)
+            self.approvals.record_outcome(request.id, "unknown", unknown.user_message, unknown.audit_id)
             raise
         except AuditUnavailable:  # the write's intent couldn't be stored, so nothing was sent: it waits again
             self.approvals.reopen(request.id, actor.username)
@@ -747,7 +749,7 @@ class BillingDesk:
             result = call()
         except PaymentsError as error:
             if _outcome_unknown(error):
-                unknown = WriteOutcomeUnknown(error, action)
+                unknown = WriteOutcomeUnknown(error, action, audit_id)
                 self.audit.complete(audit_id, "unknown", unknown.user_message + f" ({error.code or 'no answer'})",
                                     error.request_id)
                 raise unknown from None

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from sandbox import RunningSandbox
 from sandbox.control_client import SandboxControl
 from services.approvals.policy import ApprovalPolicy, gate, monthly_cents
 from services.approvals.store import APPROVED, EXPIRED, REJECTED, WAITING, WITHDRAWN, ApprovalBook
@@ -21,7 +22,7 @@ from services.audit import AuditFilter, AuditLog, AuditUnavailable
 from services.audit_verify import verify
 from services.auth.roles import Action, Actor, PermissionDenied, Role
 from services.config import ConfigError, load_config
-from services.desk import BillingDesk
+from services.desk import BillingDesk, WriteOutcomeUnknown
 from services.inputs import InputRefused
 from services.payments.client import PaymentsClient
 from services.payments.models import Price
@@ -416,4 +417,36 @@ def test_every_hostile_note_is_refused_with_one_sentence_or_kept_as_written(
         newest = desk.customer_history(SAM, "org_abc123")[1].frame.reason.iloc[0]
         assert newest == "\n".join(" ".join(line.split()) for line in value.strip().splitlines())
     assert kept and desk.customer_history(SAM, "org_abc123")[0].total == kept
+    assert verify(audit.engine).ok
+
+
+def test_an_approved_write_with_an_unknown_outcome_is_settled_on_its_request_too(
+        sandbox: RunningSandbox, audit: AuditLog, control: SandboxControl, client: PaymentsClient,
+        clock: Clock) -> None:
+    """The approval's write goes out and no answer comes back: the request says the outcome is unknown and names
+    the write's audit row; once a person re-reads the customer (settles that row), the request says what they
+    saw, and settling again changes nothing."""
+    impatient = PaymentsClient(sandbox.base_url, sandbox.api_key, timeout=(1.0, 0.5), backoff_factor=0.05)
+    desk = BillingDesk(impatient, audit, policy=ApprovalPolicy(), approvals=ApprovalBook(audit.engine, clock))
+    organization_id = _live(control, client)
+    request = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Asked", "key-unknown",
+                                    typed_organization_id=organization_id)
+    control.clear_faults()
+    control.add_fault("subscription-cancel", hangSeconds=1.5, count=2)  # the retry too
+    try:
+        with pytest.raises(WriteOutcomeUnknown) as unknown:
+            desk.approve_request(ANN, request.id, "Confirmed")
+    finally:
+        control.clear_faults()
+    waiting = desk.review_request(ANN, request.id).request
+    assert (waiting.outcome, waiting.audit_id) == ("unknown", unknown.value.audit_id)
+    assert [row["id"] for row in audit.unsettled(organization_id)] == [unknown.value.audit_id]
+
+    seen = desk.settle_unknown(FIONA, unknown.value.audit_id, organization_id)
+
+    settled = desk.review_request(ANN, request.id).request
+    assert settled.outcome == "settled"
+    assert settled.outcome_error == f"fiona: status {seen.status}, plan {seen.subscription.plan_name}"
+    assert not desk.approvals.settle_outcome(unknown.value.audit_id, "again")  # only from unknown
+    assert desk.review_request(ANN, request.id).request.outcome_error == settled.outcome_error
     assert verify(audit.engine).ok

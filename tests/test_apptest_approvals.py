@@ -105,6 +105,20 @@ def test_a_stale_request_cannot_be_approved_and_an_expired_one_is_gone(desk: Bil
     assert not [button for button in admin.button if button.label.startswith("Approve")]
 
 
+def test_an_approved_write_whose_outcome_was_unknown_says_so_then_what_the_re_read_saw(
+        desk: BillingDesk, sandbox_control: SandboxControl) -> None:
+    """The request's state as the store keeps it after a write with no answer (tests/test_approvals.py makes it
+    through the sandbox); the page says it, then what the person who settled it saw."""
+    request_id = _request(desk, _active(sandbox_control, 3), "apptest-key-unknown")
+    assert desk.approvals.decide(request_id, "approved", "admin", "admin", "Confirmed")
+    desk.approvals.record_outcome(request_id, "unknown", "The Payments API didn't confirm it.", 424242)
+    assert "The write's outcome is unknown: re-read the customer" in texts(_open("admin", request_id))
+    assert desk.approvals.settle_outcome(424242, "fiona: status active, plan Growth")
+    shown = texts(_open("admin", request_id))
+    assert ("The write's outcome was unknown until the customer was re-read by fiona: status active, plan Growth"
+            in shown)
+
+
 def test_the_customer_page_shows_the_waiting_request_its_history_and_takes_notes(
         desk: BillingDesk, sandbox_control: SandboxControl) -> None:
     organization_id = _active(sandbox_control, 3)

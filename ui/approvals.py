@@ -94,9 +94,11 @@ def request_facts(review: RequestReview) -> None:
     if request.status == APPROVED and request.outcome:
         said = {"succeeded": (st.success, "The write succeeded."), "failed": (st.error, "The write failed"),
                 "unknown": (st.warning, "The write's outcome is unknown: re-read the customer on the Subscription "
-                                        "page before anything else")}
+                                        "page before anything else"),
+                "settled": (st.info, "The write's outcome was unknown until the customer was re-read by")}
         show, sentence = said.get(request.outcome, (st.info, f"The write: {request.outcome}"))
-        show(sentence + (f": {escape_markdown(request.outcome_error)}" if request.outcome_error and
+        joint = " " if request.outcome == "settled" else ": "
+        show(sentence + (f"{joint}{escape_markdown(request.outcome_error)}" if request.outcome_error and
                          request.outcome != "succeeded" else "" if sentence.endswith(".") else "."))
 
 

@@ -47,7 +47,7 @@ approval_requests = Table(
     Column("decided_role", String(20)),
     Column("decided_at", DateTime(timezone=True)),
     Column("decision_reason", Text),
-    Column("outcome", String(10)),  # the write's, once approved: succeeded | failed | unknown
+    Column("outcome", String(10)),  # the write's, once approved: succeeded | failed | unknown, then settled
     Column("outcome_error", Text),
     Column("audit_id", Integer),  # the write's audit intent
     Index("ix_approval_requests_status", "status", "created_at"),
@@ -204,6 +204,15 @@ class ApprovalBook:
         with self.engine.begin() as conn:
             conn.execute(update(approval_requests).where(approval_requests.c.id == request_id).values(
                 outcome=outcome, outcome_error=error, audit_id=audit_id))
+
+    def settle_outcome(self, audit_id: int, note: str) -> bool:
+        """A person re-read the customer of an approved write whose outcome was unknown (the audit row `audit_id`
+        is settled): its request says what they saw. Only from `unknown`, so a second call changes nothing."""
+        with self.engine.begin() as conn:
+            moved = conn.execute(update(approval_requests).where(
+                approval_requests.c.audit_id == audit_id, approval_requests.c.outcome == "unknown").values(
+                outcome="settled", outcome_error=note))
+            return bool(moved.rowcount)
 
     def expire_due(self) -> list[ApprovalRequest]:
         """Waiting requests past their expiry become `expired`; returns those this call moved (each once). Looked
