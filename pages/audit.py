@@ -6,10 +6,10 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from services.audit import OUTCOMES, PAGE_SIZE, AuditCursor, AuditFilter
+from services.audit import OUTCOMES, PAGE_SIZE, AuditFilter
 from services.exports import ZIP_ABOVE_ROWS
 from services.auth.roles import Page
-from ui import session
+from ui import paging, session
 from ui.console import get_console
 from ui.widgets import show_error, stop_on_read_error
 
@@ -45,11 +45,8 @@ since, until = (dates if isinstance(dates, tuple) and len(dates) == 2 else (None
 filters = AuditFilter(tuple(users), organization, tuple(actions), tuple(outcomes), since, until,
                       "prefix" if match == "starts with" else "exact")
 # Paging: the cursor (time, id) each page starts after, newest first; new filters start again at the first.
-paging = st.session_state.get("audit_paging")
-if not paging or paging["filters"] != filters:
-    paging = st.session_state["audit_paging"] = {"filters": filters, "cursors": [None]}
 try:
-    summary, page = desk.audit_page(actor, filters, paging["cursors"][-1])
+    summary, page = desk.audit_page(actor, filters, paging.cursors("audit_paging", filters)[-1])
 except Exception as problem:
     stop_on_read_error(problem, "read the audit log")
 events = page.frame
@@ -68,7 +65,6 @@ else:
         st.error(f"{chain.summary} Nothing on this page can be trusted until the operators have looked: "
                  "`python -m services.audit verify` lists every break (docs/deployment.md).", icon=":material/gpp_bad:")
 
-number, pages = len(paging["cursors"]), max(1, -(-summary.total // PAGE_SIZE))
 breakdown = "".join(f" · {count:,} {outcome}" for outcome, count in (summary.outcomes or {}).items())
 st.markdown(f"**{summary.total:,}** {'event matches' if summary.total == 1 else 'events match'}{breakdown}")
 st.dataframe(
@@ -89,23 +85,7 @@ st.dataframe(
     })
 
 
-def _turn(to: AuditCursor | None) -> None:
-    """Next: the page after `to`; Previous (None): back one page."""
-    cursors = st.session_state["audit_paging"]["cursors"]
-    if to is not None:
-        cursors.append(to)
-    elif len(cursors) > 1:
-        cursors.pop()
-
-
-first = (number - 1) * PAGE_SIZE
-previous_column, position_column, next_column = st.columns([1, 4, 1], vertical_alignment="center")
-previous_column.button("Previous", icon=":material/chevron_left:", disabled=number == 1, on_click=_turn,
-                       args=(None,), key="audit_previous", width="stretch")
-position_column.caption(f"Page {number:,} of {pages:,}" + (f" · events {first + 1:,}–{first + len(events):,}, "
-                                                           "newest first" if len(events) else ""))
-next_column.button("Next", icon=":material/chevron_right:", disabled=page.next is None, on_click=_turn,
-                   args=(page.next,), key="audit_next", width="stretch")
+paging.pager("audit_paging", summary.total, PAGE_SIZE, page.next, shown=len(events), detail="events")
 
 
 ZIPPED = summary.total > ZIP_ABOVE_ROWS  # Streamlit holds a download's bytes in memory: a big one goes zipped

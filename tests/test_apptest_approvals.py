@@ -109,7 +109,7 @@ def test_an_approved_write_whose_outcome_was_unknown_says_so_then_what_the_re_re
         desk: BillingDesk, sandbox_control: SandboxControl) -> None:
     """The request's state as the store keeps it after a write with no answer (tests/test_approvals.py makes it
     through the sandbox); the page says it, then what the person who settled it saw."""
-    request_id = _request(desk, _active(sandbox_control, 3), "apptest-key-unknown")
+    request_id = _request(desk, _active(sandbox_control, 4), "apptest-key-unknown")
     assert desk.approvals.decide(request_id, "approved", "admin", "admin", "Confirmed")
     desk.approvals.record_outcome(request_id, "unknown", "The Payments API didn't confirm it.", 424242)
     assert "The write's outcome is unknown: re-read the customer" in texts(_open("admin", request_id))
@@ -143,3 +143,17 @@ def test_the_customer_page_shows_the_waiting_request_its_history_and_takes_notes
     assert finance.text_area(key="customer_note_text").value == ""  # emptied once stored
     next(button for button in finance.button if button.label == "Add note").click().run()
     assert "Write the note first" in " ".join(element.value for element in finance.error)
+
+    for number in range(20):  # 23 actions: a second page of history
+        desk.add_note(FINANCE, organization_id, f"Follow-up {number}")
+    finance.run()
+
+    def captions() -> str:
+        return " ".join(caption.value for caption in finance.caption)
+
+    assert "Page 1 of 2" in captions()
+    next(button for button in finance.button if button.label == "Older").click().run()
+    frame = next(table.value for table in finance.dataframe if "reason" in table.value.columns)
+    assert "Page 2 of 2" in captions() and list(frame.action) == ["add note", "withdraw request", "request approval"]
+    next(button for button in finance.button if button.label == "Newer").click().run()
+    assert "Page 1 of 2" in captions()

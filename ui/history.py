@@ -10,11 +10,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from services.audit import AuditCursor
 from services.auth.roles import Action, Actor, allowed
 from services.desk import BillingDesk
 from services.inputs import MAX_NOTE_LENGTH
 
+from .paging import cursors, pager
 from .present import short_id
 from .widgets import show_error
 
@@ -54,14 +54,6 @@ def _add_note(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
         st.toast("Note added to the customer's history.", icon=":material/check:")
 
 
-def _turn(organization_id: str, to: AuditCursor | None) -> None:
-    cursors = st.session_state["history_paging"]["cursors"]
-    if to is not None:
-        cursors.append(to)
-    elif len(cursors) > 1:
-        cursors.pop()
-
-
 def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
     panel = st.expander("History and notes", key="customer_history_open", icon=":material/history:",
                         on_change="rerun")
@@ -70,16 +62,13 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
     with panel:
         if allowed(actor.role, Action.ADD_NOTE):
             _add_note(desk, actor, organization_id)
-        paging = st.session_state.get("history_paging")
-        if not paging or paging["organization"] != organization_id:
-            paging = st.session_state["history_paging"] = {"organization": organization_id, "cursors": [None]}
         try:
-            summary, page = desk.customer_history(actor, organization_id, paging["cursors"][-1], PAGE)
+            summary, page = desk.customer_history(actor, organization_id,
+                                                  cursors("history_paging", organization_id)[-1], PAGE)
             lookups = desk.customer_bulk_lookups(actor, organization_id)
         except Exception as problem:
             show_error(problem, "read the customer's history")
             return
-        number, pages = len(paging["cursors"]), max(1, -(-summary.total // PAGE))
         heading = (f"**{summary.total:,}** console {'action' if summary.total == 1 else 'actions'} on this "
                    f"organization, newest first" if summary.total else "Nothing has been done to this organization "
                    "from the console yet.")
@@ -88,12 +77,7 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
             frame = page.frame.assign(request=page.frame.request.map(short_id))
             st.dataframe(frame, hide_index=True, width="stretch", placeholder="", column_config=COLUMNS,
                          column_order=list(COLUMNS), row_height=None)
-            back, where, forward = st.columns([1, 4, 1], vertical_alignment="center")
-            back.button("Newer", icon=":material/chevron_left:", disabled=number == 1, key="history_newer",
-                        on_click=_turn, args=(organization_id, None), width="stretch")
-            where.caption(f"Page {number:,} of {pages:,}")
-            forward.button("Older", icon=":material/chevron_right:", disabled=page.next is None,
-                           key="history_older", on_click=_turn, args=(organization_id, page.next), width="stretch")
+            pager("history_paging", summary.total, PAGE, page.next, labels=("Newer", "Older"))
         if not lookups.empty:
             st.markdown("**Bulk lookups that included it** (kept while their results are)")
             st.dataframe(_lookups_frame(lookups), hide_index=True, width="stretch", column_config={
