@@ -23,7 +23,7 @@ from ui import organization, reads, session
 from ui.approvals import waiting_notice
 from ui.console import get_console
 from ui.history import history
-from ui.present import escape_markdown
+from ui.present import escape_markdown, facts_html
 from ui.widgets import fresh_link_panel, remember_fresh_link, show_error, status_badge, stop_on_read_error
 
 HINT = "Look up an organization by its id to see its subscription, card and contact details."
@@ -34,15 +34,6 @@ actor = session.require_page(Page.CUSTOMER)
 desk = get_console().desk
 
 st.title("Customer")
-
-
-def _fields(fields: list[tuple[str, object]]) -> None:
-    """A bordered box of labelled values in equal columns. Each is a small grey label over the value, shown
-    literally (API data may hold markdown), in one element: each element is a message to the browser."""
-    with st.container(border=True):
-        for column, (label, value) in zip(st.columns(len(fields)), fields):
-            shown = escape_markdown(value) if value not in (None, "") else "—"
-            column.markdown(f":gray[:small[{label}]]  \n{shown}")
 
 
 def _create_portal_link(organization_id: str) -> None:
@@ -87,12 +78,14 @@ def _customer_panel() -> None:
         ending = subscription and subscription.cancel_at_period_end
         period = ("Ends" if ending else "Current period ends",
                   day(subscription.current_period_end) if subscription else "—")
-    _fields([("Plan", plan_name(customer, catalog) or "No plan"),
-             ("Price", price_with_interval(subscription.amount, subscription.interval, subscription.currency)
-              if subscription and subscription.unit_amount is not None else "—"),
-             period])
-    _fields([("Card", card(customer)), ("Billing email", customer.email),
-             ("Address", customer.address.one_line() if customer.address else None)])
+    # One element for all six: each element is a message for the browser to render (docs/performance.md).
+    st.html(facts_html([
+        [("Plan", plan_name(customer, catalog) or "No plan"),
+         ("Price", price_with_interval(subscription.amount, subscription.interval, subscription.currency)
+          if subscription and subscription.unit_amount is not None else None),
+         period],
+        [("Card", card(customer)), ("Billing email", customer.email),
+         ("Address", customer.address.one_line() if customer.address else None)]]))
 
     with st.container(horizontal=True):
         portal = st.button("Create portal link", key="create_portal_link", icon=":material/link:", type="primary",

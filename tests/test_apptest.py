@@ -5,7 +5,9 @@ Flows that need a click inside a confirmation dialog run in the browser tests (A
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -88,9 +90,12 @@ def sign_in(at: AppTest, username: str, password: str) -> AppTest:
 
 
 def texts(at: AppTest) -> str:
+    """What the page says, as read on screen: markdown without its escapes, and st.html's text without its tags."""
     parts = [element.value for kind in ("markdown", "caption", "error", "warning", "info", "success", "subheader",
                                         "title") for element in getattr(at, kind)]
-    return "\n".join(str(part) for part in parts).replace("\\", "")  # as read on screen, without escapes
+    shown = "\n".join(str(part) for part in parts).replace("\\", "")
+    return "\n".join([shown, *(html.unescape(re.sub(r"<[^>]+>", " ", element.proto.body))
+                               for element in at.get("html"))])
 
 
 def look_up(at: AppTest, organization_id: str) -> AppTest:

@@ -43,3 +43,12 @@ def test_customers_frame_has_dates_as_datetimes(client: PaymentsClient, control)
     first = frame.iloc[0]
     assert (first.plan, first.price, first.status, first.card_last4) == ("Growth", 399.0, "active", "4242")
     assert frame.iloc[1].status == "none" and pd.isna(frame.iloc[1].period_end) and pd.isna(frame.iloc[1].plan)
+
+
+def test_facts_are_escaped_html_with_a_dash_for_what_is_missing() -> None:
+    from ui.present import facts_html
+
+    shown = facts_html([[("Email", '<img src=x onerror="alert(1)">'), ("Card", None)], [("Address & co", "a < b")]])
+    assert "<img" not in shown and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in shown
+    assert "Address &amp; co" in shown and "a &lt; b" in shown and ">—</div>" in shown
+    assert shown.count("border:1px solid") == 2  # a box per group

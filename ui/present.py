@@ -6,7 +6,9 @@ API data is shown literally: anything from the API that goes into markdown passe
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -47,6 +49,26 @@ def markdown_literal(text: object) -> str:
 def unlinked(text: object) -> str:
     """The text as a person sees it on screen: web addresses carry an invisible word joiner after `:` and `www`."""
     return _BARE_ADDRESS.sub("\u2060", str(text))
+
+
+# A bordered box as st.container(border=True) draws it, in colours that suit the light and the dark theme alike.
+_BOX_STYLE = ("border:1px solid rgba(128,128,128,.3);border-radius:.5rem;padding:.75rem 1rem;display:grid;"
+              "grid-template-columns:repeat(auto-fit,minmax(11rem,1fr));gap:.5rem 1rem")
+_LABEL_STYLE = "font-size:.875rem;opacity:.6"
+_VALUE_STYLE = "overflow-wrap:anywhere"
+
+
+def facts_html(boxes: Sequence[Sequence[tuple[str, object]]]) -> str:
+    """Boxes of small grey labels over values, as HTML for one `st.html` element. Every label and value is
+    HTML-escaped, so text from the API shows literally: no tag, entity or markdown is read, and HTML (unlike
+    markdown) never turns a bare address into a link. A missing value shows as a dash."""
+    def cell(label: str, value: object) -> str:
+        shown = html.escape(str(value)) if value not in (None, "") else "—"
+        return (f'<div><div style="{_LABEL_STYLE}">{html.escape(label)}</div>'
+                f'<div style="{_VALUE_STYLE}">{shown}</div></div>')
+    return '<div style="display:grid;gap:1rem">' + "".join(
+        f'<div style="{_BOX_STYLE}">' + "".join(cell(label, value) for label, value in box) + "</div>"
+        for box in boxes) + "</div>"
 
 
 def code_span(text: object) -> str:

@@ -120,3 +120,19 @@ def test_the_confirmation_dialogs_refuse_hostile_reasons_and_confirmations(page:
     assert not [m for m in console.sandbox.mutations() if m["organization_id"] == organization_id], \
         "nothing was sent"
     expect(page.get_by_text("Traceback")).to_have_count(0)
+
+
+def test_a_customer_s_own_words_show_as_text_on_the_customer_page(page: Page, console: Console) -> None:
+    """What a customer typed about themselves (their portal lets them) is shown literally: markup stays text,
+    nothing is injected into the page, and an address in it is not a link."""
+    organization_id = _active(console, 3)
+    email = '"><img src=x onerror="window.__owned=1">@evil.example'
+    line1 = "<script>window.__owned=1</script> https://evil.example/pay **now**"
+    console.sandbox.set_profile(organization_id, email=email, address={"line1": line1, "country": "US"})
+    login(page, console, "support", f"customer?org={organization_id}")
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_text(email, exact=True)).to_be_visible()
+    expect(main.get_by_text(f"{line1}, US", exact=True)).to_be_visible()
+    injected = main.locator("img[src='x'], a[href*='evil.example'], script:not([src^='/app/static/'])")  # not our own
+    assert injected.count() == 0, injected.evaluate_all("(found) => found.map((element) => element.outerHTML)")
+    assert page.evaluate("window.__owned") is None
