@@ -242,6 +242,13 @@ class AuditLog:
         orphans = conn.execute(select(intent.c.id).where(intent.c.id.in_(pending) & ~sent_by_someone_alive))
         return _lines(conn, orphans.scalars())
 
+    def approval_request_of(self, event_id: int) -> str | None:
+        """The four-eyes request a write was made for (its intent row's parameters name it), if any."""
+        with self.engine.connect() as conn:
+            line = _line(conn, event_id)
+        request_id = json.loads(line.parameters or "{}").get("request") if line is not None else None
+        return str(request_id) if request_id else None
+
     def settle(self, event_id: int, organization_id: str, note: str) -> bool:
         """Records that a person re-read the customer of an unknown outcome: a "settled" row linked to the
         unknown one. Only for an intent of that organization whose latest outcome is unknown and unsettled;

@@ -37,6 +37,7 @@ sentence unless it comes through `approve_request`, which performs it with the r
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -64,6 +65,7 @@ from .formatting import day, money
 from .plan_change import PlanOption
 
 T = TypeVar("T")
+log = logging.getLogger("billing_desk.desk")
 # A job's results table: the columns the Bulk page showed, then the rest of each customer's record (with the
 # amounts the finance summary needs, services/tables.py).
 JOB_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + CUSTOMER_COLUMNS + list(getattr(tables, "FINANCE_COLUMNS", []))))
@@ -464,7 +466,12 @@ class BillingDesk:
         if not self.audit.settle(audit_id, organization_id, seen):
             raise InputRefused("audit row", "That write is not waiting to be settled for this organization; "
                                             "someone may have settled it already.")
-        self.approvals.settle_outcome(audit_id, seen)  # an approved write's: its request says what was seen
+        if request_id := self.audit.approval_request_of(audit_id):  # an approved write: its request says so too
+            try:
+                self.approvals.settle_outcome(request_id, audit_id, seen)
+            except Exception:  # settled in the audit log, which is what counts; the request still says unknown
+                log.warning("Settled audit row %s, but its approval request could not record it.", audit_id,
+                            exc_info=True)
         return customer
 
     # --- four-eyes approvals (services/approvals/) -------------------------------------------------------------
@@ -706,7 +713,8 @@ class BillingDesk:
         return summary, AuditPage(frame, page.next)
 
     def customer_bulk_lookups(self, actor: Actor, organization_id: str) -> pd.DataFrame:
-        """The bulk lookups (kept, not yet purged) that included this organization, and their downloads."""
+        """The bulk lookups that included this organization (purged ones too: their results are gone, not the
+        fact), and their downloads."""
         organization_id = validation.organization_id(organization_id)
         self._authorize(actor, Action.VIEW_CUSTOMER_HISTORY, organization_id)
         with reading():
@@ -714,8 +722,9 @@ class BillingDesk:
             jobs = [job for job in self.jobs.jobs_including(organization_id)
                     if everyone or job.username == actor.username]
             downloads = self.audit.job_downloads([job.id for job in jobs])
-        rows = [{"at": job.created_at, "user": job.username, "what": f"bulk lookup of {job.total:,} organizations",
-                 "job": job.id} for job in jobs]
+        rows = [{"at": job.created_at, "user": job.username, "job": job.id,
+                 "what": f"bulk lookup of {job.total:,} organizations"
+                         + (f" (results purged {job.purged_at:%d %b %Y})" if job.purged_at else "")} for job in jobs]
         for line in downloads.itertuples():
             parameters = json.loads(line.parameters or "{}")
             rows.append({"at": line.at, "user": line.user,

@@ -12,18 +12,20 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from sandbox import RunningSandbox
 from sandbox.control_client import SandboxControl
 from services.approvals.policy import ApprovalPolicy, gate, monthly_cents
-from services.approvals.store import APPROVED, EXPIRED, REJECTED, WAITING, WITHDRAWN, ApprovalBook
+from services.approvals.store import (APPROVED, EXPIRED, REJECTED, WAITING, WITHDRAWN, ApprovalBook,
+                                      approval_requests)
 from services.audit import AuditFilter, AuditLog, AuditUnavailable
 from services.audit_verify import verify
 from services.auth.roles import Action, Actor, PermissionDenied, Role
 from services.config import ConfigError, load_config
 from services.desk import BillingDesk, WriteOutcomeUnknown
 from services.inputs import InputRefused
+from services.jobs.store import bulk_jobs
 from services.payments.client import PaymentsClient
 from services.payments.models import Price
 from services.plan_change import change_options, preview_change
@@ -334,6 +336,13 @@ def test_a_customer_s_history_holds_its_actions_requests_notes_and_bulk_exports_
     assert lookups.what.iloc[0] == "downloaded its results (CSV, 1 rows)"
     assert lookups.what.iloc[1] == "bulk lookup of 2 organizations"
     assert desk.customer_bulk_lookups(SAM, "org_nobodyhere").empty
+    with audit.engine.begin() as conn:  # finished 31 days ago: its results are purged, the lookup is not forgotten
+        conn.execute(update(bulk_jobs).where(bulk_jobs.c.id == job_id).values(
+            status="done", finished_at=datetime.now(timezone.utc) - timedelta(days=31)))
+    assert desk.jobs.purge() == 1 and desk.jobs.results(job_id) == []
+    purged = desk.customer_bulk_lookups(FIONA, organization_id)
+    assert list(purged.user) == ["fiona", "fiona"]
+    assert purged.what.iloc[1] == f"bulk lookup of 2 organizations (results purged {datetime.now(timezone.utc):%d %b %Y})"
 
 
 def test_two_replicas_sweeping_expiries_at_once_record_each_once(
@@ -447,6 +456,26 @@ def test_an_approved_write_with_an_unknown_outcome_is_settled_on_its_request_too
     settled = desk.review_request(ANN, request.id).request
     assert settled.outcome == "settled"
     assert settled.outcome_error == f"fiona: status {seen.status}, plan {seen.subscription.plan_name}"
-    assert not desk.approvals.settle_outcome(unknown.value.audit_id, "again")  # only from unknown
+    assert not desk.approvals.settle_outcome(request.id, unknown.value.audit_id, "again")  # once
+    desk.approvals.record_outcome(request.id, "unknown", "late", None)  # a late record never undoes it
     assert desk.review_request(ANN, request.id).request.outcome_error == settled.outcome_error
+
+    # The console dies between sending the write and recording its outcome on the request (its lease then marks
+    # the write unknown; here the hang does, and the request's record is undone): settling it still reaches the
+    # request, found through the write's audit row.
+    second = _live(control, client, skip=1)
+    died = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, second, "Asked", "key-died",
+                                 typed_organization_id=second)
+    control.add_fault("subscription-cancel", hangSeconds=1.5, count=2)
+    try:
+        with pytest.raises(WriteOutcomeUnknown) as lost:
+            desk.approve_request(ANN, died.id, "Confirmed")
+    finally:
+        control.clear_faults()
+    with audit.engine.begin() as conn:  # as if it had never been recorded
+        conn.execute(update(approval_requests).where(approval_requests.c.id == died.id)
+                     .values(outcome=None, outcome_error=None, audit_id=None))
+    desk.settle_unknown(FIONA, lost.value.audit_id, second)
+    recovered = desk.review_request(ANN, died.id).request
+    assert (recovered.outcome, recovered.audit_id) == ("settled", lost.value.audit_id)
     assert verify(audit.engine).ok

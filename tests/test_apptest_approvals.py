@@ -113,7 +113,7 @@ def test_an_approved_write_whose_outcome_was_unknown_says_so_then_what_the_re_re
     assert desk.approvals.decide(request_id, "approved", "admin", "admin", "Confirmed")
     desk.approvals.record_outcome(request_id, "unknown", "The Payments API didn't confirm it.", 424242)
     assert "The write's outcome is unknown: re-read the customer" in texts(_open("admin", request_id))
-    assert desk.approvals.settle_outcome(424242, "fiona: status active, plan Growth")
+    assert desk.approvals.settle_outcome(request_id, 424242, "fiona: status active, plan Growth")
     shown = texts(_open("admin", request_id))
     assert ("The write's outcome was unknown until the customer was re-read by fiona: status active, plan Growth"
             in shown)

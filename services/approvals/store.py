@@ -201,17 +201,21 @@ class ApprovalBook:
                 status=WAITING, decided_by=None, decided_role=None, decided_at=None, decision_reason=None))
 
     def record_outcome(self, request_id: str, outcome: str, error: str | None, audit_id: int | None) -> None:
+        """The approved write's outcome, once: never over a settlement that came first."""
         with self.engine.begin() as conn:
-            conn.execute(update(approval_requests).where(approval_requests.c.id == request_id).values(
+            conn.execute(update(approval_requests).where(
+                approval_requests.c.id == request_id, approval_requests.c.outcome.is_(None)).values(
                 outcome=outcome, outcome_error=error, audit_id=audit_id))
 
-    def settle_outcome(self, audit_id: int, note: str) -> bool:
-        """A person re-read the customer of an approved write whose outcome was unknown (the audit row `audit_id`
-        is settled): its request says what they saw. Only from `unknown`, so a second call changes nothing."""
+    def settle_outcome(self, request_id: str, audit_id: int, note: str) -> bool:
+        """A person re-read the customer of this approved request's write, whose outcome was unknown (its audit row
+        `audit_id` is settled): the request says what they saw. From `unknown`, or from no outcome at all (the
+        console died before it could record one); a second call changes nothing."""
         with self.engine.begin() as conn:
             moved = conn.execute(update(approval_requests).where(
-                approval_requests.c.audit_id == audit_id, approval_requests.c.outcome == "unknown").values(
-                outcome="settled", outcome_error=note))
+                approval_requests.c.id == request_id, approval_requests.c.status == APPROVED,
+                or_(approval_requests.c.outcome.is_(None), approval_requests.c.outcome == "unknown")).values(
+                outcome="settled", outcome_error=note, audit_id=audit_id))
             return bool(moved.rowcount)
 
     def expire_due(self) -> list[ApprovalRequest]:
