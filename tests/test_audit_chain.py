@@ -295,7 +295,8 @@ def test_the_roles_of_the_deployment_guide_let_the_console_work_but_not_rewrite_
         assert jobs.finish(job_id, "worker", "done") and jobs.purge() == 1
         lease.stop()
         for statement in ("UPDATE audit_rows SET reason = 'x'", "DELETE FROM audit_rows", "TRUNCATE audit_rows",
-                          "ALTER TABLE audit_rows DISABLE TRIGGER USER", "DROP VIEW audit_events"):
+                          "ALTER TABLE audit_rows DISABLE TRIGGER USER", "DROP VIEW audit_events",
+                          "DELETE FROM bulk_job_items", "DELETE FROM approval_requests"):
             with pytest.raises(DBAPIError, match="permission denied|must be owner"), console.begin() as conn:
                 conn.exec_driver_sql(statement)
         assert verify(console).ok

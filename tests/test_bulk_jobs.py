@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from sandbox import RunningSandbox, SandboxSettings, start_sandbox
 from sandbox.control_client import SandboxControl
@@ -18,7 +18,7 @@ from services.audit import AuditFilter, AuditLog
 from services.auth.roles import Actor, PermissionDenied, Role
 from services.desk import BillingDesk
 from services.inputs import InputRefused
-from services.jobs.store import DONE, FAILED, QUEUED, RUNNING, STOPPED, JobStore, bulk_jobs
+from services.jobs.store import DONE, FAILED, QUEUED, RUNNING, STOPPED, JobStore, bulk_job_items, bulk_jobs
 from services.jobs.worker import API_DOWN, KEY_REFUSED, OUTAGE_STREAK, JobWorker
 from services.payments.client import PaymentsClient
 from services.store import open_store
@@ -195,6 +195,14 @@ def test_finished_jobs_are_purged_after_the_retention(jobs: JobStore, client: Pa
             finished_at=jobs.job(old).finished_at - timedelta(days=31)))
     assert jobs.purge() == 1
     assert jobs.job(old) is None and jobs.results(old) == [] and jobs.job(recent) is not None
+    assert [job.id for job in jobs.jobs("ann")] == [recent]  # no longer listed or opened
+    with jobs.engine.connect() as conn:  # the customer data is gone; which organizations it looked up is not
+        kept = conn.execute(select(bulk_job_items.c.organization_id, bulk_job_items.c.result, bulk_job_items.c.error)
+                            .where(bulk_job_items.c.job_id == old)).all()
+    assert len(kept) == 2 and all(result is None and error is None for _, result, error in kept)
+    [purged] = [job for job in jobs.jobs_including(kept[0].organization_id) if job.id == old]
+    assert purged.purged_at is not None and purged.username == "ann" and purged.total == 2
+    assert jobs.purge() == 0  # once
 
 
 def test_the_desk_audits_starts_stops_and_downloads_and_shows_jobs_to_their_owner_or_admin(

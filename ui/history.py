@@ -79,7 +79,7 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
                          column_order=list(COLUMNS), row_height=None)
             pager("history_paging", summary.total, PAGE, page.next, labels=("Newer", "Older"))
         if not lookups.empty:
-            st.markdown("**Bulk lookups that included it** (kept while their results are)")
+            st.markdown("**Bulk lookups that included it**")
             st.dataframe(_lookups_frame(lookups), hide_index=True, width="stretch", column_config={
                 "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm"),
                 "user": "Who", "what": "What", "job": "Job"})

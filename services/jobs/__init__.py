@@ -9,8 +9,9 @@ pacer books every request in the key's rate budget shared through the store, ser
 jobs of every worker and replica together stay under the key's limit), saves each result as it arrives, ends
 the job `done`, or `stopped` when someone asked it to stop from any session. A worker that dies stops renewing:
 once its claim expires (or at once when its process's console lease is seen ended, as after a kill -9 and a
-restart on the same machine) another worker takes the job over with the pending ids only. Finished jobs are
-purged after `BILLING_DESK_JOB_KEEP_DAYS` (30) by the workers.
+restart on the same machine) another worker takes the job over with the pending ids only. A finished job's
+results are purged after `BILLING_DESK_JOB_KEEP_DAYS` (30) by the workers; the job and the ids it looked up stay
+(marked purged, no longer listed), so each customer's history still says who looked them up in bulk.
 
 Why a claim loop of our own rather than procrastinate or pgqueuer: both are PostgreSQL-only (LISTEN/NOTIFY,
 PL/pgSQL, their own schema), while the embedded default runs on SQLite and must work without PostgreSQL; a

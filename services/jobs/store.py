@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, and_, delete, func, insert,
+from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, and_, func, insert,
                         or_, select, update)
 from sqlalchemy.engine import Connection, Engine, Row
 
@@ -47,6 +47,9 @@ bulk_jobs = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("stopped_by", String(255)),
     Column("failure", Text),  # why it ended as failed, one sentence (migration 0008)
+    # When its results were purged (migration 0010): the job and the ids it looked up stay, for each customer's
+    # history; the results (the customer data) are gone. A purged job is no longer listed or opened.
+    Column("purged_at", DateTime(timezone=True)),
     Index("ix_bulk_jobs_status", "status", "created_at"),
     Index("ix_bulk_jobs_username", "username", "created_at"),
 )
@@ -84,12 +87,13 @@ class Job:
     finished_at: datetime | None
     stopped_by: str | None
     failure: str | None
+    purged_at: datetime | None
     now: datetime  # the store's clock when read
 
     @classmethod
     def of(cls, row: Row[Any], moment: datetime) -> Job:
         values = dict(row._mapping)
-        for name in ("created_at", "claim_expires_at", "heartbeat_at", "started_at", "finished_at"):
+        for name in ("created_at", "claim_expires_at", "heartbeat_at", "started_at", "finished_at", "purged_at"):
             values[name] = utc(values[name])
         return cls(**values, now=utc(moment))  # type: ignore[arg-type]
 
@@ -150,8 +154,9 @@ class JobStore:
         return job_id
 
     def jobs(self, username: str | None = None, limit: int = 200) -> list[Job]:
-        """Newest first; one person's, or everyone's."""
-        query = select(bulk_jobs).order_by(bulk_jobs.c.created_at.desc(), bulk_jobs.c.id).limit(limit)
+        """Newest first; one person's, or everyone's (not the purged)."""
+        query = (select(bulk_jobs).where(bulk_jobs.c.purged_at.is_(None))
+                 .order_by(bulk_jobs.c.created_at.desc(), bulk_jobs.c.id).limit(limit))
         if username is not None:
             query = query.where(bulk_jobs.c.username == username)
         with self.engine.connect() as conn:
@@ -159,7 +164,7 @@ class JobStore:
             return [Job.of(row, moment) for row in conn.execute(query)]
 
     def jobs_including(self, organization_id: str, limit: int = 50) -> list[Job]:
-        """The jobs (kept, not yet purged) that looked this organization up, newest first."""
+        """The jobs that looked this organization up, newest first, purged ones too (`purged_at` set)."""
         holding = select(bulk_job_items.c.job_id).where(bulk_job_items.c.organization_id == organization_id)
         query = (select(bulk_jobs).where(bulk_jobs.c.id.in_(holding))
                  .order_by(bulk_jobs.c.created_at.desc(), bulk_jobs.c.id).limit(limit))
@@ -169,14 +174,16 @@ class JobStore:
 
     def job(self, job_id: str) -> Job | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(bulk_jobs).where(bulk_jobs.c.id == job_id)).first()
+            row = conn.execute(select(bulk_jobs).where(bulk_jobs.c.id == job_id,
+                                                       bulk_jobs.c.purged_at.is_(None))).first()
             return Job.of(row, store_now(conn)) if row else None
 
     def results(self, job_id: str) -> list[dict[str, Any]]:
         """The rows fetched so far, in the order given."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(bulk_job_items.c.result).where(
-                bulk_job_items.c.job_id == job_id, bulk_job_items.c.state == FETCHED)
+            rows = conn.execute(select(bulk_job_items.c.result).where(  # a purged job's are emptied: none
+                bulk_job_items.c.job_id == job_id, bulk_job_items.c.state == FETCHED,
+                bulk_job_items.c.result.is_not(None))
                 .order_by(bulk_job_items.c.position))
             return [json.loads(result) for (result,) in rows]
 
@@ -275,15 +282,19 @@ class JobStore:
                          .values(worker_id=None, lease_id=None, claim_expires_at=None))
 
     def purge(self) -> int:
-        """Deletes the jobs finished longer ago than the retention, and their results; returns how many."""
+        """Empties the results of the jobs finished longer ago than the retention and marks them purged; returns
+        how many. Which organizations each looked up, who started it and when stay: a customer's history says
+        who looked them up in bulk for as long as the audit log keeps the downloads."""
         with write_transaction(self.engine) as conn:
-            cutoff = store_now(conn) - self.keep
-            old = select(bulk_jobs.c.id).where(bulk_jobs.c.status.in_(FINISHED), bulk_jobs.c.finished_at < cutoff)
+            moment = store_now(conn)
+            old = select(bulk_jobs.c.id).where(bulk_jobs.c.status.in_(FINISHED), bulk_jobs.c.purged_at.is_(None),
+                                               bulk_jobs.c.finished_at < moment - self.keep)
             job_ids = list(conn.execute(old).scalars())
             if not job_ids:
                 return 0
-            conn.execute(delete(bulk_job_items).where(bulk_job_items.c.job_id.in_(job_ids)))
-            conn.execute(delete(bulk_jobs).where(bulk_jobs.c.id.in_(job_ids)))
+            conn.execute(update(bulk_job_items).where(bulk_job_items.c.job_id.in_(job_ids))
+                         .values(result=None, error=None))
+            conn.execute(update(bulk_jobs).where(bulk_jobs.c.id.in_(job_ids)).values(purged_at=moment))
             return len(job_ids)
 
 
