@@ -50,5 +50,5 @@ def test_facts_are_escaped_html_with_a_dash_for_what_is_missing() -> None:
 
     shown = facts_html([[("Email", '<img src=x onerror="alert(1)">'), ("Card", None)], [("Address & co", "a < b")]])
     assert "<img" not in shown and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in shown
-    assert "Address &amp; co" in shown and "a &lt; b" in shown and ">—</div>" in shown
+    assert "Address &amp; co" in shown and "a &lt; b" in shown and ">—</dd>" in shown
     assert shown.count("border:1px solid") == 2  # a box per group

@@ -18,7 +18,7 @@ from services.audit import AuditCursor
 def cursors(state_key: str, scope: Any) -> list[AuditCursor | None]:
     """The cursors of the pages seen so far for `scope` (the last is the current page's; None = the first)."""
     paging = st.session_state.get(state_key)
-    if not paging or paging["scope"] != scope:
+    if not paging or paging.get("scope") != scope:
         paging = st.session_state[state_key] = {"scope": scope, "cursors": [None]}
     return paging["cursors"]
 

@@ -1,7 +1,8 @@
-"""How things look on screen: markdown-safe text, status and environment badges' labels and colours.
+"""How things look on screen: markdown-safe text, escaped HTML, status and environment badges' labels and colours.
 
-API data is shown literally: anything from the API that goes into markdown passes through `plain` (or
-`code_span`), so a name like `[click](https://evil.example)` or a bare URL never becomes a link.
+API data is shown literally: anything from the API that goes into markdown passes through `escape_markdown` (or
+`code_span`), and into HTML through `facts_html`, so a name like `[click](https://evil.example)` or a bare URL
+never becomes a link.
 """
 
 from __future__ import annotations
@@ -52,22 +53,23 @@ def unlinked(text: object) -> str:
 
 
 # A bordered box as st.container(border=True) draws it, in colours that suit the light and the dark theme alike.
-_BOX_STYLE = ("border:1px solid rgba(128,128,128,.3);border-radius:.5rem;padding:.75rem 1rem;display:grid;"
-              "grid-template-columns:repeat(auto-fit,minmax(11rem,1fr));gap:.5rem 1rem")
-_LABEL_STYLE = "font-size:.875rem;opacity:.6"
-_VALUE_STYLE = "overflow-wrap:anywhere"
+_BOX_STYLE = ("border:1px solid rgba(128,128,128,.3);border-radius:.5rem;padding:.75rem 1rem;margin:0;"
+              "display:grid;grid-template-columns:repeat(auto-fit,minmax(11rem,1fr));gap:.5rem 1rem")
+_LABEL_STYLE = "font-size:.875rem;font-weight:normal;opacity:.6;margin:0"
+_VALUE_STYLE = "overflow-wrap:anywhere;margin:0"
 
 
 def facts_html(boxes: Sequence[Sequence[tuple[str, object]]]) -> str:
     """Boxes of small grey labels over values, as HTML for one `st.html` element. Every label and value is
     HTML-escaped, so text from the API shows literally: no tag, entity or markdown is read, and HTML (unlike
-    markdown) never turns a bare address into a link. A missing value shows as a dash."""
+    markdown) never turns a bare address into a link. A missing value shows as a dash. Each box is a description
+    list, so a screen reader says which label a value belongs to."""
     def cell(label: str, value: object) -> str:
         shown = html.escape(str(value)) if value not in (None, "") else "—"
-        return (f'<div><div style="{_LABEL_STYLE}">{html.escape(label)}</div>'
-                f'<div style="{_VALUE_STYLE}">{shown}</div></div>')
+        return (f'<div><dt style="{_LABEL_STYLE}">{html.escape(label)}</dt>'
+                f'<dd style="{_VALUE_STYLE}">{shown}</dd></div>')
     return '<div style="display:grid;gap:1rem">' + "".join(
-        f'<div style="{_BOX_STYLE}">' + "".join(cell(label, value) for label, value in box) + "</div>"
+        f'<dl style="{_BOX_STYLE}">' + "".join(cell(label, value) for label, value in box) + "</dl>"
         for box in boxes) + "</div>"
 
 

@@ -1,6 +1,8 @@
 // A real OpenID Connect provider for the test suite, on plain http loopback (see README.md).
 //
-//   node provider.mjs --port 0 --client-id billing-desk --client-secret s3cret --app-url http://127.0.0.1:8501
+//   node provider.mjs --port=0 --client-id=billing-desk --client-secret=s3cret --app-url=http://127.0.0.1:8501
+//
+// (`--name=value`: parseArgs refuses a separate value that starts with "-", as a random secret may.)
 //
 // Every option can come from the environment instead (OIDC_PORT, OIDC_HOST, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET,
 // OIDC_APP_URLS comma-separated, OIDC_PASSWORD, OIDC_ACCOUNTS_FILE). With port 0 the system picks a free port.
