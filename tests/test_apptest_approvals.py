@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -139,7 +140,7 @@ def test_the_customer_page_shows_the_waiting_request_its_history_and_takes_notes
     frame = next(table.value for table in finance.dataframe if "reason" in table.value.columns)
     assert list(frame.action[:3]) == ["add note", "withdraw request", "request approval"]
     assert frame.reason.iloc[0] == "Called about the invoice; promised a callback."
-    assert frame.request.iloc[1] == request_id[:8]
+    assert frame.request.iloc[1] == request_id[:8] and pd.isna(frame.request.iloc[0])  # a note has none (not "nan")
     assert finance.text_area(key="customer_note_text").value == ""  # emptied once stored
     next(button for button in finance.button if button.label == "Add note").click().run()
     assert "Write the note first" in " ".join(element.value for element in finance.error)

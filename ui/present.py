@@ -29,8 +29,9 @@ ENVIRONMENT_STYLE: dict[str, tuple[str, str]] = {
 
 
 def short_id(value: object) -> str | None:
-    """A request's or job's id as the pages show it: its first 8 characters (enough to tell them apart)."""
-    return str(value)[:8] if value else None
+    """A request's or job's id as the pages show it: its first 8 characters (enough to tell them apart). None for
+    none, a table's empty cell (NaN) included."""
+    return str(value)[:8] if isinstance(value, str) and value else None
 
 
 def escape_markdown(text: object) -> str:

@@ -208,6 +208,10 @@ def screenshot(page: Page, name: str) -> None:
     size = page.viewport_size or {"width": 1400, "height": 1000}
     height = page.evaluate("document.querySelector(\"[data-testid='stMain']\")?.scrollHeight ?? 0")
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 4000))})
+    # No tooltip of the last button clicked: the mouse to blank space, the button's focus dropped (only a
+    # button's: a text box would commit its value on blur, and rerun the page).
+    page.mouse.move(size["width"] - 10, size["height"] // 2)
+    page.evaluate("document.activeElement?.tagName === 'BUTTON' && document.activeElement.blur()")
     page.wait_for_timeout(200)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     page.set_viewport_size(size)
