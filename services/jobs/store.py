@@ -294,8 +294,9 @@ class JobStore:
                 return 0
             conn.execute(update(bulk_job_items).where(bulk_job_items.c.job_id.in_(job_ids))
                          .values(result=None, error=None))
-            conn.execute(update(bulk_jobs).where(bulk_jobs.c.id.in_(job_ids)).values(purged_at=moment))
-            return len(job_ids)
+            marked = conn.execute(update(bulk_jobs).where(bulk_jobs.c.id.in_(job_ids), bulk_jobs.c.purged_at.is_(None))
+                                  .values(purged_at=moment))  # another replica's purge may have marked some
+            return marked.rowcount
 
 
 def _json_default(value: Any) -> Any:
