@@ -66,6 +66,7 @@ from .plan_change import PlanOption
 
 T = TypeVar("T")
 log = logging.getLogger("billing_desk.desk")
+BULK_LOOKUPS_SHOWN = 100  # a customer's history lists the newest this many bulk lookups that included them
 # A job's results table: the columns the Bulk page showed, then the rest of each customer's record (with the
 # amounts the finance summary needs, services/tables.py).
 JOB_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + CUSTOMER_COLUMNS + list(getattr(tables, "FINANCE_COLUMNS", []))))
@@ -466,12 +467,12 @@ class BillingDesk:
         if not self.audit.settle(audit_id, organization_id, seen):
             raise InputRefused("audit row", "That write is not waiting to be settled for this organization; "
                                             "someone may have settled it already.")
-        if request_id := self.audit.approval_request_of(audit_id):  # an approved write: its request says so too
-            try:
+        try:  # an approved write: its request says so too
+            if request_id := self.audit.approval_request_of(audit_id):
                 self.approvals.settle_outcome(request_id, audit_id, seen)
-            except Exception:  # settled in the audit log, which is what counts; the request still says unknown
-                log.warning("Settled audit row %s, but its approval request could not record it.", audit_id,
-                            exc_info=True)
+        except Exception:  # settled in the audit log, which is what counts; the request still says unknown
+            log.warning("Settled audit row %s, but its approval request could not record it.", audit_id,
+                        exc_info=True)
         return customer
 
     # --- four-eyes approvals (services/approvals/) -------------------------------------------------------------
@@ -713,14 +714,14 @@ class BillingDesk:
         return summary, AuditPage(frame, page.next)
 
     def customer_bulk_lookups(self, actor: Actor, organization_id: str) -> pd.DataFrame:
-        """The bulk lookups that included this organization (purged ones too: their results are gone, not the
-        fact), and their downloads."""
+        """The newest `BULK_LOOKUPS_SHOWN` bulk lookups that included this organization (purged ones too: their
+        results are gone, not the fact), and their downloads; support sees its own."""
         organization_id = validation.organization_id(organization_id)
         self._authorize(actor, Action.VIEW_CUSTOMER_HISTORY, organization_id)
         with reading():
             everyone = allowed(actor.role, Action.SEE_ALL_BULK_JOBS) or allowed(actor.role, Action.READ_AUDIT_LOG)
-            jobs = [job for job in self.jobs.jobs_including(organization_id)
-                    if everyone or job.username == actor.username]
+            jobs = self.jobs.jobs_including(organization_id, None if everyone else actor.username,
+                                            BULK_LOOKUPS_SHOWN)
             downloads = self.audit.job_downloads([job.id for job in jobs])
         rows = [{"at": job.created_at, "user": job.username, "job": job.id,
                  "what": f"bulk lookup of {job.total:,} organizations"

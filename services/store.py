@@ -232,7 +232,9 @@ CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def grant_console(engine: Engine, role: str) -> list[str]:
-    """Grants `role` what the console needs on every table the store has; returns the statements run."""
+    """Gives `role` exactly what the console needs on every table the store has, in one transaction: what an
+    earlier release granted and this one doesn't (DELETE on the bulk-job tables before migration 0010) is
+    revoked first. Returns the statements run."""
     if engine.dialect.name != "postgresql":
         raise StoreError("Grants are for PostgreSQL; a SQLite store has no roles.")
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
@@ -244,6 +246,7 @@ def grant_console(engine: Engine, role: str) -> list[str]:
         for privileges, tables in CONSOLE_GRANTS:
             names = [name for name in tables if name in present]
             if names:
+                statements.append(f"REVOKE ALL ON {', '.join(names)} FROM {role}")
                 statements.append(f"GRANT {privileges} ON {', '.join(names)} TO {role}")
         for statement in statements:
             conn.execute(text(statement))

@@ -275,6 +275,9 @@ def test_the_roles_of_the_deployment_guide_let_the_console_work_but_not_rewrite_
         _run(store_engine(url), in_database)
         owner = store_engine(url.replace("postgres@", "billing_desk_owner@"))
         upgrade(owner)  # `python -m services.store upgrade` as the owner
+        with owner.begin() as conn:  # what the release before migration 0010 granted: DELETE on the job tables
+            conn.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON bulk_jobs, bulk_job_items TO "
+                              "billing_desk_console"))
         grant_console(owner, "billing_desk_console")  # `python -m services.store grant billing_desk_console`
         owner.dispose()
 

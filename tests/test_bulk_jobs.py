@@ -202,6 +202,8 @@ def test_finished_jobs_are_purged_after_the_retention(jobs: JobStore, client: Pa
     assert len(kept) == 2 and all(result is None and error is None for _, result, error in kept)
     [purged] = [job for job in jobs.jobs_including(kept[0].organization_id) if job.id == old]
     assert purged.purged_at is not None and purged.username == "ann" and purged.total == 2
+    assert jobs.jobs_including(kept[0].organization_id, username="bob") == []  # one person's, in the query
+    assert len(jobs.jobs_including(kept[0].organization_id, limit=1)) == 1
     assert jobs.purge() == 0  # once
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from services.auth.roles import Action, Actor, allowed
-from services.desk import BillingDesk
+from services.desk import BULK_LOOKUPS_SHOWN, BillingDesk
 from services.inputs import MAX_NOTE_LENGTH
 
 from .paging import cursors, pager
@@ -79,7 +79,9 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
                          column_order=list(COLUMNS), row_height=None)
             pager("history_paging", summary.total, PAGE, page.next, labels=("Newer", "Older"))
         if not lookups.empty:
-            st.markdown("**Bulk lookups that included it**")
+            shown = lookups.job.nunique()
+            newest = f" (the newest {shown:,})" if shown >= BULK_LOOKUPS_SHOWN else ""
+            st.markdown(f"**Bulk lookups that included it**{newest}")
             st.dataframe(_lookups_frame(lookups), hide_index=True, width="stretch", column_config={
                 "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm"),
                 "user": "Who", "what": "What", "job": "Job"})

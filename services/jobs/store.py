@@ -163,11 +163,14 @@ class JobStore:
             moment = store_now(conn)
             return [Job.of(row, moment) for row in conn.execute(query)]
 
-    def jobs_including(self, organization_id: str, limit: int = 50) -> list[Job]:
-        """The jobs that looked this organization up, newest first, purged ones too (`purged_at` set)."""
+    def jobs_including(self, organization_id: str, username: str | None = None, limit: int = 100) -> list[Job]:
+        """The jobs (one person's, or everyone's) that looked this organization up, newest first, purged ones too
+        (`purged_at` set): at most `limit`."""
         holding = select(bulk_job_items.c.job_id).where(bulk_job_items.c.organization_id == organization_id)
         query = (select(bulk_jobs).where(bulk_jobs.c.id.in_(holding))
                  .order_by(bulk_jobs.c.created_at.desc(), bulk_jobs.c.id).limit(limit))
+        if username is not None:
+            query = query.where(bulk_jobs.c.username == username)
         with self.engine.connect() as conn:
             moment = store_now(conn)
             return [Job.of(row, moment) for row in conn.execute(query)]
