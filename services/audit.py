@@ -246,8 +246,7 @@ class AuditLog:
         """The four-eyes request a write was made for (its intent row's parameters name it), if any."""
         with self.engine.connect() as conn:
             line = _line(conn, event_id)
-        request_id = json.loads(line.parameters or "{}").get("request") if line is not None else None
-        return str(request_id) if request_id else None
+        return approval_request_named(line.parameters) if line is not None else None
 
     def settle(self, event_id: int, organization_id: str, note: str) -> bool:
         """Records that a person re-read the customer of an unknown outcome: a "settled" row linked to the
@@ -568,6 +567,15 @@ def _frame(rows: Iterable[Row[Any]]) -> pd.DataFrame:
     for column in ("at", "completed_at"):
         frame[column] = pd.to_datetime(frame[column].map(_utc), utc=True)
     return frame
+
+
+def approval_request_named(parameters: str | None) -> str | None:
+    """The approval request an audit line is about (its parameters' "request"), if any."""
+    try:
+        value = json.loads(parameters or "{}").get("request")
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def _line(conn: Connection, event_id: int) -> Row[Any] | None:

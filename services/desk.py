@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import exports
 from .audit import (PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, AuditSummary, AuditUnavailable,
-                    ChainReport, reading)
+                    ChainReport, approval_request_named, reading)
 from .auth.roles import Action, Actor, PermissionDenied, allowed, require
 from .bulk import RESULT_COLUMNS
 from .approvals.policy import ApprovalPolicy, Gate, gate, snapshot_of
@@ -140,15 +140,6 @@ class RequestReview:
 
 
 HISTORY_COLUMNS = ["at", "user", "action", "reason", "outcome", "request", "request_id"]
-
-
-def _request_of(parameters: str | None) -> str | None:
-    """The approval request an audit line is about, if any."""
-    try:
-        value = json.loads(parameters or "{}").get("request")
-    except (ValueError, AttributeError):
-        return None
-    return str(value) if value else None
 
 
 SYSTEM_USER = "billing-desk"  # who the audit log names for what the console does on its own (an expiry)
@@ -710,7 +701,7 @@ class BillingDesk:
             summary, page = self.audit.summary_and_page(AuditFilter(organization=organization_id), after, size)
         # Only what a customer's history shows: the audit log's other columns (the identity provider's subject,
         # parameters, errors) are for those who may read the log, not for every role that sees the customer.
-        frame = page.frame.assign(request=page.frame.parameters.map(_request_of))[HISTORY_COLUMNS]
+        frame = page.frame.assign(request=page.frame.parameters.map(approval_request_named))[HISTORY_COLUMNS]
         return summary, AuditPage(frame, page.next)
 
     def customer_bulk_lookups(self, actor: Actor, organization_id: str) -> pd.DataFrame:

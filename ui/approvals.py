@@ -92,14 +92,15 @@ def request_facts(review: RequestReview) -> None:
                    if request.decided_by and request.status != WAITING else "")
                 + (f": “{escape_markdown(request.decision_reason)}”" if request.decision_reason else ""))
     if request.status == APPROVED and request.outcome:
-        said = {"succeeded": (st.success, "The write succeeded."), "failed": (st.error, "The write failed"),
+        detail = escape_markdown(request.outcome_error) if request.outcome_error else ""
+        said = {"succeeded": (st.success, "The write succeeded."),
+                "failed": (st.error, f"The write failed: {detail}" if detail else "The write failed."),
                 "unknown": (st.warning, "The write's outcome is unknown: re-read the customer on the Subscription "
-                                        "page before anything else"),
-                "settled": (st.info, "The write's outcome was unknown until the customer was re-read by")}
-        show, sentence = said.get(request.outcome, (st.info, f"The write: {request.outcome}"))
-        joint = " " if request.outcome == "settled" else ": "
-        show(sentence + (f"{joint}{escape_markdown(request.outcome_error)}" if request.outcome_error and
-                         request.outcome != "succeeded" else "" if sentence.endswith(".") else "."))
+                                        "page before anything else" + (f": {detail}" if detail else ".")),
+                # the outcome's text is then who re-read it and what they saw ("fiona: status active, plan Growth")
+                "settled": (st.info, f"The write's outcome was unknown until the customer was re-read by {detail}.")}
+        show, sentence = said.get(request.outcome, (st.info, f"The write: {request.outcome}."))
+        show(sentence)
 
 
 def customer_now(review: RequestReview) -> None:
