@@ -19,7 +19,7 @@ from services.auth.roles import Role
 
 ADMIN = Actor("ada", Role.ADMIN)
 FAULTS: dict[str, dict[str, Any]] = {
-    "hang": {"hangSeconds": 1.5, "count": 2},
+    "hang": {"hangSeconds": 2.0, "count": 2},  # twice the client's read timeout below
     "500": {"status": 500, "count": 3},
     "503": {"status": 503, "count": 3},
     "429 storm": {"status": 429, "count": 3},
@@ -61,7 +61,9 @@ def _operation(desk: BillingDesk, control: SandboxControl, name: str) -> Callabl
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_operation_under_fault(sandbox, control: SandboxControl, tmp_path: Path, operation: str, fault: str) -> None:
     audit = AuditLog(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
-    healthy = PaymentsClient(sandbox.base_url, sandbox.api_key, timeout=(1.0, 0.5), backoff_factor=0.05,
+    # A read timeout of 1 s: only the hang should time out, not a slow answer on a busy machine (at 0.5 s a
+    # 429 storm once ended in a timeout under the full suite).
+    healthy = PaymentsClient(sandbox.base_url, sandbox.api_key, timeout=(1.0, 1.0), backoff_factor=0.05,
                              retry_after_cap=2)
     action = _operation(BillingDesk(healthy, audit), control, operation)
     if fault == "connection refused":
