@@ -23,8 +23,8 @@ from ui import organization, reads, session
 from ui.approvals import waiting_notice
 from ui.console import get_console
 from ui.history import history
-from ui.present import escape_markdown, facts_html
-from ui.widgets import fresh_link_panel, remember_fresh_link, show_error, status_badge, stop_on_read_error
+from ui.present import customer_heading, escape_markdown, facts_html
+from ui.widgets import fresh_link_panel, remember_fresh_link, show_error, stop_on_read_error
 
 HINT = "Look up an organization by its id to see its subscription, card and contact details."
 # The run log names the fragment's own runs apart from the page's full runs (app.py logs those).
@@ -57,10 +57,8 @@ def _customer_panel() -> None:
         stop_on_read_error(problem, f"look up {organization_id}")
 
     subscription = customer.subscription
-    with st.container(horizontal=True, vertical_alignment="center"):
-        st.subheader(escape_markdown(customer.display_name))
-        status_badge(customer)
-    st.caption(" · ".join(escape_markdown(part) for part in (customer.organization_id, customer.customer_id) if part))
+    st.markdown(customer_heading(customer.display_name, customer.status,
+                                 (customer.organization_id, customer.customer_id)))
 
     for kind, sentence in customer_notices(customer):
         getattr(st, kind)(escape_markdown(sentence))

@@ -405,7 +405,7 @@ def _refused_by(check, value: str) -> bool:  # type: ignore[no-untyped-def]
 
 def test_api_data_with_markup_is_shown_literally(sandbox_control: SandboxControl) -> None:
     at = app("support", org="org_markup")
-    heading = at.subheader[0].value
+    heading = next(element.value for element in at.markdown if element.value.startswith("### "))
     assert "\\<b\\>" in heading and "\\*\\*Stars\\*\\*" in heading and "\\$5" in heading
     assert texts(at).splitlines()[0] != "" and "<b>Bold</b> **Stars** $5" in texts(at)
 

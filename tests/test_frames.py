@@ -52,3 +52,15 @@ def test_facts_are_escaped_html_with_a_dash_for_what_is_missing() -> None:
     assert "<img" not in shown and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in shown
     assert "Address &amp; co" in shown and "a &lt; b" in shown and ">—</dd>" in shown
     assert shown.count("border:1px solid") == 2  # a box per group
+
+
+def test_the_customer_heading_is_one_markdown_element_with_everything_from_the_api_escaped() -> None:
+    from tests.test_apptest_shapes import renders_a_link
+    from ui.present import customer_heading
+
+    shown = customer_heading("[Pay](https://evil.example) **now** $5", "odd]status[", ("org_1", "cus_[x]"))
+    heading, details = shown.split("\n\n")
+    assert heading.startswith("### ") and "\\[Pay\\]" in heading and "\\*\\*now\\*\\*" in heading and "\\$5" in heading
+    assert details.startswith(":gray-badge[Odd\\]status\\[]")  # an unknown status: the API's word, in grey
+    assert details.endswith(":gray[:small[org\\_1 · cus\\_\\[x\\]]]") and not renders_a_link(shown)
+    assert customer_heading("Acme", "past_due", ("org_1", None)) == "### Acme\n\n:orange-badge[Past due] :gray[:small[org\\_1]]"

@@ -1,4 +1,5 @@
-"""How things look on screen: markdown-safe text, escaped HTML, status and environment badges' labels and colours.
+"""How things look on screen: markdown-safe text, escaped HTML, status and environment badges' labels and colours,
+the customer's heading.
 
 API data is shown literally: anything from the API that goes into markdown passes through `escape_markdown` (or
 `code_span`), and into HTML through `facts_html`, so a name like `[click](https://evil.example)` or a bare URL
@@ -85,6 +86,16 @@ def status_style(status: str) -> tuple[str, str]:
 
 def status_label(status: str) -> str:
     return status_style(status)[0]
+
+
+def customer_heading(name: str, status: str, ids: Sequence[str | None]) -> str:
+    """The Customer page's head as one markdown element: the customer's name as a heading, then its status badge
+    and its ids in small grey. One element rather than four (a row of heading and badge, and a caption): each
+    element is a message for the browser to render, and a lookup draws this one every time (docs/performance.md).
+    The name, the ids and the status (an unknown one is shown as the API words it) are escaped."""
+    label, colour = status_style(status)
+    line = " · ".join(escape_markdown(part) for part in ids if part)
+    return f"### {escape_markdown(name)}\n\n:{colour}-badge[{escape_markdown(label)}] :gray[:small[{line}]]"
 
 
 def monthly_cost_spec(costs: pd.DataFrame) -> dict[str, Any]:

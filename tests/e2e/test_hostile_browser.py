@@ -20,6 +20,7 @@ from services.inputs import reason_text
 from services.inputs import InputRefused
 from services.payments.errors import InvalidInputError
 from tests.hostile_inputs import BROWSER_SAMPLE
+from ui.present import unlinked
 
 from .conftest import Console, choose, login, open_tab, wait_for_app
 
@@ -126,11 +127,14 @@ def test_a_customer_s_own_words_show_as_text_on_the_customer_page(page: Page, co
     """What a customer typed about themselves (their portal lets them) is shown literally: markup stays text,
     nothing is injected into the page, and an address in it is not a link."""
     organization_id = _active(console, 3)
+    name = "[Pay here](https://evil.example/pay) <b>Acme</b> $5"
     email = '"><img src=x onerror="window.__owned=1">@evil.example'
     line1 = "<script>window.__owned=1</script> https://evil.example/pay **now**"
-    console.sandbox.set_profile(organization_id, email=email, address={"line1": line1, "country": "US"})
+    console.sandbox.set_profile(organization_id, organizationName=name, email=email,
+                                address={"line1": line1, "country": "US"})
     login(page, console, "support", f"customer?org={organization_id}")
     main = page.get_by_test_id("stMain")
+    expect(main.get_by_role("heading", name=unlinked(name), exact=True)).to_be_visible()
     expect(main.get_by_text(email, exact=True)).to_be_visible()
     expect(main.get_by_text(f"{line1}, US", exact=True)).to_be_visible()
     injected = main.locator("img[src='x'], a[href*='evil.example'], script:not([src^='/app/static/'])")  # not our own
