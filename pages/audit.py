@@ -8,8 +8,8 @@ import streamlit as st
 
 from services.audit import OUTCOMES, PAGE_SIZE, AuditFilter
 from services.exports import ZIP_ABOVE_ROWS
-from services.auth.roles import Page
-from ui import paging, session
+from services.auth.roles import Actor, Page
+from ui import guard, paging, session
 from ui.console import get_console
 from ui.widgets import show_error, stop_on_read_error
 
@@ -92,7 +92,7 @@ ZIPPED = summary.total > ZIP_ABOVE_ROWS  # Streamlit holds a download's bytes in
 CSV_NAME = f"audit-{today}.csv"
 
 
-def _export() -> bytes:
+def _export(actor: Actor) -> bytes:
     """The file, made on the click in batches with every matching event up to the newest counted above, and
     handed over as bytes: Streamlit's deferred download takes bytes (or a BufferedReader), not the temporary
     file's BufferedRandom, and reads it whole anyway; the temporary file is closed (deleted) here."""
@@ -101,7 +101,7 @@ def _export() -> bytes:
 
 
 download_column, note_column = st.columns([1, 3], vertical_alignment="center")
-download_column.download_button("Download CSV", _export, file_name=f"{CSV_NAME}.zip" if ZIPPED else CSV_NAME,
+download_column.download_button("Download CSV", guard.download(_export), file_name=f"{CSV_NAME}.zip" if ZIPPED else CSV_NAME,
                                 mime="application/zip" if ZIPPED else "text/csv", icon=":material/download:",
                                 on_click="ignore")
 note_column.caption(f"Download all {summary.total:,} matching "

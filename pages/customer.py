@@ -15,11 +15,11 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from services import intents
-from services.auth.roles import Action, Page, allowed
+from services.auth.roles import Action, Actor, Page, allowed
 from services.formatting import card, customer_notices, day, price_with_interval
 from services.run_log import RunTimer
 from services.tables import plan_name
-from ui import organization, reads, session
+from ui import guard, organization, reads, session
 from ui.approvals import waiting_notice
 from ui.console import get_console
 from ui.history import history
@@ -30,13 +30,13 @@ HINT = "Look up an organization by its id to see its subscription, card and cont
 # The run log names the fragment's own runs apart from the page's full runs (app.py logs those).
 LOOKUP_RUN = "Customer lookup"
 
-actor = session.require_page(Page.CUSTOMER)
+session.require_page(Page.CUSTOMER)
 desk = get_console().desk
 
 st.title("Customer")
 
 
-def _create_portal_link(organization_id: str) -> None:
+def _create_portal_link(actor: Actor, organization_id: str) -> None:
     existing = st.session_state.get("fresh_link")
     if existing and existing["expires_at"] and existing["expires_at"] < datetime.now(timezone.utc):
         intents.retire(st.session_state, "portal", {"organization": organization_id})  # expired: make a new one
@@ -49,7 +49,7 @@ def _create_portal_link(organization_id: str) -> None:
         remember_fresh_link("portal", organization_id, link, intent)
 
 
-def _customer_panel() -> None:
+def _customer_panel(actor: Actor) -> None:
     organization_id = organization.chosen_or_stop(HINT)
     try:
         customer = reads.customer(actor, organization_id)
@@ -89,29 +89,26 @@ def _customer_panel() -> None:
         portal = st.button("Create portal link", key="create_portal_link", icon=":material/link:", type="primary",
                            help="A link to the customer's billing portal, where they update their card or cancel.")
         # A callback: the cache is cleared before this same run reads again, with no second run after it.
-        st.button("Refresh", key="refresh_customer", icon=":material/refresh:", on_click=reads.forget_reads,
+        st.button("Refresh", key="refresh_customer", icon=":material/refresh:", on_click=guard.callback(reads.forget_reads),
                   help="Read this customer again from the API.")
         if allowed(actor.role, Action.CHANGE_PLAN) and st.button("Subscription actions", key="to_subscription",
                                                                 icon=":material/tune:"):
             st.switch_page("pages/subscription.py", query_params={"org": organization_id})  # a full run, there
     if portal:
-        _create_portal_link(organization_id)
+        _create_portal_link(actor, organization_id)
     fresh_link_panel("portal", organization_id)
     history(desk, actor, organization_id)
 
 
-@st.fragment
-def lookup() -> None:
-    """The lookup and the customer. Its own runs (not the page's full runs, which app.py times and whose router
-    checks the session) are timed here for the run log, and check the stored session as every run does."""
+@guard.fragment(page=Page.CUSTOMER)
+def lookup(actor: Actor) -> None:
+    """The lookup and the customer. Its own runs (not the page's full runs, which app.py times) are timed here
+    for the run log; every run gets the actor from the session checked now (ui/guard.py)."""
     context = get_script_run_ctx()
     own_run = context is not None and bool(context.fragment_ids_this_run)
     timer = RunTimer() if own_run else None
-    if timer is not None and session.current_actor() != actor:  # signed out, or the session ended: the router
-        timer.finish(LOOKUP_RUN)                                   # decides what this tab shows now
-        st.rerun(scope="app")
     try:
-        _customer_panel()
+        _customer_panel(actor)
     except Exception:  # as app.py does for a full run: a sentence, never a traceback
         logging.getLogger("billing_desk").exception("Page Customer failed")
         st.error("Something went wrong on this page. Refresh to try again; if it persists, tell the engineering "

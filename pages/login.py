@@ -25,8 +25,7 @@ with middle:
     if sso is not None and (who := session.signed_in_without_role()):
         st.warning(f"You're signed in as **{escape_markdown(who)}**, but your account has no Billing Desk role, "
                    "so there is nothing here for you yet.", icon=":material/no_accounts:")
-        st.caption("Ask an admin to add you to one of these groups: "
-                   + ", ".join(f"`{group}`" for group in sso.all_groups()) + ".")
+        st.caption("Ask your Billing Desk admin for access; once it is given, log out and sign in again.")
         st.button("Log out", on_click=session.logout, icon=":material/logout:")
         st.stop()
     if sso is not None:

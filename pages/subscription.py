@@ -113,4 +113,4 @@ with process_tab:
                   organization_name=customer.display_name, masked_session=validation.mask_checkout_session_id(session_id),
                   parameters={"session": session_id})
 
-show_open_dialog(desk, actor, organization_id)
+show_open_dialog(desk, organization_id)

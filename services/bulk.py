@@ -31,6 +31,10 @@ from .payments.errors import InvalidInputError, NotFoundError, PaymentsError, Ra
 from .payments.models import CustomerInfo, PlanCatalog
 
 MAX_IDS = 5000
+# What the paste box takes: room for the id limit twice over with long ids and separators, not a 4 MB paste
+# that would hold the console's CPU for seconds on each run (the page parses once per change, too).
+MAX_PASTE_CHARACTERS = 250_000
+MAX_INVALID_LISTED = 200  # the invalid ids listed one by one; the rest are counted
 DEFAULT_CONCURRENCY = 8
 MAX_RATE_LIMIT_RETRIES = 5
 RESULT_COLUMNS = ["organization_id", "name", "status", "plan", "price", "interval", "period_end",
@@ -43,8 +47,13 @@ _ID_COLUMNS = ("organization_id", "organizationid", "organization", "org_id", "o
 class ParsedIds:
     valid: list[str]
     duplicates: list[str]
-    invalid: list[tuple[str, str]]  # (what was given, why it was refused)
+    invalid: list[tuple[str, str]]  # (what was given, why it was refused): the first MAX_INVALID_LISTED
     over_limit: int = 0  # valid ids beyond MAX_IDS, not sent
+    invalid_count: int = 0  # every invalid token, listed or not
+
+    @property
+    def invalid_unlisted(self) -> int:
+        return self.invalid_count - len(self.invalid)
 
 
 def parse_ids(tokens: Iterable[str], limit: int = MAX_IDS) -> ParsedIds:
@@ -52,20 +61,23 @@ def parse_ids(tokens: Iterable[str], limit: int = MAX_IDS) -> ParsedIds:
     seen: set[str] = set()
     duplicates: list[str] = []
     invalid: list[tuple[str, str]] = []
+    invalid_count = 0
     for token in tokens:
         if not token.strip():
             continue
         try:
             organization_id = validation.organization_id(token)
         except InvalidInputError as problem:
-            invalid.append((token[:80], problem.message))
+            invalid_count += 1
+            if len(invalid) < MAX_INVALID_LISTED:
+                invalid.append((token[:80], problem.message))
             continue
         if organization_id in seen:
             duplicates.append(organization_id)
             continue
         seen.add(organization_id)
         valid.append(organization_id)
-    return ParsedIds(valid[:limit], duplicates, invalid, max(0, len(valid) - limit))
+    return ParsedIds(valid[:limit], duplicates, invalid, max(0, len(valid) - limit), invalid_count)
 
 
 def ids_from_text(text: str) -> list[str]:

@@ -163,8 +163,10 @@ def _sso(secrets: Mapping[str, Any], sign_in: Mapping[str, Any]) -> SsoSettings 
     if not any(groups.values()):
         raise ConfigError("Map the identity provider's groups to roles: [sign_in.sso.roles] support = [...], "
                           "finance = [...], admin = [...] (see docs/security.md).")
+    max_age = _number(sso.get("max_age_minutes"), "[sign_in.sso] max_age_minutes", 60, 1, 1440)
     return SsoSettings(roles_claim=str(sso.get("roles_claim") or "groups"), groups_for_role=groups,
-                       provider_name=str(sso.get("provider_name") or "your company account"))
+                       provider_name=str(sso.get("provider_name") or "your company account"),
+                       max_age=timedelta(minutes=max_age))
 
 
 def _approvals(environ: Mapping[str, str], secrets: Mapping[str, Any]) -> ApprovalPolicy:

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from services.audit import AuditLog
+from services.auth.__main__ import main
 from services.auth.directory import UsersDirectory
+from services.auth.roles import Actor, Role
 from services.auth.password import PasswordSignIn
 from services.auth.sessions import SIGN_IN_UNAVAILABLE, SessionCheck, SignInSessions, ride_out
 from services.auth.throttle import UNKNOWN_USER, LoginThrottle
@@ -201,3 +203,58 @@ def test_a_store_outage_keeps_a_recently_confirmed_tab_signed_in_for_a_while(url
     assert down.check("forged.value", desk.directory.current()).actor is None  # the seal is checked first
     refused = PasswordSignIn(desk.directory, LoginThrottle(down.engine, AuditLog(down.engine)), down)
     assert refused.attempt("fay", PASSWORD, "10.0.0.1").refusal == SIGN_IN_UNAVAILABLE  # no session, no bypass
+
+
+def test_a_polling_run_is_not_activity(url: str, users_file: Path) -> None:
+    """A page that refreshes itself (the Bulk page's job list) checks the session without touching it, so an
+    unattended tab still reaches the idle limit."""
+    desk = Desk(url, users_file)
+    token = desk.sign_in.attempt("fay", PASSWORD, None).token
+    desk.sessions.idle_timeout = timedelta(seconds=0.6)
+    for _ in range(6):  # 0.9 s of polling, every 0.15 s: longer than the idle limit
+        desk.sessions.check(token, desk.directory.current(), touch=False)
+        time.sleep(0.15)
+    idle = desk.sessions.check(token, desk.directory.current(), touch=False)
+    assert idle.actor is None and "without activity" in str(idle.ended_because)
+
+
+def test_a_click_is_activity(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    token = desk.sign_in.attempt("fay", PASSWORD, None).token
+    desk.sessions.idle_timeout = timedelta(seconds=0.6)
+    for _ in range(6):
+        assert desk.sessions.check(token, desk.directory.current()).actor is not None
+        time.sleep(0.15)
+
+
+def _sso_actor(role: str = "finance") -> Actor:
+    return Actor("fay@example.com", Role(role), subject="https://login.example.com|00u1")
+
+
+def test_an_sso_sign_in_ends_after_its_maximum_age(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    signed_in_at = time.time()
+    first = desk.sessions.check_sso(_sso_actor(), signed_in_at, max_age=timedelta(hours=1))
+    assert first.actor is not None
+    aged = desk.sessions.check_sso(_sso_actor(), signed_in_at, max_age=timedelta(0))
+    assert aged.actor is None and "Sign in again" in str(aged.ended_because)
+    stale = desk.sessions.check_sso(_sso_actor(), time.time() - 7200, max_age=timedelta(hours=1))
+    assert stale.actor is None  # a provider sign-in older than the maximum age is not taken at all
+
+
+def test_an_sso_role_other_than_at_sign_in_ends_the_session(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    signed_in_at = time.time()
+    assert desk.sessions.check_sso(_sso_actor("finance"), signed_in_at).actor is not None
+    changed = desk.sessions.check_sso(_sso_actor("admin"), signed_in_at)
+    assert changed.actor is None and "access changed" in str(changed.ended_because)
+
+
+def test_an_admin_ends_a_persons_sso_sessions_at_once(url: str, users_file: Path) -> None:
+    desk = Desk(url, users_file)
+    signed_in_at = time.time() - 1
+    assert desk.sessions.check_sso(_sso_actor(), signed_in_at).actor is not None
+    assert main(["end-sessions", "Fay@Example.com", "--url", url]) == 0
+    ended = desk.sessions.check_sso(_sso_actor(), signed_in_at)
+    assert ended.actor is None and "signed out" in str(ended.ended_because)
+    assert desk.sessions.check_sso(_sso_actor(), time.time() + 1).actor is not None  # signing in again works

@@ -49,15 +49,41 @@ def test_sso_needs_a_role_mapping_and_never_runs_beside_the_sandbox() -> None:
     ("billing-support other", Role.SUPPORT)])
 def test_the_highest_mapped_role_wins(groups: Any, role: Role | None) -> None:
     settings = SsoSettings(groups_for_role={Role(name): tuple(value) for name, value in ROLES.items()})
-    claims = {"sub": "00u1", "email": "Fay@Example.com", "groups": groups}
+    claims = {"sub": "00u1", "iss": "https://login.example.com", "email": "Fay@Example.com", "email_verified": True,
+              "groups": groups}
     assert settings.role_for(claims) == role
     actor = actor_from(claims, settings)
     assert (actor.role if actor else None) == role
     if actor:
-        assert (actor.username, actor.subject) == ("fay@example.com", "00u1")
+        assert (actor.username, actor.subject) == ("fay@example.com", "https://login.example.com|00u1")
 
 
 def test_entra_app_roles_come_from_the_roles_claim() -> None:
     settings = SsoSettings(roles_claim="roles", groups_for_role={Role.ADMIN: ("BillingDesk.Admin",)})
     assert settings.role_for({"roles": ["BillingDesk.Admin"], "groups": []}) == Role.ADMIN
-    assert identity({"sub": "abc", "preferred_username": "lee@example.com"}) == ("lee@example.com", "abc")
+
+
+@pytest.mark.parametrize("claims", [
+    {"sub": "abc", "iss": "https://login.example.com", "preferred_username": "lee@example.com"},
+    {"sub": "abc", "iss": "https://login.example.com", "email": "lee@example.com"},
+    {"sub": "abc", "iss": "https://login.example.com", "email": "lee@example.com", "email_verified": False},
+    {"sub": "abc", "iss": "https://login.example.com", "email": "lee@example.com", "email_verified": "true"}])
+def test_an_address_the_provider_did_not_verify_never_names_the_person(claims: dict[str, Any]) -> None:
+    """A person may type any address into their own profile at some providers: the audit log must not name
+    someone else. The subject, qualified by the issuer, names them instead."""
+    assert identity(claims) == ("abc@login.example.com", "https://login.example.com|abc")
+
+
+def test_the_same_subject_at_two_issuers_is_two_people() -> None:
+    first = identity({"sub": "42", "iss": "https://a.example.com", "email": "x@example.com", "email_verified": True})
+    second = identity({"sub": "42", "iss": "https://b.example.com", "email": "x@example.com", "email_verified": True})
+    assert first[1] != second[1]
+
+
+def test_sso_sign_ins_last_an_hour_unless_configured() -> None:
+    from datetime import timedelta
+    assert load_config(LIVE, secrets()).sso.max_age == timedelta(hours=1)  # type: ignore[union-attr]
+    configured = {"auth": AUTH, "sign_in": {"sso": {"roles": ROLES, "max_age_minutes": 15}}}
+    assert load_config(LIVE, configured).sso.max_age == timedelta(minutes=15)  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="max_age_minutes"):
+        load_config(LIVE, {"auth": AUTH, "sign_in": {"sso": {"roles": ROLES, "max_age_minutes": 0}}})

@@ -14,7 +14,7 @@ from services.desk import BillingDesk, RequestReview
 from services.formatting import day
 from services.tables import plan_name
 
-from . import reads
+from . import guard, reads
 from .present import escape_markdown, short_id
 from .widgets import show_error
 
@@ -26,7 +26,8 @@ def when(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%d %b %Y, %H:%M UTC") if moment else "—"
 
 
-def _withdraw(desk: BillingDesk, actor: Actor, request_id: str) -> None:
+@guard.callback
+def _withdraw(desk: BillingDesk, request_id: str, actor: Actor) -> None:
     try:
         desk.withdraw_request(actor, request_id)
     except Exception as problem:
@@ -54,7 +55,7 @@ def waiting_notice(desk: BillingDesk, actor: Actor, organization_id: str) -> lis
                        f"{when(request.expires_at)}.", icon=":material/hourglass_top:", width="stretch")
             if request.asked_by(actor.username, actor.subject):
                 st.button("Withdraw", key=f"withdraw_{request.id}", icon=":material/undo:", on_click=_withdraw,
-                          args=(desk, actor, request.id), help="Take the request back; nothing is sent.")
+                          args=(desk, request.id), help="Take the request back; nothing is sent.")
             elif allowed(actor.role, Action.APPROVE_REQUESTS) and desk.policy.may_approve(actor.role):
                 st.page_link("pages/approvals.py", label="Review", icon=":material/fact_check:",
                              query_params={"request": request.id})

@@ -7,11 +7,12 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from services.auth.roles import Action, Actor, allowed
+from services.auth.roles import Action, Actor, Page, allowed
 from services.bulk import status_counts
 from services.desk import BillingDesk
 from services.jobs.store import Job
 
+from . import guard
 from .present import status_label
 from .widgets import show_error
 
@@ -99,10 +100,10 @@ def downloads(desk: BillingDesk, actor: Actor, job: Job, what: str, name: str) -
     """CSV and Excel, each made (and audited) on the click."""
     left, right, _ = st.columns([1, 1, 1])
     stem = f"{name}-{job.created_at:%Y%m%d-%H%M}"
-    left.download_button(f"Download {what} CSV", lambda: desk.bulk_job_export(actor, job.id, what, "csv"),
+    left.download_button(f"Download {what} CSV", guard.download(desk.bulk_job_export, job.id, what, "csv"),
                          file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
                          key=f"download_{what}_csv")
-    right.download_button(f"Download {what} Excel", lambda: desk.bulk_job_export(actor, job.id, what, "xlsx"),
+    right.download_button(f"Download {what} Excel", guard.download(desk.bulk_job_export, job.id, what, "xlsx"),
                           file_name=f"{stem}.xlsx", icon=":material/table:", on_click="ignore",
                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                           key=f"download_{what}_xlsx")
@@ -119,3 +120,70 @@ def finance_panel(desk: BillingDesk, actor: Actor, job: Job, frame: pd.DataFrame
         show_error(problem, "make the finance summary")
         return
     downloads(desk, actor, job, "summary", "bulk-lookup-summary")
+
+
+def open_job(job_id: str | None) -> None:
+    if job_id:
+        st.query_params["job"] = job_id
+    else:
+        st.query_params.pop("job", None)
+
+
+@guard.fragment(run_every=2.0, page=Page.BULK)
+def jobs_list(desk: BillingDesk, actor: Actor) -> None:
+    """Your jobs (an admin: everyone's), refreshed every 2 s; each refresh checks the session first, so a page
+    left open after a logout elsewhere stops showing jobs at its next refresh."""
+    everyone = allowed(actor.role, Action.SEE_ALL_BULK_JOBS)
+    st.subheader("Everyone's jobs" if everyone else "Your jobs")
+    try:
+        jobs = desk.bulk_jobs(actor, everyone=everyone)
+    except Exception as problem:
+        show_error(problem, "list the bulk lookups")
+        return
+    if not jobs:
+        st.caption("No bulk lookups yet. Results are kept 30 days.")
+        return
+    clicked = jobs_table(jobs, key="bulk_jobs_table")
+    if clicked != st.session_state.get("bulk_clicked"):  # a new click (the selection outlives the refreshes)
+        st.session_state["bulk_clicked"] = clicked
+        if clicked and clicked != st.query_params.get("job"):
+            open_job(clicked)
+            st.rerun()
+
+
+def job_panel(desk: BillingDesk, actor: Actor, job_id: str) -> None:
+    """One job: its live progress (polled while it runs), then its results and downloads."""
+    try:
+        job = desk.bulk_job(actor, job_id, results=False).job
+    except Exception as problem:
+        show_error(problem, "open the bulk lookup")
+        job = None
+    if job is not None:
+        (_live_polling if job.active else _live_still)(desk, job_id, job.active)
+        if not job.active:
+            results(desk, actor, job, desk.bulk_job(actor, job_id).results)
+    if st.button("Close", icon=":material/close:", key="bulk_close"):
+        open_job(None)
+        st.rerun()
+
+
+def _live(desk: BillingDesk, job_id: str, was_active: bool, actor: Actor) -> None:
+    current = desk.bulk_job(actor, job_id, results=False).job
+    if was_active and not current.active:
+        st.rerun()  # the whole page: results below, and polling stops
+    heading(current)
+    if current.status == "queued":
+        st.info("Queued: it starts as soon as a worker is free.", icon=":material/schedule:")
+    st.progress(current.done / current.total if current.total else 1.0, text=progress_line(current))
+    if current.status in ("queued", "running"):
+        if st.button("Stop", icon=":material/stop:", key="bulk_stop"):
+            try:
+                desk.stop_bulk_job(actor, job_id)
+            except Exception as problem:
+                show_error(problem, "stop the bulk lookup")
+    elif current.status == "stopping":
+        st.caption("Stopping: the lookups in flight finish, then it stops.")
+
+
+_live_polling = guard.fragment(run_every=1.0, page=Page.BULK)(_live)  # while the job runs
+_live_still = guard.fragment(page=Page.BULK)(_live)

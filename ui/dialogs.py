@@ -17,11 +17,11 @@ from services.desk import BillingDesk, WriteResult
 from services.inputs import InputRefused
 from services.formatting import day, price_with_interval
 
-from . import reads
+from . import guard, reads
 from .present import code_span, escape_markdown
 from .widgets import show_error
 
-Dialog = Callable[[BillingDesk, Actor, dict[str, Any]], None]
+Dialog = Callable[[BillingDesk, dict[str, Any]], None]  # the actor is checked by each dialog run (ui/guard.py)
 
 
 def open_dialog(kind: str, **intent: Any) -> None:
@@ -31,12 +31,13 @@ def open_dialog(kind: str, **intent: Any) -> None:
         st.session_state.pop(key, None)
 
 
-def show_open_dialog(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
+def show_open_dialog(desk: BillingDesk, organization_id: str) -> None:
     dialog = st.session_state.get("dialog")
     if dialog and dialog.get("organization_id") == organization_id:
-        _DIALOGS[dialog["kind"] + (" request" if dialog.get("held") else "")](desk, actor, dialog)
+        _DIALOGS[dialog["kind"] + (" request" if dialog.get("held") else "")](desk, dialog)
 
 
+@guard.callback
 def _close() -> None:
     st.session_state["dialog"] = None
 
@@ -106,13 +107,13 @@ def _organization_line(intent: dict[str, Any]) -> str:
             f"({code_span(intent['organization_id'])})")
 
 
-@st.dialog("Confirm plan change", width="large", on_dismiss=_close)
-def _confirm_change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+@guard.dialog("Confirm plan change", width="large", on_dismiss=_close)
+def _confirm_change(desk: BillingDesk, intent: dict[str, Any], actor: Actor) -> None:
     _change(desk, actor, intent)
 
 
-@st.dialog("Request a plan change", width="large", on_dismiss=_close)
-def _request_change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+@guard.dialog("Request a plan change", width="large", on_dismiss=_close)
+def _request_change(desk: BillingDesk, intent: dict[str, Any], actor: Actor) -> None:
     _change(desk, actor, intent)  # the same dialog, titled for what confirming does: it files a request
 
 
@@ -144,13 +145,13 @@ def _change(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
         _finish(intent, result, headline)
 
 
-@st.dialog("Confirm cancellation", width="large", on_dismiss=_close)
-def _confirm_cancel(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+@guard.dialog("Confirm cancellation", width="large", on_dismiss=_close)
+def _confirm_cancel(desk: BillingDesk, intent: dict[str, Any], actor: Actor) -> None:
     _cancel(desk, actor, intent)
 
 
-@st.dialog("Request a cancellation", width="large", on_dismiss=_close)
-def _request_cancel(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+@guard.dialog("Request a cancellation", width="large", on_dismiss=_close)
+def _request_cancel(desk: BillingDesk, intent: dict[str, Any], actor: Actor) -> None:
     _cancel(desk, actor, intent)
 
 
@@ -172,8 +173,8 @@ def _cancel(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
         _finish(intent, result, f"Subscription set to cancel on {intent['ends']}.")
 
 
-@st.dialog("Confirm processing the checkout", width="large", on_dismiss=_close)
-def _confirm_process(desk: BillingDesk, actor: Actor, intent: dict[str, Any]) -> None:
+@guard.dialog("Confirm processing the checkout", width="large", on_dismiss=_close)
+def _confirm_process(desk: BillingDesk, intent: dict[str, Any], actor: Actor) -> None:
     st.markdown(f"**Checkout session:** {code_span(intent['masked_session'])}  \n"
                 f"**Expected organization:** {escape_markdown(intent['organization_name'])} "
                 f"({code_span(intent['organization_id'])})")

@@ -14,6 +14,7 @@ from services.auth.roles import Action, Actor, allowed
 from services.desk import BULK_LOOKUPS_SHOWN, BillingDesk
 from services.inputs import MAX_NOTE_LENGTH
 
+from . import guard
 from .paging import cursors, pager
 from .present import short_id
 from .widgets import show_error
@@ -28,7 +29,8 @@ COLUMNS = {
 }
 
 
-def _save_note(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
+@guard.callback
+def _save_note(desk: BillingDesk, organization_id: str, actor: Actor) -> None:
     """The form's callback: the text box is emptied only once the note is stored (refused, the text stays)."""
     try:
         desk.add_note(actor, organization_id, st.session_state.get("customer_note_text", ""))
@@ -39,14 +41,14 @@ def _save_note(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
         st.session_state["customer_note_added"] = True
 
 
-def _add_note(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
+def _add_note(desk: BillingDesk, organization_id: str) -> None:
     with st.form("customer_note", clear_on_submit=False, enter_to_submit=False, border=False):
         st.text_area("Internal note", key="customer_note_text", max_chars=MAX_NOTE_LENGTH, height=80,
                      placeholder="e.g. Called about the March invoice; promised a credit note by Friday.",
                      help="Seen by the team only, never by the customer. Kept with your name; it can't be edited, "
                           "only followed by a newer note.")
         st.form_submit_button("Add note", icon=":material/note_add:", on_click=_save_note,
-                              args=(desk, actor, organization_id))
+                              args=(desk, organization_id))
     problem = st.session_state.pop("customer_note_problem", None)
     if problem is not None:
         show_error(problem, "add the note")
@@ -61,7 +63,7 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
         return
     with panel:
         if allowed(actor.role, Action.ADD_NOTE):
-            _add_note(desk, actor, organization_id)
+            _add_note(desk, organization_id)
         try:
             summary, page = desk.customer_history(actor, organization_id,
                                                   cursors("history_paging", organization_id)[-1], PAGE)

@@ -7,6 +7,8 @@ import streamlit as st
 from services.payments import validation
 from services.payments.errors import InvalidInputError
 
+from . import guard
+
 MAX_RECENT = 8
 
 
@@ -31,6 +33,7 @@ def current() -> str | None:
     return organization_id
 
 
+@guard.callback
 def _submit_lookup() -> None:
     raw = st.session_state.get("lookup_input", "")
     try:
@@ -41,6 +44,7 @@ def _submit_lookup() -> None:
         st.session_state["lookup_error"] = problem.message
 
 
+@guard.callback
 def _pick_recent() -> None:
     choice = st.session_state.get("recent_pick")
     if choice:

@@ -9,7 +9,7 @@ from services.auth.roles import Action, Actor, allowed
 from services.desk import BillingDesk, WriteResult
 from services.formatting import customer_notices, day
 
-from . import reads
+from . import guard, reads
 from .present import escape_markdown
 from .widgets import show_error
 
@@ -53,4 +53,9 @@ def _last_write(headline: str, result: WriteResult) -> None:
             st.caption(escape_markdown(sentence))
     elif result.reread_error is not None:
         show_error(result.reread_error, "re-read the customer after the change")
-    st.button("Dismiss", on_click=lambda: st.session_state.pop("write_result", None))
+    st.button("Dismiss", on_click=_dismiss)
+
+
+@guard.callback
+def _dismiss() -> None:
+    st.session_state.pop("write_result", None)

@@ -14,6 +14,8 @@ import streamlit as st
 
 from services.audit import AuditCursor
 
+from . import guard
+
 
 def cursors(state_key: str, scope: Any) -> list[AuditCursor | None]:
     """The cursors of the pages seen so far for `scope` (the last is the current page's; None = the first)."""
@@ -23,6 +25,7 @@ def cursors(state_key: str, scope: Any) -> list[AuditCursor | None]:
     return paging["cursors"]
 
 
+@guard.callback
 def _turn(state_key: str, to: AuditCursor | None) -> None:
     """Forward: the page after `to`; back (None): one page back."""
     seen = st.session_state[state_key]["cursors"]

@@ -17,6 +17,7 @@ import html
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import streamlit as st
 from streamlit_authenticator.utilities.hasher import Hasher
@@ -31,6 +32,7 @@ from .routing import ensure_router_runs
 
 COOKIE_NAME = "billing_desk_auth"
 TOKEN_KEY = "_session_token"
+F = TypeVar("F", bound=Callable[..., Any])
 LAST_CONFIRMED_KEY = "_session_confirmed"  # (token or identity, the store's last good verdict): rides out an outage
 
 
@@ -39,15 +41,22 @@ def _check_password(user: User, password: str) -> bool:
     return Hasher.check_pw(password, user.password_hash)
 
 
-def current_actor() -> Actor | None:
-    """The signed-in person, or None. Checks the session in the store every time it is called."""
+def before_sign_in(function: F) -> F:
+    """Marks a callback that must work with no session (signing in, signing out; ui/guard.py checks every
+    other): tests/test_session_guard.py reads the decorator."""
+    return function
+
+
+def current_actor(touch: bool = True) -> Actor | None:
+    """The signed-in person, or None. Checks the session in the store every time it is called; `touch=False`
+    for a run nobody asked for (polling), which doesn't count as activity against the idle limit."""
     console = get_console()
     if console.config.sso is not None:
-        return _sso_actor()
+        return _sso_actor(touch)
     token = st.session_state.get(TOKEN_KEY)
     if token is None and not st.session_state.get("just_logged_out"):  # a logout's cookie may still be there
         token = st.context.cookies.get(COOKIE_NAME)  # a reload, a new tab, a deep link
-    check = _remember(token, console.sessions.check(token, console.users))
+    check = _remember(token, console.sessions.check(token, console.users, touch=touch))
     if check.store_unreachable:  # the store is down: not signed out, just not confirmed; the cookie stays
         st.session_state["login_error"] = check.ended_because
         return None
@@ -61,7 +70,7 @@ def current_actor() -> Actor | None:
     return check.actor
 
 
-def _sso_actor() -> Actor | None:
+def _sso_actor(touch: bool = True) -> Actor | None:
     """With single sign-on: the identity provider's word (st.user), its groups mapped to a role, and the
     console's own session limits."""
     console = get_console()
@@ -71,10 +80,29 @@ def _sso_actor() -> Actor | None:
     actor = actor_from(claims, console.config.sso)  # type: ignore[arg-type]
     if actor is None:
         return None  # signed in, but no mapped group: the router shows the no-access page
-    check = _remember((actor.subject, _signed_in_at(claims)), console.sessions.check_sso(actor, _signed_in_at(claims)))
+    check = _remember((actor.subject, _signed_in_at(claims)), console.sessions.check_sso(
+        actor, _signed_in_at(claims), touch=touch, max_age=console.config.sso.max_age))  # type: ignore[union-attr]
     if check.actor is None:
         st.session_state["login_error"] = check.ended_because
     return check.actor
+
+
+def recheck_later() -> Callable[[], Actor | None]:
+    """For work Streamlit runs later on another thread, with no session state to read (a download button's
+    deferred data): a function that checks this tab's session against the store again *when called*, from
+    the credentials this run holds (the token, or the provider's identity), never from an Actor kept since."""
+    console = get_console()
+    sso = console.config.sso
+    if sso is not None:
+        claims = st.user.to_dict() if st.user.is_logged_in else {}
+
+        def check_identity() -> Actor | None:  # the provider's claims as this run had them, checked anew
+            who = actor_from(claims, sso) if claims else None
+            return (console.sessions.check_sso(who, _signed_in_at(claims), max_age=sso.max_age).actor
+                    if who is not None else None)
+        return check_identity
+    token = st.session_state.get(TOKEN_KEY)
+    return lambda: console.sessions.check(token, console.users).actor
 
 
 def _remember(identity: object, check: SessionCheck) -> SessionCheck:
@@ -87,7 +115,9 @@ def _remember(identity: object, check: SessionCheck) -> SessionCheck:
 
 
 def _signed_in_at(claims: dict) -> float | None:  # type: ignore[type-arg]
-    for name in ("auth_time", "iat"):
+    """When this sign-in's ID token was issued: new at every `st.login`, unlike `auth_time`, which a provider's
+    own long session keeps from the morning (and which would make the maximum age refuse every sign-in)."""
+    for name in ("iat", "auth_time"):
         if isinstance(claims.get(name), (int, float)):
             return float(claims[name])
     return None
@@ -113,6 +143,7 @@ def signed_in_without_role() -> str | None:
     return email
 
 
+@before_sign_in
 def start_sso() -> None:
     """The sign-in button's callback: off to the identity provider, unless it isn't answering."""
     auth = st.secrets.get("auth", {})
@@ -124,6 +155,7 @@ def start_sso() -> None:
     st.login()
 
 
+@before_sign_in
 def attempt_login() -> None:
     """Submit callback of the login form."""
     username = str(st.session_state.get("login_username", ""))
@@ -144,6 +176,7 @@ def client_address() -> str | None:
     return get_console().config.client_address(st.context.ip_address, st.context.headers.get("X-Forwarded-For"))
 
 
+@before_sign_in
 def logout() -> None:
     """Logout button callback: ends every session of this person (every tab, every replica) and forgets
     everything this tab held, so the next person here starts clean (bulk lookups are jobs in the store: they

@@ -14,7 +14,7 @@ from services.inputs import InputRefused
 from services.payments.errors import InvalidInputError, PaymentsError
 from services.payments.models import CustomerInfo, SessionLink
 
-from . import reads
+from . import guard, reads
 
 log = logging.getLogger("billing_desk.ui")
 
@@ -84,6 +84,7 @@ def fresh_link_panel(kind: str, organization_id: str) -> None:
         right.button("Done, hide it", key=f"hide_{kind}_link", on_click=_hide_fresh_link)
 
 
+@guard.callback
 def _hide_fresh_link() -> None:
     link = st.session_state.pop("fresh_link", None)
     if link:

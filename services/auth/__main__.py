@@ -1,14 +1,22 @@
 """`python -m services.auth add NAME --role ROLE [--file users.yaml]`: add a console user, or replace one's role
-and password (asked twice, never echoed)."""
+and password (asked twice, never echoed).
+
+`python -m services.auth end-sessions NAME [--url URL]`: end every session of that person now, in every tab
+and replica, with password sign-in or single sign-on (NAME as the audit log shows it: the username, or the
+verified e-mail address the identity provider gave). Their next click shows the sign-in page; with single
+sign-on, signing in again reads their groups afresh from the provider."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 
 from ..config import ConfigError
+from ..store import store_engine
+from .sessions import SignInSessions
 from .roles import Role
 from .users import add_user
 
@@ -22,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--file", type=Path, default=Path("users.yaml"))
     add.add_argument("--name")
     add.add_argument("--email")
+    end = commands.add_parser("end-sessions", help="end every session of a person now, in every tab and replica")
+    end.add_argument("username")
+    end.add_argument("--url", default=os.environ.get("AUDIT_DATABASE_URL"),
+                     help="the store's SQLAlchemy URL (default: AUDIT_DATABASE_URL)")
     args = parser.parse_args(argv)
+    if args.command == "end-sessions":
+        return _end_sessions(args.username, args.url, parser)
     password = getpass.getpass("Password: ")
     if getpass.getpass("Again: ") != password:
         print("The passwords differ; nothing was changed.", file=sys.stderr)
@@ -33,6 +47,19 @@ def main(argv: list[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 1
     print(f"Saved {args.username} ({args.role}) to {args.file}.")
+    return 0
+
+
+def _end_sessions(username: str, url: str | None, parser: argparse.ArgumentParser) -> int:
+    if not url:
+        parser.error("give --url or set AUDIT_DATABASE_URL")
+    engine = store_engine(url)
+    try:
+        SignInSessions(engine, cookie_key="").end_everywhere(username.strip().lower() if "@" in username
+                                                            else username)
+    finally:
+        engine.dispose()
+    print(f"Every session of {username} has ended; their next click shows the sign-in page.")
     return 0
 
 

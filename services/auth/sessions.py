@@ -33,6 +33,7 @@ TOUCH_EVERY = timedelta(seconds=30)  # last-seen is written at most this often: 
 STORE_OUTAGE_GRACE = timedelta(minutes=5)
 STORE_DOWN = ("Billing Desk can't reach its database right now, so it can't confirm your sign-in. Try again in a "
               "minute.")
+SSO_TOO_OLD = "Your sign-in is due to be renewed, so your access is current. Sign in again to continue."
 SIGN_IN_UNAVAILABLE = "Billing Desk can't reach its database right now, so you can't sign in. Try again in a minute."
 
 sign_in_sessions = Table(
@@ -113,40 +114,47 @@ class SignInSessions:
                 started_at=moment, last_seen_at=moment))
         return _seal(token, self._cookie_key)
 
-    def check(self, sealed: str | None, users: dict[str, User]) -> SessionCheck:
-        """A password session: the cookie's token, against the users file as it is now."""
+    def check(self, sealed: str | None, users: dict[str, User], touch: bool = True) -> SessionCheck:
+        """A password session: the cookie's token, against the users file as it is now. `touch=False`: the
+        check doesn't count as activity (a page polling by itself)."""
         token = _unseal(sealed, self._cookie_key) if isinstance(sealed, str) and sealed else None
         if not token:
             return SessionCheck(None)
         try:
-            return self._check_token(token, users)
+            return self._check_token(token, users, touch)
         except SQLAlchemyError:
             return SessionCheck(None, STORE_DOWN, store_unreachable=True)
 
-    def _check_token(self, token: str, users: dict[str, User]) -> SessionCheck:
+    def _check_token(self, token: str, users: dict[str, User], touch: bool) -> SessionCheck:
         row, valid_from = self._read(_hash(token))
         if row is None:
             return SessionCheck(None)
         user = users.get(row.username)
         if user is None or fingerprint(user) != row.fingerprint or user.role.value != row.role:
             return SessionCheck(None, "Your account changed, so you were signed out. Sign in again to continue.")
-        return self._verdict(_hash(token), row, valid_from, Actor(user.username, Role(row.role)))
+        return self._verdict(_hash(token), row, valid_from, Actor(user.username, Role(row.role)), touch)
 
-    def check_sso(self, actor: Actor, signed_in_at: float | None) -> SessionCheck:
+    def check_sso(self, actor: Actor, signed_in_at: float | None, touch: bool = True,
+                  max_age: timedelta | None = None) -> SessionCheck:
         """A single sign-on session: the identity provider vouches for the person (st.user); the console still
-        applies logout-everywhere, the idle timeout and the absolute lifetime. One row per provider sign-in."""
+        applies logout-everywhere, the idle timeout and the absolute lifetime. One row per provider sign-in,
+        holding the role the claims gave at sign-in: claims that map to another role now (the mapping changed)
+        end it, and so does `max_age` since sign-in, so a group removed at the provider takes effect then."""
         try:
-            return self._check_sso(actor, signed_in_at)
+            return self._check_sso(actor, signed_in_at, touch, max_age)
         except SQLAlchemyError:
             return SessionCheck(None, STORE_DOWN, store_unreachable=True)
 
-    def _check_sso(self, actor: Actor, signed_in_at: float | None) -> SessionCheck:
+    def _check_sso(self, actor: Actor, signed_in_at: float | None, touch: bool,
+                   max_age: timedelta | None) -> SessionCheck:
         key = _hash(f"sso\0{actor.subject}\0{signed_in_at}")
         row, valid_from = self._read(key, actor.username)
         if row is None:
             began = datetime.fromtimestamp(signed_in_at, timezone.utc) if signed_in_at else now()
             if valid_from is not None and began <= valid_from:
                 return SessionCheck(None, "You were signed out. Sign in again to continue.")
+            if max_age is not None and now() - began > max_age:
+                return SessionCheck(None, SSO_TOO_OLD)
             moment = now()
             try:
                 with self.engine.begin() as conn:
@@ -156,7 +164,11 @@ class SignInSessions:
             except IntegrityError:
                 pass  # another tab or replica recorded this sign-in a moment ago
             return SessionCheck(actor, confirmed_at=moment)
-        return self._verdict(key, row, valid_from, actor)
+        if row.role != actor.role.value:
+            return SessionCheck(None, "Your access changed, so you were signed out. Sign in again to continue.")
+        if max_age is not None and now() - utc(row.started_at) > max_age:  # type: ignore[operator]
+            return SessionCheck(None, SSO_TOO_OLD)
+        return self._verdict(key, row, valid_from, actor, touch)
 
     def _read(self, key: str, username: str | None = None) -> tuple[Any, datetime | None]:
         with self.engine.connect() as conn:
@@ -166,7 +178,7 @@ class SignInSessions:
                 sessions_valid_from.c.username == name)).scalar()) if name else None
         return row, valid_from
 
-    def _verdict(self, key: str, row: Any, valid_from: datetime | None, actor: Actor) -> SessionCheck:
+    def _verdict(self, key: str, row: Any, valid_from: datetime | None, actor: Actor, touch: bool = True) -> SessionCheck:
         moment = now()
         started, last_seen = utc(row.started_at), utc(row.last_seen_at)
         assert started is not None and last_seen is not None
@@ -176,7 +188,7 @@ class SignInSessions:
             return SessionCheck(None, "Your session reached its time limit. Sign in again to continue.")
         if moment - last_seen > self.idle_timeout:
             return SessionCheck(None, "You were signed out after a period without activity. Sign in again.")
-        if moment - last_seen > min(TOUCH_EVERY, self.idle_timeout / 10):  # a short timeout is touched more often
+        if touch and moment - last_seen > min(TOUCH_EVERY, self.idle_timeout / 10):  # a short timeout is touched more often
             with self.engine.begin() as conn:
                 conn.execute(update(sign_in_sessions).where(sign_in_sessions.c.token_hash == key).values(
                     last_seen_at=moment))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -24,6 +26,9 @@ class SsoSettings:
     roles_claim: str = "groups"
     groups_for_role: Mapping[Role, tuple[str, ...]] = field(default_factory=dict)
     provider_name: str = "your company account"
+    # The role is read from the ID token at sign-in, and Streamlit keeps that token in its cookie: a group removed
+    # at the provider reaches the console only when the person signs in again, which this forces.
+    max_age: timedelta = timedelta(hours=1)
 
     def role_for(self, claims: Mapping[str, Any]) -> Role | None:
         granted = set(_as_list(claims.get(self.roles_claim)))
@@ -35,10 +40,18 @@ class SsoSettings:
 
 
 def identity(claims: Mapping[str, Any]) -> tuple[str, str]:
-    """(what the audit log calls the person, the provider's subject id)."""
+    """(what the audit log calls the person, who they are to the console).
+
+    Who they are is the provider's subject *and* issuer (`sub` is unique only within one issuer); the name is
+    the e-mail address only when the provider says it verified it (`email_verified`): an address a person may
+    type into their own profile must not put someone else's name in the audit log. Otherwise the subject,
+    qualified by the issuer's host."""
     subject = str(claims.get("sub") or "")
-    email = str(claims.get("email") or claims.get("preferred_username") or subject)
-    return email.strip().lower(), subject
+    issuer = str(claims.get("iss") or "")
+    email = str(claims.get("email") or "").strip().lower()
+    if not (email and claims.get("email_verified") is True):
+        email = f"{subject}@{urlsplit(issuer).hostname or 'sso'}"[:100]
+    return email, f"{issuer}|{subject}"
 
 
 def actor_from(claims: Mapping[str, Any], settings: SsoSettings) -> Actor | None:
