@@ -442,6 +442,13 @@ class AuditLog:
         except SQLAlchemyError:
             return None
 
+    def count_since(self, user: str, action: str, since: datetime) -> int:
+        """How many rows of `action` this person wrote since `since` (e.g. notes in the last hour)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(audit_rows).where(
+                (audit_rows.c.user == user) & (audit_rows.c.action == action) & (audit_rows.c.at >= since))).scalar()
+                or 0)
+
     def unsettled(self, organization_id: str) -> list[dict[str, Any]]:
         """Writes on an organization whose outcome is unknown and not yet settled by a re-read, newest first."""
         rows = audit_rows

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, BinaryIO, Callable, TypeVar
 
@@ -66,6 +66,7 @@ from .plan_change import PlanOption
 
 T = TypeVar("T")
 log = logging.getLogger("billing_desk.desk")
+NOTES_PER_HOUR = 20  # notes one person may add in an hour (their length: inputs.py)
 BULK_LOOKUPS_SHOWN = 100  # a customer's history lists the newest this many bulk lookups that included them
 # A job's results table: the columns the Bulk page showed, then the rest of each customer's record (with the
 # amounts the finance summary needs, services/tables.py).
@@ -196,6 +197,7 @@ class BillingDesk:
         (services/approvals/policy.py; the console passes its configuration's, by default cancel and downgrade;
         none when not given); `approvals`: the requests' store (by default on the audit log's)."""
         self.client, self.audit = client, audit
+        self.note_window = timedelta(hours=1)  # the notes limit's window
         self.policy = policy if policy is not None else ApprovalPolicy(kinds=frozenset())  # none unless configured
         self.approvals = approvals or ApprovalBook(audit.engine)
         self.jobs = jobs or JobStore(audit.engine)
@@ -733,6 +735,11 @@ class BillingDesk:
         organization_id = validation.organization_id(organization_id)
         text = note_text(note)
         self._authorize(actor, Action.ADD_NOTE, organization_id)
+        # A customer's history is read by people: one person's flood of notes would bury everyone else's.
+        if self.audit.count_since(actor.username, "add note", datetime.now(timezone.utc) - self.note_window) >= \
+                NOTES_PER_HOUR:
+            raise InputRefused("note", f"You've added {NOTES_PER_HOUR} notes in the last hour, the most one person "
+                                       "may; your text is kept here, so add it a little later.")
         self.audit.record(user=actor.username, role=actor.role.value, action="add note",
                           organization_id=organization_id, outcome="succeeded", reason=text,
                           subject=actor.subject, required=True)

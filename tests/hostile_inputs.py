@@ -27,3 +27,16 @@ BROWSER_SAMPLE: list[str] = [
     "javascript:alert(1)", "data:text/html,<b>hi</b>", "https://example.com/\nSet-Cookie: x", "//evil.example.com",
 ]
 assert set(BROWSER_SAMPLE) <= set(HOSTILE_INPUTS)
+
+# What an API's error text may carry that must never reach an audit row, a log or a screen (the part after the
+# colon is what must be gone); the console's own ids, like the organization's, may stay.
+SECRET_SHAPED_API_TEXT: dict[str, str] = {
+    "No such checkout.session: cs_live_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123": "cs_live_a1B2c3D4e5F6g7H8i9J0k",
+    "Open https://billing.stripe.com/p/session/live_YWNjdF8xTjRx to fix the card": "billing.stripe.com",
+    "Invalid API key provided: bsk_live_0123456789abcdef0123456789abcdef": "0123456789abcdef0123456789abcdef",
+    "Customer cus_Q1w2E3r4T5y6U7 has no default payment method": "cus_Q1w2E3r4T5y6U7",
+    "Webhook secret whsec_5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c mismatch": "whsec_5f6a7b8c9d0e1f2a",
+    "Session token 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 expired": "9f86d081884c7d659a2f",
+    "Redirect to www.evil.example/login?next=/billing": "www.evil.example",
+    "x" * 5000: "x" * 301,
+}

@@ -23,7 +23,7 @@ from services.audit import AuditFilter, AuditLog, AuditUnavailable
 from services.audit_verify import verify
 from services.auth.roles import Action, Actor, PermissionDenied, Role
 from services.config import ConfigError, load_config
-from services.desk import BillingDesk, WriteOutcomeUnknown
+from services.desk import NOTES_PER_HOUR, BillingDesk, WriteOutcomeUnknown
 from services.inputs import InputRefused
 from services.jobs.store import bulk_jobs
 from services.payments.client import PaymentsClient
@@ -316,8 +316,8 @@ def test_a_customer_s_history_holds_its_actions_requests_notes_and_bulk_exports_
     request = desk.request_approval(FRED, Action.CANCEL_SUBSCRIPTION, organization_id, "Asked", "key-hist",
                                     typed_organization_id=organization_id)
     desk.withdraw_request(FRED, request.id)
-    for index in range(22):
-        desk.add_note(FIONA, organization_id, f"note {index}")
+    for index in range(22):  # two people: one may add 20 an hour
+        desk.add_note(FIONA if index % 2 else FRED, organization_id, f"note {index}")
     summary, page = desk.customer_history(SAM, organization_id)
     # What the page shows, no more: the log's subject, parameters and errors are for those who read the log.
     assert list(page.frame.columns) == ["at", "user", "action", "reason", "outcome", "request", "request_id"]
@@ -417,9 +417,10 @@ def test_every_hostile_note_is_refused_with_one_sentence_or_kept_as_written(
     from tests.hostile_inputs import HOSTILE_INPUTS
 
     kept = 0
-    for value in HOSTILE_INPUTS:
+    for index, value in enumerate(HOSTILE_INPUTS):
+        writer = Actor(f"sam{index // NOTES_PER_HOUR}", Role.SUPPORT)  # the per-person limit is tested apart
         try:
-            desk.add_note(SAM, "org_abc123", value)
+            desk.add_note(writer, "org_abc123", value)
         except InputRefused as refused:
             assert refused.message.endswith(".") and "\n" not in refused.message
             continue
@@ -480,3 +481,16 @@ def test_an_approved_write_with_an_unknown_outcome_is_settled_on_its_request_too
     recovered = desk.review_request(ANN, died.id).request
     assert (recovered.outcome, recovered.audit_id) == ("settled", lost.value.audit_id)
     assert verify(audit.engine).ok
+
+
+def test_one_person_adds_at_most_twenty_notes_an_hour_and_is_told_so(desk: BillingDesk, audit: AuditLog) -> None:
+    for index in range(NOTES_PER_HOUR):
+        desk.add_note(SAM, "org_abc123", f"Call {index + 1} with the customer")
+    with pytest.raises(InputRefused) as refused:
+        desk.add_note(SAM, "org_abc123", "One too many")
+    assert refused.value.field == "note" and "20 notes in the last hour" in refused.value.message
+    assert refused.value.message.endswith(".") and "\n" not in refused.value.message
+    desk.add_note(Actor("fay", Role.FINANCE), "org_abc123", "Someone else still may")  # a limit per person
+    assert desk.customer_history(SAM, "org_abc123")[0].total == NOTES_PER_HOUR + 1
+    desk.note_window = timedelta(milliseconds=1)  # as if the hour had passed: the window moves on
+    desk.add_note(SAM, "org_abc123", "The next hour")

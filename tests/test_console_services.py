@@ -146,3 +146,8 @@ def test_formatting() -> None:
     assert money(1790) == "$1,790.00" and money(None) == "—"
     assert escape_markdown("$5 **bold** <b>x</b> [link](javascript:x)") == (
         r"\$5 \*\*bold\*\* \<b\>x\<\/b\> \[link\]\(javascript\:x\)")
+
+
+def test_entities_are_escaped_so_markdown_never_decodes_them_into_an_address() -> None:
+    escaped = escape_markdown("https&colon;//evil.example www&period;evil&period;example")
+    assert "&colon;" not in escaped.replace("\\&", "") and "\\&colon;" in escaped and "\\&period;" in escaped

@@ -16,6 +16,7 @@ from services.payments.client import PaymentsClient
 from services.inputs import InputRefused
 from services.payments.errors import InvalidInputError, UnprocessableError
 from services.plan_change import change_options, preview_change
+from tests.hostile_inputs import SECRET_SHAPED_API_TEXT
 from services.auth.roles import PermissionDenied, Role
 
 SUPPORT, FINANCE = Actor("sam", Role.SUPPORT), Actor("fay", Role.FINANCE)
@@ -187,3 +188,18 @@ def test_checkout_redirects_must_be_https_on_an_allowed_host(desk: BillingDesk, 
     assert control.mutations() == []
     sandbox_desk = BillingDesk(desk.client, desk.audit, loopback_redirects=True)  # the sandbox's own pages
     assert sandbox_desk._redirect("http://127.0.0.1:9/ok", "success URL") == "http://127.0.0.1:9/ok"
+
+
+@pytest.mark.parametrize("api_text", list(SECRET_SHAPED_API_TEXT))
+def test_the_api_s_error_text_is_scrubbed_before_it_is_stored_or_shown(desk: BillingDesk, audit: AuditLog,
+                                                                      control: SandboxControl, api_text: str) -> None:
+    """A real answer from the sandbox carrying a secret-shaped message: the error the page shows and every audit
+    row the write left hold none of it (the organization's own id stays)."""
+    control.add_fault("customer-portal", status=404, code="resource_missing", message=api_text)
+    with pytest.raises(Exception) as raised:
+        desk.create_portal_link(FINANCE, "org_abc123", "scrub-" + str(abs(hash(api_text))))
+    secret = SECRET_SHAPED_API_TEXT[api_text]
+    shown = f"{raised.value} {getattr(raised.value, 'user_message', '')}"
+    assert secret not in shown and secret not in _audit_text(audit)
+    assert "org_abc123" in _audit_text(audit)
+    assert "removed" in shown or len(getattr(raised.value, "message", "")) <= 300

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 # Streamlit markdown treats these as syntax ($ even starts LaTeX); API data must show literally.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=/@])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=/@&])")
 _BARE_ADDRESS = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
 
 STATUS_STYLE: dict[str, tuple[str, str]] = {  # status -> (label, badge colour)
@@ -38,7 +38,8 @@ def short_id(value: object) -> str | None:
 def escape_markdown(text: object) -> str:
     """Text shown literally inside markdown: every character markdown could read as syntax is escaped. Markdown
     resolves escapes before it looks for bare web addresses, so an invisible word joiner (U+2060) goes into
-    `://` and `www.`: a phishing address in a customer's name stays text, not a link. (E-mail addresses are
+    `://` and `www.`: a phishing address in a customer's name stays text, not a link. `&` is escaped too, or
+    markdown would decode `https&colon;//…` into an address first. (E-mail addresses are
     left whole: copied into a mail client they must still work, and a mailto link is harmless.)"""
     return markdown_literal(unlinked(text))
 

@@ -20,7 +20,7 @@ from urllib3.util.retry import Retry
 
 from . import validation
 from .errors import (ApiConnectionError, ApiTimeoutError, PaymentsError, RateLimitError,
-                              UnexpectedResponseError, status_error_class)
+                              UnexpectedResponseError, scrub_api_text, status_error_class)
 from .models import (CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink,
                               parse_customer, parse_plan_change, parse_plans, parse_process, parse_session_link)
 from .rate_pacer import RatePacer
@@ -184,8 +184,10 @@ class PaymentsClient:
             envelope = None
         if not isinstance(envelope, dict):
             envelope = {}
-        code = envelope.get("code") if isinstance(envelope.get("code"), str) else None
-        message = envelope.get("message") if isinstance(envelope.get("message"), str) else None
+        # The API's words are scrubbed here, where they enter the console: whatever keeps or shows an error
+        # (the audit row, the screen, the log) never sees a link, key or secret the API put in its message.
+        code = scrub_api_text(envelope["code"])[:64] if isinstance(envelope.get("code"), str) else None
+        message = scrub_api_text(envelope["message"]) if isinstance(envelope.get("message"), str) else None
         details = envelope.get("details") if isinstance(envelope.get("details"), dict) else {}
         status = response.status_code
         message = message or f"The Payments API answered {operation} with HTTP {status}."

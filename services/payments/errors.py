@@ -15,7 +15,29 @@ can act on. None of them ever holds the API key or a checkout/portal URL.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# What an API's error text must not carry into a log, an audit row or a screen: web addresses (a checkout or
+# portal link is a bearer capability), API keys, prefixed ids other than the organization's (a Stripe-worded
+# "No such checkout.session: cs_live_…" hands out the session a secret processes), and long unprefixed tokens
+# with digits (secrets, hashes). The organization id stays: the console names it everywhere anyway.
+_ADDRESS = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S+", re.IGNORECASE)
+_API_KEY = re.compile(r"\bbsk_(?:live|test)_\w+", re.IGNORECASE)
+_PREFIXED_ID = re.compile(r"\b(?!org_)[A-Za-z]{2,12}_(?:(?:live|test)_)?(?=\w*\d)\w{6,}")
+_LONG_TOKEN = re.compile(r"(?<![\w-])(?=[\w-]*\d)[\w-]{24,}")
+MAX_API_TEXT = 300
+
+
+def scrub_api_text(text: str) -> str:
+    """The API's own words with anything address-, key-, id- or secret-shaped replaced by what it was, cut to
+    MAX_API_TEXT characters: safe to store in the audit log and to show."""
+    text = _ADDRESS.sub("[link removed]", text)
+    text = _API_KEY.sub("[key removed]", text)
+    text = _PREFIXED_ID.sub("[id removed]", text)
+    text = _LONG_TOKEN.sub("[removed]", text)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_API_TEXT else text[:MAX_API_TEXT - 1] + "…"
 
 
 class PaymentsError(Exception):

@@ -140,3 +140,21 @@ def test_a_customer_s_own_words_show_as_text_on_the_customer_page(page: Page, co
     injected = main.locator("img[src='x'], a[href*='evil.example'], script:not([src^='/app/static/'])")  # not our own
     assert injected.count() == 0, injected.evaluate_all("(found) => found.map((element) => element.outerHTML)")
     assert page.evaluate("window.__owned") is None
+
+
+def test_html_entities_in_a_customer_s_name_never_become_links(page: Page, console: Console) -> None:
+    """Markdown decodes an entity, then links a bare address: `https&colon;//…` must stay the text it is, on the
+    Customer page and the Subscription page's heading alike."""
+    organization_id = _active(console, 5)
+    name = "https&colon;//evil.example/login www&period;evil&period;example &lt;b&gt;x&lt;/b&gt;"
+    console.sandbox.set_profile(organization_id, organizationName=name)
+    for path in (f"customer?org={organization_id}", f"subscription?org={organization_id}"):
+        if path.startswith("customer"):
+            login(page, console, "finance", path)
+        else:
+            page.goto(f"{console.url}/{path}")
+            wait_for_app(page)
+        main = page.get_by_test_id("stMain")
+        expect(main.get_by_text(unlinked(name), exact=False).first).to_be_visible()
+        links = main.locator("a[href*='evil']:not([href^='#']), b")  # not Streamlit's own heading anchor
+        assert links.count() == 0, links.evaluate_all("(found) => found.map((element) => element.outerHTML)")

@@ -25,9 +25,9 @@ PASSWORD = "guarded-session-password"
 
 
 def _spare_active(control: SandboxControl, index: int) -> str:
-    """An active organization from the end of the list (the other browser tests take theirs from the start)."""
+    """An active organization; the tests compare its writes before and after, as another test may write it too."""
     return [row["id"] for row in control.organizations("active", canceling=False)
-            if row["id"] not in ("org_abc123", "org_markup")][-1 - index]
+            if row["id"] not in ("org_abc123", "org_markup")][-1 - index]  # compared before and after: shared
 
 
 def _open_change_dialog(page: Page, console: Console, organization_id: str) -> None:
@@ -51,6 +51,12 @@ def _updates(control: SandboxControl, organization_id: str) -> list[dict]:  # ty
     return [m for m in control.mutations("update") if m["organization_id"] == organization_id]
 
 
+def _notes(console: Console, organization_id: str) -> int:
+    with sqlite3.connect(console.data_dir / "audit.sqlite3") as db:
+        return db.execute("SELECT COUNT(*) FROM audit_rows WHERE organization_id = ? AND action = 'add note'",
+                          (organization_id,)).fetchone()[0]
+
+
 def _age_sessions(data_dir: Path, username: str, hours: float) -> None:
     """Moves the person's stored sessions' last activity back, as if they had left the tab alone that long."""
     with sqlite3.connect(data_dir / "audit.sqlite3") as db:
@@ -70,11 +76,12 @@ def test_a_dialog_confirmed_after_a_logout_elsewhere_writes_nothing(browser: Bro
         page, other = laptop.new_page(), phone.new_page()
         login(page, console, "finance")
         _open_change_dialog(page, console, organization_id)
+        before = _updates(console.sandbox, organization_id)
         login(other, console, "finance")
         other.get_by_role("button", name="Log out").click()  # ends every finance session, this dialog's too
         expect(other.get_by_role("button", name="Log in")).to_be_visible()
         _confirm_and_expect_sign_in(page, "You were signed out")
-        assert _updates(console.sandbox, organization_id) == []
+        assert _updates(console.sandbox, organization_id) == before
     finally:
         laptop.close()
         phone.close()
@@ -87,9 +94,10 @@ def test_a_dialog_confirmed_after_the_idle_limit_writes_nothing(browser: Browser
         page = context.new_page()
         login(page, console, "finance")
         _open_change_dialog(page, console, organization_id)
+        before = _updates(console.sandbox, organization_id)
         _age_sessions(console.data_dir, "finance", hours=2)  # longer than the 30 minutes' idle limit
         _confirm_and_expect_sign_in(page, "after a period without activity")
-        assert _updates(console.sandbox, organization_id) == []
+        assert _updates(console.sandbox, organization_id) == before
     finally:
         context.close()
 
@@ -102,16 +110,14 @@ def test_a_note_added_after_a_logout_elsewhere_is_not_stored(browser: Browser, c
         login(page, console, "support", f"customer?org={organization_id}")
         page.get_by_text("History and notes").click()
         page.get_by_role("textbox", name="Internal note").fill("Typed before the logout elsewhere")
+        before = _notes(console, organization_id)
         login(other, console, "support")
         other.get_by_role("button", name="Log out").click()
         expect(other.get_by_role("button", name="Log in")).to_be_visible()
         page.get_by_role("button", name="Add note").click()
         expect(page.get_by_role("button", name="Log in")).to_be_visible()
         expect(page.get_by_text("You were signed out")).to_be_visible()
-        with sqlite3.connect(console.data_dir / "audit.sqlite3") as db:
-            notes = db.execute("SELECT COUNT(*) FROM audit_rows WHERE organization_id = ? AND action = 'add note'",
-                               (organization_id,)).fetchone()[0]
-        assert notes == 0
+        assert _notes(console, organization_id) == before
     finally:
         laptop.close()
         phone.close()
