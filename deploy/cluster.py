@@ -8,7 +8,9 @@
 Every replica gets the settings replicas must share (the cookie key, the users file, the store URL, the API
 URL and key) and is checked with `python -m services.preflight` before it starts, as systemd's ExecStartPre
 does in docs/deployment.md. It prints `Billing Desk cluster on http://127.0.0.1:PORT` when nginx answers, and
-stops everything on Ctrl-C or SIGTERM. A replica (or the worker) that dies is reported and started again (as systemd's
+stops everything on Ctrl-C or SIGTERM, in order; a SIGKILL of it still takes every part down (each has a
+parent-death signal, deploy/supervision.py), and a PostgreSQL left by an older killed run is stopped at the next
+start. A replica (or the worker) that dies is reported and started again (as systemd's
 `Restart=always` would), unless `--no-restart`.
 
 The tests (tests/e2e/test_cluster.py) start the same `Cluster` in a temporary folder and kill its parts.
@@ -32,6 +34,7 @@ import requests
 
 from .nginx import site_config, standalone_config
 from .postgres import CONSOLE_ROLE, ClusterPostgres
+from .supervision import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = Path("/usr/sbin/nginx")
@@ -72,9 +75,11 @@ class Child:
 
     def start(self) -> Child:
         self._log = self.log_path.open("ab")
-        # A session of its own: Ctrl-C reaches the orchestrator, which stops the parts in order.
+        # A session of its own: Ctrl-C reaches the orchestrator, which stops the parts in order; and a parent-death
+        # signal, so a SIGKILL of the orchestrator still stops the part (deploy/supervision.py).
         self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=die_with_parent())
         if self.health_url:
             wait_for(self.health_url, self.name, self.process)
         return self

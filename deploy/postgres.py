@@ -3,7 +3,10 @@ runs, on a loopback port, with the two roles of docs/deployment.md (an owner tha
 can only append to the audit log).
 
 PostgreSQL refuses to run as root, and `make cluster` often runs as root on a fresh machine: then the folder
-belongs to the `postgres` user and every server command runs through `runuser`. Authentication is `trust` on
+belongs to the `postgres` user and the server runs as that user. The server is the cluster's own child (not
+daemonized by `pg_ctl`), with a parent-death signal: a `make cluster` killed with SIGKILL takes it down too (a
+fast shutdown), instead of leaving it holding the folder's lock for the next start. A server left running by a
+killed run of an older release is found at start and stopped, with a line saying so. Authentication is `trust` on
 127.0.0.1 only: this is one machine's rehearsal of production, not production (docs/deployment.md says what a
 real server needs: passwords, TLS, backups).
 """
@@ -13,12 +16,17 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import psycopg
+
+from .supervision import die_with_parent
 
 DATABASE, OWNER, CONSOLE_ROLE = "billing_desk", "billing_desk_owner", "billing_desk_console"
 INSTALL_HINT = "PostgreSQL's server isn't installed: `make cluster` installs Debian's postgresql (apt-get)."
@@ -39,10 +47,15 @@ def server_binaries(install_hint: str = INSTALL_HINT) -> Path:
     raise PostgresMissing(install_hint)
 
 
+SHUTDOWN = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}  # PostgreSQL's own
+
+
 @dataclass
 class ClusterPostgres:
     folder: Path  # holds data/, the socket and postgres.log
     port: int
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def data(self) -> Path:
@@ -59,7 +72,8 @@ class ClusterPostgres:
     def start(self) -> ClusterPostgres:
         """Creates the data folder the first time, then starts the server and waits until it accepts."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
+        root = os.geteuid() == 0
+        if root:
             shutil.chown(self.folder, "postgres", "postgres")
             reach = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.folder)])
             if reach.returncode != 0:
@@ -68,29 +82,55 @@ class ClusterPostgres:
         if not (self.data / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--encoding=UTF8",
                       "--no-instructions")
-        if (self.data / "postmaster.pid").exists() and not self._running():
-            (self.data / "postmaster.pid").unlink()  # left by a machine that went down with the server
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_file), "-w", "-t", "60", "-o",
-                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1", "start")
-        self._wait_until_it_accepts()
+        if (self.data / "postmaster.pid").exists():
+            if self._running():  # a killed run's server (or another cluster on this folder): stop it first
+                print(f"A PostgreSQL left running in {self.data} by an earlier run was stopped.", file=sys.stderr,
+                      flush=True)
+                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+            else:
+                (self.data / "postmaster.pid").unlink(missing_ok=True)  # left by a machine that went down with it
+        self._log = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            [str(server_binaries() / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.folder),
+             "-c", "listen_addresses=127.0.0.1"], cwd=self.folder, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True, user="postgres" if root else None, group="postgres" if root else None,
+            extra_groups=[] if root else None, preexec_fn=die_with_parent(signal.SIGINT))  # SIGINT: fast shutdown
+        try:
+            self._wait_until_it_accepts()
+        except BaseException:
+            self.stop("immediate")
+            raise
         return self
 
     def stop(self, mode: str = "fast") -> None:
         """`fast`: sessions are ended and the data is flushed; `immediate` is a crash, for tests."""
-        if (self.data / "postmaster.pid").exists():
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(SHUTDOWN[mode])
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGQUIT)
+                self.process.wait(10)
+        elif (self.data / "postmaster.pid").exists() and self._running():
             self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def _running(self) -> bool:
         done = subprocess.run(self._command("pg_ctl", "-D", str(self.data), "status"), capture_output=True)
         return done.returncode == 0
 
-    def _wait_until_it_accepts(self, seconds: float = 30) -> None:
+    def _wait_until_it_accepts(self, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
         while True:
             try:
                 psycopg.connect(self._admin_dsn, connect_timeout=2).close()
                 return
             except psycopg.OperationalError:
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(f"PostgreSQL exited ({self.process.returncode}) before it accepted "
+                                       f"connections (see {self.log_file}).") from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
