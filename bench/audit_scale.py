@@ -246,7 +246,8 @@ def browser_page(url: str, rounds: int = 20, root: Path = ROOT) -> dict[str, Any
     audit.engine.dispose()
     samples: list[float] = []
     # A console on a shared store (AUDIT_DATABASE_URL) refuses to start without a shared cookie key.
-    env = {"AUDIT_DATABASE_URL": url, "BILLING_DESK_COOKIE_KEY": secrets.token_urlsafe(48)}
+    env = {"AUDIT_DATABASE_URL": url, "BILLING_DESK_COOKIE_KEY": secrets.token_urlsafe(48),
+           "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48)}
     with tempfile.TemporaryDirectory() as data_dir:
         console = start_console(Path(data_dir), env, root=root)
         try:

@@ -45,6 +45,7 @@ def run() -> dict[str, Any]:
             env = {**os.environ, "PAYMENTS_API_URL": sandbox.base_url, "PAYMENTS_API_KEY": sandbox.key,
                    "AUDIT_DATABASE_URL": url, "BILLING_DESK_USERS": str(Path(scratch) / "users.yaml"),
                    "BILLING_DESK_COOKIE_KEY": "bench-cookie-key-abcdefghijklmnopqrstuvwxyz",
+                   "BILLING_DESK_AUDIT_KEY": "bench-audit-key-abcdefghijklmnopqrstuvwxyz",
                    "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1:8501", "BILLING_DESK_DATA_DIR": scratch}
             env.pop("BILLING_DESK_SANDBOX", None)
             job_ids = [jobs.create("ann", "support", ids[:PER_JOB]), jobs.create("bob", "finance", ids[PER_JOB:])]

@@ -173,16 +173,18 @@ class Cluster:
         users = self.folder / "users.yaml"
         if not users.exists():
             self._make_users(users)
-        cookie_key = self.folder / "cookie.key"
-        if not cookie_key.exists():
-            cookie_key.touch(mode=0o600)
-            cookie_key.write_text(secrets.token_urlsafe(48))
+        cookie_key, audit_key = self.folder / "cookie.key", self.folder / "audit.key"
+        for key in (cookie_key, audit_key):  # made on the first start, kept: the same for every part
+            if not key.exists():
+                key.touch(mode=0o600)
+                key.write_text(secrets.token_urlsafe(48))
         environ = {name: value for name, value in os.environ.items()
                    if not name.startswith(("PAYMENTS_", "BILLING_DESK_", "AUDIT_", "SANDBOX_"))}
         return {**environ,
                 "PAYMENTS_API_URL": self.api_url, "PAYMENTS_API_KEY": self.api_key,
                 "AUDIT_DATABASE_URL": self.postgres.url(CONSOLE_ROLE),
                 "BILLING_DESK_COOKIE_KEY": cookie_key.read_text().strip(),
+                "BILLING_DESK_AUDIT_KEY": audit_key.read_text().strip(),
                 "BILLING_DESK_USERS": str(users),
                 "BILLING_DESK_PUBLIC_URL": self.url,
                 "BILLING_DESK_TRUSTED_PROXIES": "127.0.0.1",

@@ -13,8 +13,10 @@ from ui import guard, paging, session
 from ui.console import get_console
 from ui.widgets import show_error, stop_on_read_error
 
-CHAIN_HELP = ("Each audit row holds the SHA-256 of its content and of the row before it. This check re-hashes the "
-              "rows added since the last one verified; the full walk is `python -m services.audit verify`.")
+CHAIN_HELP = ("Each audit row holds an HMAC, under a key the database never sees, of its content and of the row "
+              "before it. A small log is re-hashed whole each time this page opens; a large one, the rows added since "
+              "the last check here, while the whole chain is re-hashed every 15 minutes in the background and its head "
+              "written to a witness outside the database (docs/security.md).")
 
 actor = session.require_page(Page.AUDIT)
 desk = get_console().desk

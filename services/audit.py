@@ -7,7 +7,8 @@ counted by its own row). Pending writes of a console process that died (its leas
 services/leases.py) get an "unknown" row from the processes still running, and a person's re-read of the
 customer settles it with one more row. Rows, their hash chain and the append lock: services/audit_chain.py;
 the `audit_events` view folds them into one line per write attempt, which is what the pages read.
-Verifying the chain: services/audit_verify.py, `python -m services.audit verify`.
+Verifying the chain: services/audit_verify.py; on a schedule, with a witness, and `python -m services.audit verify`:
+services/audit_watch.py. The key its hashes are HMACs under: services/audit_keys.py.
 
 Rows are stored in the console's database (services/store.py).
 """
@@ -33,13 +34,14 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from .audit_chain import append, append_lock, audit_events, audit_rows, require_supported
-from .audit_verify import ChainReport, incremental
+from .audit_keys import AuditKeys
+from .audit_watch import ChainStatus, status
 from .exports import SafeCsvWriter
 from .leases import live_lease_ids
 from .store import now as _now, open_store, utc as _utc
 
 __all__ = ["AUDIT_COLUMNS", "OUTCOMES", "PAGE_SIZE", "SETTLED_PREFIX", "AuditCursor", "AuditFilter", "AuditLog",
-           "AuditPage", "AuditSummary", "AuditUnavailable", "AuditUnreadable", "reading",
+           "AuditPage", "AuditSummary", "AuditUnavailable", "AuditUnreadable", "ChainStatus", "reading",
            "audit_events", "audit_rows"]
 
 OUTCOMES = ("pending", "succeeded", "failed", "denied", "unknown")
@@ -132,17 +134,19 @@ class AuditSummary:
 
 
 class AuditLog:
-    def __init__(self, store: Engine | str, boot_id: str | None = None, environment: str = "sandbox") -> None:
+    def __init__(self, store: Engine | str, boot_id: str | None = None, environment: str = "sandbox",
+                 keys: AuditKeys | None = None) -> None:
         """`store`: the console's engine, or a database URL to open (scripts and tests). `environment`
-        ("sandbox", "test" or "live") is recorded on every row."""
-        self.environment = environment
+        ("sandbox", "test" or "live") is recorded on every row. `keys`: the audit key every new row's hash is an
+        HMAC under (services/audit_keys.py; the console always has one, production requires it)."""
+        self.environment, self.keys = environment, keys
         self.engine: Engine = open_store(store) if isinstance(store, str) else store
         require_supported(self.engine)
         self.boot_id = boot_id or uuid.uuid4().hex
         # Intents below this id all have an outcome row (they can't become pending again: ids grow under the
         # append lock), so mark_interrupted, on every heartbeat, looks only from here on.
         self._resolved_below = 0
-        self._chain: tuple[float, ChainReport] | None = None
+        self._chain: tuple[float, ChainStatus] | None = None
         self._chain_lock = threading.Lock()
 
     # --- writes ---------------------------------------------------------------------------------------
@@ -159,8 +163,8 @@ class AuditLog:
                 intent_id = conn.execute(select(audit_rows.c.id).where(
                     audit_rows.c.idempotency_key == idempotency_key)).scalar() if idempotency_key else None
                 if intent_id is None:
-                    return append(conn, {**row, "kind": "intent", "idempotency_key": idempotency_key})
-                append(conn, {**row, "kind": "attempt", "intent_id": intent_id})
+                    return append(conn, {**row, "kind": "intent", "idempotency_key": idempotency_key}, self.keys)
+                append(conn, {**row, "kind": "attempt", "intent_id": intent_id}, self.keys)
                 return int(intent_id)
         except SQLAlchemyError:
             raise AuditUnavailable() from None
@@ -179,7 +183,7 @@ class AuditLog:
                     parameters = _json({**json.loads(parameters), "result": result})
                 append(conn, self._linked(line, kind="outcome", outcome=outcome, error=error, request_id=request_id,
                                           parameters=parameters,
-                                          organization_id=organization_id or line.organization_id))
+                                          organization_id=organization_id or line.organization_id), self.keys)
         except SQLAlchemyError:
             pass  # the intent row exists; at worst it reads "pending"/"unknown" and is settled by a re-read
 
@@ -196,7 +200,7 @@ class AuditLog:
                               "organization_id": organization_id, "parameters": _json(parameters or {}),
                               "reason": reason, "outcome": outcome, "error": error, "attempts": 1,
                               "boot_id": self.boot_id, "completed_at": moment, "environment": self.environment,
-                              "subject": subject})
+                              "subject": subject}, self.keys)
         except SQLAlchemyError:
             if required:
                 raise AuditUnavailable() from None
@@ -216,7 +220,8 @@ class AuditLog:
             orphans = self._orphans(conn)  # again under the lock: another process may have marked them
             for intent in orphans:
                 append(conn, self._linked(intent, kind="outcome", outcome="unknown", error=INTERRUPTED,
-                                          parameters=intent.parameters, organization_id=intent.organization_id))
+                                          parameters=intent.parameters, organization_id=intent.organization_id),
+                       self.keys)
             return len(orphans)
 
     def _orphans(self, conn: Connection, advance: bool = False) -> list[Row[Any]]:
@@ -259,7 +264,7 @@ class AuditLog:
             append(conn, self._linked(line, kind="settled", settles_id=line.outcome_row_id or line.id,
                                       outcome="unknown", error=f"{SETTLED_PREFIX} {note}",
                                       request_id=line.request_id, parameters=line.parameters,
-                                      organization_id=organization_id))
+                                      organization_id=organization_id), self.keys)
             return True
 
     def _linked(self, line: Row[Any], **values: Any) -> dict[str, Any]:
@@ -465,16 +470,34 @@ class AuditLog:
             return [dict(line._mapping) for line in lines]
 
     # --- the chain ------------------------------------------------------------------------------------
-    def chain_status(self, ttl_seconds: float = CHAIN_STATUS_TTL_SECONDS) -> ChainReport:
-        """Whether the chain verifies, for the Audit page: the rows added since the stored checkpoint are
-        hashed (services/audit_verify.py), and the answer is reused for `ttl_seconds`."""
+    def chain_status(self, ttl_seconds: float = CHAIN_STATUS_TTL_SECONDS) -> ChainStatus:
+        """Whether the chain verifies, for the Audit page (services/audit_watch.py: a small log re-hashed whole,
+        a large one from the checkpoint, beside the newest scheduled full verification); the answer is reused
+        for `ttl_seconds`."""
         with self._chain_lock:  # one check at a time per process; the others wait for its answer
             cached = self._chain
             if cached is not None and clock.monotonic() - cached[0] < ttl_seconds:
                 return cached[1]
-            report = incremental(self.engine)
+            report = status(self.engine, self.keys)
             self._chain = (clock.monotonic(), report)
             return report
+
+    def ensure_cutover(self) -> int | None:
+        """With a key, a log whose newest row is unkeyed (written before the store had a key) gets one keyed
+        cut-over row, chained onto it: the unkeyed past is sealed by it, and from here every row is keyed
+        (services/audit_keys.py). Returns its id, or None when nothing was needed."""
+        if self.keys is None:
+            return None
+        with append_lock(self.engine) as conn:
+            last = conn.execute(select(audit_rows.c.key_id).order_by(audit_rows.c.id.desc()).limit(1)).first()
+            if last is None or last.key_id is not None:
+                return None
+            moment = _now()
+            return append(conn, {"kind": "intent", "at": moment, "user": "billing-desk", "role": "system",
+                                 "action": "audit key cut-over", "parameters": _json({"key_id": self.keys.current_id}),
+                                 "reason": "From this row on, every row's hash is an HMAC under the audit key.",
+                                 "outcome": "succeeded", "attempts": 1, "boot_id": self.boot_id,
+                                 "completed_at": moment, "environment": self.environment}, self.keys)
 
 
 def _where(filters: AuditFilter, dialect: str, after: AuditCursor | None = None,
@@ -608,6 +631,6 @@ def _json(values: dict[str, Any]) -> str:
 if __name__ == "__main__":
     # Run as `python -m services.audit verify`: the command lives with the verification. (This file as
     # __main__ is a second copy of the module; it declares no tables, so the copy is harmless.)
-    from services.audit_verify import main
+    from services.audit_watch import main
 
     raise SystemExit(main())

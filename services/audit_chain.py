@@ -8,8 +8,10 @@ person's re-read of an unknown outcome ("settled", naming the unknown row in `se
 outcome. `audit_events` below describes that view for queries; it is not part of the schema's metadata
 (autogenerate must not try to create it as a table).
 
-Each row stores `row_hash`, the SHA-256 of its canonical content (`canonical`: every column but the hash, the
-previous row's hash included), and `prev_hash`, the hash of the row before it in id order. Changing a row
+Each row stores `row_hash`, the HMAC-SHA256 of its canonical content under the console's audit key
+(services/audit_keys.py; the key's id is part of the content), or for rows written before the store had a key, the
+plain SHA-256 (`canonical`: every column but the hash, the previous row's hash included), and `prev_hash`, the
+hash of the row before it in id order. Changing a row
 breaks its own hash; removing one breaks the link of the next; and a row slipped in between is not the one
 its successor chains onto. services/audit_verify.py walks the chain.
 
@@ -31,6 +33,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from .audit_keys import AuditKeys
 from .store import StoreError, metadata, write_transaction
 
 # The `prev_hash` of the first row.
@@ -69,6 +72,7 @@ audit_rows = Table(
     Column("completed_at", DateTime(timezone=True)),
     Column("prev_hash", String(64), nullable=False),
     Column("row_hash", String(64), nullable=False),
+    Column("key_id", String(16)),  # the audit key the hash is an HMAC under (services/audit_keys.py); None: SHA-256
 )
 COLUMNS = tuple(column.name for column in audit_rows.columns)
 HASHED = tuple(name for name in COLUMNS if name != "row_hash")
@@ -114,8 +118,18 @@ def canonical(values: Mapping[str, Any]) -> bytes:
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def row_hash(values: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical(values)).hexdigest()
+class UnknownAuditKey(KeyError):
+    """A row signed with a key this console doesn't hold (its id is named, never the key)."""
+
+
+def row_hash(values: Mapping[str, Any], keys: AuditKeys | None = None) -> str:
+    """A keyed row's HMAC under the key it names; an unkeyed (pre-key) row's SHA-256."""
+    identifier = values.get("key_id")
+    if identifier is None:
+        return hashlib.sha256(canonical(values)).hexdigest()
+    if keys is None or not keys.knows(identifier):
+        raise UnknownAuditKey(identifier)
+    return keys.mac(identifier, canonical(values))
 
 
 def _plain(value: Any) -> Any:
@@ -150,9 +164,10 @@ def append_lock(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def append(conn: Connection, values: Mapping[str, Any]) -> int:
+def append(conn: Connection, values: Mapping[str, Any], keys: AuditKeys | None = None) -> int:
     """Appends one row, chained onto the last; returns its id. Call inside `append_lock`. `values` may leave
-    out nullable columns; every column is hashed as it will read back."""
+    out nullable columns; every column is hashed as it will read back. With `keys`, the row is signed with the
+    current key (an HMAC naming it); without, it is a plain SHA-256 row (a store that has no key yet)."""
     unknown = set(values) - set(HASHED)
     if unknown:
         raise ValueError(f"not audit columns: {sorted(unknown)}")
@@ -160,6 +175,7 @@ def append(conn: Connection, values: Mapping[str, Any]) -> int:
                         .limit(1)).first()
     row: dict[str, Any] = {name: values.get(name) for name in HASHED}
     row["id"], row["prev_hash"] = (last.id + 1, last.row_hash) if last else (1, GENESIS)
-    row["row_hash"] = row_hash(row)
+    row["key_id"] = keys.current_id if keys is not None else None
+    row["row_hash"] = row_hash(row, keys)
     conn.execute(audit_rows.insert().values(**row))
     return int(row["id"])

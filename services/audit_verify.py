@@ -7,8 +7,10 @@ The walk goes through the rows in id order, a page at a time, and names each bre
   before it is gone;
 - a row **inserted**: it is not the row its successor chains onto (that one chains past it onto the row
   before), or its hash and its link are both wrong.
-A row appended at the end by someone who computes its hash as the console does can't be told from a real one:
-the chain proves the log was not changed after the fact, not who appended to it (docs/deployment.md).
+With the console's audit key (services/audit_keys.py) the hashes are HMACs the database can't recompute: every
+row after the first keyed one (the cut-over) must be keyed, and with a key configured the newest row must be
+too, so a chain recomputed with plain SHA-256 by someone with only database access is caught. Rows cut off the
+end leave a valid, shorter chain: the witness (services/audit_watch.py) catches that.
 
 Verified progress is remembered in `audit_chain_checkpoints` (the last verified id and hash, how many rows,
 when), so the Audit page re-hashes only the rows added since, and every replica and restart shares it; on top
@@ -19,9 +21,6 @@ walk, which re-hashes everything, is the command; run it on a schedule.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,8 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, func, inspect, 
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .audit_chain import GENESIS, audit_rows, row_hash
+from .audit_chain import GENESIS, UnknownAuditKey, audit_rows, row_hash
+from .audit_keys import AuditKeys
 from .store import metadata, now, store_engine, utc
 
 PAGE = 5000  # rows read per query: memory stays flat however long the log is
@@ -45,6 +45,7 @@ audit_chain_checkpoints = Table(
     Column("rows", Integer, nullable=False),  # rows in the chain up to last_id
     Column("last_at", DateTime(timezone=True)),  # when that row was written
     Column("verified_at", DateTime(timezone=True), nullable=False),
+    Column("mac", String(80)),  # "key id:HMAC" of last_id, last_hash and rows: a checkpoint only the console makes
 )
 
 
@@ -67,6 +68,18 @@ class Checkpoint:
     rows: int
     last_at: datetime | None
     verified_at: datetime
+    mac: str | None = None
+
+    def sealed(self, keys: AuditKeys) -> str:
+        return f"{keys.current_id}:{keys.mac(keys.current_id, self._content)}"
+
+    def seal_holds(self, keys: AuditKeys) -> bool:
+        identifier, _, value = (self.mac or "").partition(":")
+        return keys.knows(identifier) and value == keys.mac(identifier, self._content)
+
+    @property
+    def _content(self) -> bytes:
+        return f"{self.last_id}:{self.last_hash}:{self.rows}".encode()
 
 
 @dataclass(frozen=True)
@@ -102,30 +115,41 @@ class _Link:
     hash: str
 
 
-def verify(engine: Engine, since: Checkpoint | None = None) -> ChainReport:
+def verify(engine: Engine, since: Checkpoint | None = None, keys: AuditKeys | None = None) -> ChainReport:
     """Walks the chain from the first row, or only past `since` (after re-hashing that row). A full walk also
-    holds the log against the stored checkpoint, which catches a log truncated or rewritten up to it."""
+    holds the log against the stored checkpoint, which catches a log truncated or rewritten up to it. `keys`: the
+    console's audit keys; without them keyed rows can't be checked (each is named)."""
     with engine.connect() as conn:
         findings: list[Finding] = []
         if since is not None:
-            findings += _check_checkpoint_row(conn, since)
+            findings += _check_checkpoint_row(conn, since, keys)
         link = _Link(since.last_id, since.last_hash) if since else _Link(0, GENESIS)
         count, last_at = (since.rows, since.last_at) if since else (0, None)
+        keyed_from: int | None = None
+        newest = None
         rows = _rows_after(conn, link.id)
         current = next(rows, None)
         while current is not None:
             following = next(rows, None)
-            finding, accepted = _judge(conn, current, following, link)
+            finding, accepted = _judge(conn, current, following, link, keys)
             if finding:
                 findings.append(finding)
+            if current.key_id is not None and keyed_from is None:
+                keyed_from = current.id
+            elif current.key_id is None and keyed_from is not None:
+                findings.append(_finding(current.id, "altered", f"it has no key after the cut-over to keyed hashes "
+                                                                f"at row {keyed_from}: written without the console"))
             if accepted:
                 link = _Link(current.id, current.row_hash)
-            count, last_at = count + 1, utc(current.at)
+            count, last_at, newest = count + 1, utc(current.at), current
             current = following
+        if keys is not None and newest is not None and newest.key_id is None:
+            findings.append(_finding(newest.id, "altered", "the newest row has no key although the console has one: "
+                                                           "the chain was recomputed without the key"))
         if since is None:
             stored = read_checkpoint(conn)
             if stored is not None:
-                findings += _check_checkpoint_row(conn, stored)
+                findings += _check_checkpoint_row(conn, stored, keys)
     return ChainReport(count, link.id, link.hash, last_at, tuple(findings), since)
 
 
@@ -139,10 +163,23 @@ def _rows_after(conn: Connection, after: int) -> Iterator[Row[Any]]:
         after = page[-1].id
 
 
-def _judge(conn: Connection, row: Row[Any], following: Row[Any] | None, link: _Link) -> tuple[Finding | None, bool]:
+def _content_ok(row: Row[Any], keys: AuditKeys | None) -> bool | str:
+    """True or False: whether the row's content matches its hash; a sentence when it can't be told."""
+    try:
+        return row_hash(row._asdict(), keys) == row.row_hash
+    except UnknownAuditKey:
+        return (f"it is signed with audit key {row.key_id}, which this console doesn't hold (list it in "
+                "BILLING_DESK_AUDIT_OLD_KEYS)") if keys is not None else \
+            "it is signed with an audit key: give the console's key (BILLING_DESK_AUDIT_KEY) to check it"
+
+
+def _judge(conn: Connection, row: Row[Any], following: Row[Any] | None, link: _Link,
+           keys: AuditKeys | None = None) -> tuple[Finding | None, bool]:
     """What is wrong with `row`, if anything, given the chain so far (`link`) and the row after it; and
     whether the chain goes on from it (an inserted row is stepped over: its successor chains past it)."""
-    content_ok = row_hash(row._asdict()) == row.row_hash
+    content_ok = _content_ok(row, keys)
+    if isinstance(content_ok, str):
+        return _finding(row.id, "unchecked", content_ok), row.prev_hash == link.hash
     link_ok = row.prev_hash == link.hash
     skipped = following is not None and following.prev_hash == link.hash and following.prev_hash != row.row_hash
     if content_ok and link_ok:
@@ -169,15 +206,22 @@ def _id_with_hash(conn: Connection, wanted: str) -> int | None:
     return conn.execute(select(func.min(audit_rows.c.id)).where(audit_rows.c.row_hash == wanted)).scalar_one()
 
 
-def _check_checkpoint_row(conn: Connection, checkpoint: Checkpoint) -> list[Finding]:
+def _check_checkpoint_row(conn: Connection, checkpoint: Checkpoint, keys: AuditKeys | None = None) -> list[Finding]:
     row = conn.execute(select(audit_rows).where(audit_rows.c.id == checkpoint.last_id)).first()
     verified = f"verified at {checkpoint.verified_at:%Y-%m-%d %H:%M:%S} UTC"
     if row is None:
         return [Finding(checkpoint.last_id, "removed", f"rows removed from the end: row {checkpoint.last_id}, "
                                                        f"{verified}, is no longer in the log")]
+    # A checkpoint naming a keyed row is sealed with the key: one written with database access alone is not.
+    if keys is not None and row.key_id is not None and not checkpoint.seal_holds(keys):
+        return [_finding(row.id, "altered", "the record of verified rows naming it was not written by the console "
+                                            "(it carries no valid seal of the audit key)")]
     if row.row_hash != checkpoint.last_hash:
         return [_finding(row.id, "altered", f"its hash is not the one {verified}: the chain was recomputed")]
-    if row_hash(row._asdict()) != row.row_hash:
+    content_ok = _content_ok(row, keys)
+    if isinstance(content_ok, str):
+        return [_finding(row.id, "unchecked", content_ok)]
+    if not content_ok:
         return [_finding(row.id, "altered", "its content no longer matches its hash")]
     return []
 
@@ -187,15 +231,19 @@ def read_checkpoint(conn: Connection) -> Checkpoint | None:
     row = conn.execute(select(audit_chain_checkpoints).where(audit_chain_checkpoints.c.name == CHECKPOINT)).first()
     if row is None:
         return None
-    return Checkpoint(row.last_id, row.last_hash, row.rows, utc(row.last_at), utc(row.verified_at) or now())
+    return Checkpoint(row.last_id, row.last_hash, row.rows, utc(row.last_at), utc(row.verified_at) or now(),
+                      row.mac)
 
 
-def save_checkpoint(engine: Engine, report: ChainReport) -> None:
-    """Remembers a clean report's last row, only ever moving forward (replicas verify concurrently)."""
+def save_checkpoint(engine: Engine, report: ChainReport, keys: AuditKeys | None = None) -> None:
+    """Remembers a clean report's last row, only ever moving forward (replicas verify concurrently), sealed with
+    the audit key when there is one."""
     if not report.ok or not report.last_id:
         return
+    checkpoint = Checkpoint(report.last_id, report.last_hash, report.rows, report.last_at, now())
     values = {"last_id": report.last_id, "last_hash": report.last_hash, "rows": report.rows,
-              "last_at": report.last_at, "verified_at": now()}
+              "last_at": report.last_at, "verified_at": checkpoint.verified_at,
+              "mac": checkpoint.sealed(keys) if keys is not None else None}
     table = audit_chain_checkpoints
     try:
         with engine.begin() as conn:
@@ -208,44 +256,11 @@ def save_checkpoint(engine: Engine, report: ChainReport) -> None:
         pass  # another replica saved it first
 
 
-def incremental(engine: Engine) -> ChainReport:
+def incremental(engine: Engine, keys: AuditKeys | None = None) -> ChainReport:
     """The page's check: the rows added since the checkpoint (all of them the first time), then the
     checkpoint moved to the end if they verify."""
     with engine.connect() as conn:
         since = read_checkpoint(conn)
-    report = verify(engine, since)
-    save_checkpoint(engine, report)
+    report = verify(engine, since, keys)
+    save_checkpoint(engine, report, keys)
     return report
-
-
-# --- python -m services.audit verify --------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.audit", description="The audit log's hash chain.")
-    parser.add_argument("--url", default=os.environ.get("AUDIT_DATABASE_URL"),
-                        help="the store's SQLAlchemy URL (default: AUDIT_DATABASE_URL)")
-    actions = parser.add_subparsers(dest="action", required=True)
-    verify_command = actions.add_parser("verify", help="walk the whole chain and name every row altered, removed or "
-                                        "inserted, one line each; exit 0 if it verifies, 1 if not, 2 if the store "
-                                        "can't be read")
-    verify_command.add_argument("--url", default=argparse.SUPPRESS, help="as above, after the command")
-    options = parser.parse_args(argv)
-    if not options.url:
-        parser.error("give --url or set AUDIT_DATABASE_URL")
-    engine = store_engine(options.url)
-    try:
-        if not inspect(engine).has_table(audit_rows.name):
-            print("The store has no audit chain yet: run `python -m services.store upgrade`.", file=sys.stderr)
-            return 2
-        report = verify(engine)  # read only: the command may run as a role that can't write the checkpoint
-    except SQLAlchemyError as problem:
-        original = getattr(problem, "orig", None) or problem
-        where = engine.url.render_as_string(hide_password=True)
-        print(f"The store at {where} can't be read ({type(original).__name__}).", file=sys.stderr)
-        return 2
-    finally:
-        engine.dispose()
-    for finding in report.findings:
-        print(finding.line)
-    if report.ok:  # the last hash: kept somewhere else (a log, a ticket), it shows a later rewrite of the chain
-        print(f"{report.summary} Last hash {report.last_hash}.")
-    return 0 if report.ok else 1

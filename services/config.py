@@ -16,6 +16,7 @@ from typing import Any, Mapping, Union
 from urllib.parse import urlsplit
 
 from .approvals.policy import ApprovalPolicy, PolicyError
+from .audit_keys import AuditKeyError, AuditKeys, check_secret
 from .auth.roles import Role
 from .auth.sso import SsoSettings
 from .payments import validation
@@ -34,7 +35,9 @@ ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_T
                          "CHECKOUT_CANCEL_URL", "CHECKOUT_ALLOWED_HOSTS", "SANDBOX_PORT", "SANDBOX_API_KEY",
                          "SANDBOX_DIALECT", "BILLING_DESK_JOB_WORKERS", "BILLING_DESK_JOB_LIMIT",
                          "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_JOB_LEASE_SECONDS", "BILLING_DESK_APPROVAL_ACTIONS",
-                         "BILLING_DESK_APPROVAL_THRESHOLD", "BILLING_DESK_APPROVERS", "BILLING_DESK_APPROVAL_HOURS")
+                         "BILLING_DESK_APPROVAL_THRESHOLD", "BILLING_DESK_APPROVERS", "BILLING_DESK_APPROVAL_HOURS",
+                         "BILLING_DESK_AUDIT_KEY", "BILLING_DESK_AUDIT_OLD_KEYS", "BILLING_DESK_AUDIT_VERIFY_MINUTES",
+                         "BILLING_DESK_AUDIT_WITNESS")
 
 
 class ConfigError(Exception):
@@ -73,6 +76,9 @@ class ConsoleConfig:
     job_keep_days: float = 30  # a finished bulk job's results are purged after this
     job_lease_seconds: float = 30  # a worker's claim on a job lasts this without a heartbeat
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # which writes wait for a second person
+    audit_keys: AuditKeys | None = field(default=None, repr=False)  # the audit chain's HMAC key (audit_keys.py)
+    audit_verify_every: timedelta = timedelta(minutes=15)  # the whole chain re-hashed this often
+    audit_witness: str | None = None  # a file or http(s) URL the chain's head is written to at each re-hash
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in ("api_url", "sandbox", "data_dir",
@@ -180,7 +186,7 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
     environ = os.environ if environ is None else environ
     secrets = secrets or {}
     payments, sign_in = _section(secrets, "payments"), _section(secrets, "sign_in")
-    checkout = _section(secrets, "checkout")
+    checkout, audit = _section(secrets, "checkout"), _section(secrets, "audit")
     api_url = environ.get("PAYMENTS_API_URL") or payments.get("api_url")
     api_key = environ.get("PAYMENTS_API_KEY") or payments.get("api_key")
     sandbox = environ.get(SANDBOX_FLAG, "").strip().lower() in ("1", "true", "yes")
@@ -221,13 +227,18 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         job_keep_days=_number(environ.get("BILLING_DESK_JOB_KEEP_DAYS"), "BILLING_DESK_JOB_KEEP_DAYS", 30, 1, 3650),
         job_lease_seconds=_number(environ.get("BILLING_DESK_JOB_LEASE_SECONDS"), "BILLING_DESK_JOB_LEASE_SECONDS",
                                   30, 2, 600),
-        approvals=_approvals(environ, secrets))
+        approvals=_approvals(environ, secrets), audit_keys=_audit_keys(environ, audit),
+        audit_verify_every=timedelta(minutes=_number(environ.get("BILLING_DESK_AUDIT_VERIFY_MINUTES") or
+                                                     audit.get("verify_minutes"), "BILLING_DESK_AUDIT_VERIFY_MINUTES",
+                                                     15, 1, 1440)),
+        audit_witness=str(environ.get("BILLING_DESK_AUDIT_WITNESS") or audit.get("witness") or "") or None)
     if sandbox:
         if config.users_file is not None or config.sso is not None:
             raise ConfigError("The sandbox's demo users never sit beside real ones: unset the users file "
                               f"(BILLING_DESK_USERS) and single sign-on ([auth]), or {SANDBOX_FLAG}.")
         if shared_store(config):  # a random key per process would sign people out on every other replica
             _require_cookie_key(config, "Replicas on a shared store must all sign sign-in cookies with one key. ")
+            _require_audit_key(config)
         return config
     try:
         url, key = validation.api_base_url(api_url), validation.api_key(api_key)
@@ -260,11 +271,32 @@ def _require_cookie_key(config: ConsoleConfig, why: str = "") -> None:
                           "cookie_key in secrets), e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
 
 
+def _audit_keys(environ: Mapping[str, str], audit: Mapping[str, Any]) -> AuditKeys | None:
+    current = environ.get("BILLING_DESK_AUDIT_KEY") or audit.get("key")
+    if not current:
+        return None
+    older = environ.get("BILLING_DESK_AUDIT_OLD_KEYS") or audit.get("old_keys") or ""
+    older_list = older.split(",") if isinstance(older, str) else [str(item) for item in older]
+    try:
+        return AuditKeys.of(check_secret(str(current), "BILLING_DESK_AUDIT_KEY"),
+                            [check_secret(item, "BILLING_DESK_AUDIT_OLD_KEYS") for item in older_list if item.strip()])
+    except AuditKeyError as problem:
+        raise ConfigError(str(problem)) from None
+
+
+def _require_audit_key(config: ConsoleConfig) -> None:
+    if config.audit_keys is None:
+        raise ConfigError("Set the audit key (BILLING_DESK_AUDIT_KEY, or [audit] key in secrets): at least 32 random "
+                          "characters, the same on every replica and worker, kept out of the database, e.g. from: "
+                          "python -c 'import secrets; print(secrets.token_urlsafe(48))' (docs/security.md).")
+
+
 def check_production(config: ConsoleConfig) -> None:
     """Rules for driving a real API: refuse to start rather than run unsafely."""
     parts = urlsplit(config.api_url or "")
     if parts.scheme != "https" and not _is_loopback(parts.hostname):
         raise ConfigError("The Payments API URL must use https (only a loopback address may use http).")
+    _require_audit_key(config)
     if config.sso is not None:
         return  # [auth] was checked in _sso; password sign-in is off
     _require_cookie_key(config)

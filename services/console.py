@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from .audit import AuditLog
+from .audit_keys import AuditKeys
+from .audit_watch import VerificationSchedule, Witness
 from .auth.directory import UsersDirectory
 from .auth.password import PasswordSignIn
 from .auth.sessions import SignInSessions
@@ -44,6 +46,7 @@ class Console:
     lease: ConsoleLease | None = field(default=None, repr=False)  # this process's heartbeat in the store
     jobs: JobStore | None = field(default=None, repr=False)  # bulk lookups kept in the store
     workers: list[JobWorker] = field(default_factory=list, repr=False)  # this process's bulk-job workers
+    verification: VerificationSchedule | None = field(default=None, repr=False)  # the chain's scheduled re-hash
 
     @property
     def environment(self) -> str:
@@ -53,6 +56,19 @@ class Console:
     def users(self) -> dict[str, User]:
         """The users right now (the users file is re-read when it changes)."""
         return self.directory.current()
+
+
+def audit_keys(config: ConsoleConfig) -> AuditKeys:
+    """The configured audit key (production and shared stores require one); in sandbox mode on its own SQLite
+    store, one kept beside that store (made on first start, readable by this user only)."""
+    if config.audit_keys is not None:
+        return config.audit_keys
+    path = config.data_dir / "audit.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return AuditKeys.of(path.read_text().strip())
 
 
 def build_console(config: ConsoleConfig) -> Console:
@@ -78,7 +94,12 @@ def build_console(config: ConsoleConfig) -> Console:
     else:
         client = PaymentsClient(config.api_url or "", config.api_key or "", timeout=timeout,
                                 pacer=pacer(config.api_key or ""))
-    audit = AuditLog(store, environment=config.environment)
+    audit = AuditLog(store, environment=config.environment, keys=audit_keys(config))
+    audit.ensure_cutover()  # a store hashed before it had a key: one keyed row seals the unkeyed past
+    # The whole chain re-hashed on a schedule, by one process among all replicas and workers per slot.
+    witness = Witness(config.audit_witness) if config.audit_witness else None
+    verification = VerificationSchedule(store, audit.keys, config.audit_verify_every, witness,
+                                        by=f"console {audit.boot_id[:8]}").start()
     # Pending rows of console processes whose lease has expired become unknown, now and on every heartbeat.
     lease = ConsoleLease(store, audit.boot_id, on_beat=audit.mark_interrupted).start()
     sessions = SignInSessions(store, config.cookie_key or secrets.token_urlsafe(48), config.idle_timeout,
@@ -97,4 +118,4 @@ def build_console(config: ConsoleConfig) -> Console:
     return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
                    sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
                    success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease, jobs=jobs,
-                   workers=workers)
+                   workers=workers, verification=verification)

@@ -47,7 +47,7 @@ import pandas as pd
 
 from . import exports
 from .audit import (PAGE_SIZE, AuditCursor, AuditFilter, AuditLog, AuditPage, AuditSummary, AuditUnavailable,
-                    ChainReport, approval_request_named, reading)
+                    ChainStatus, approval_request_named, reading)
 from .auth.roles import Action, Actor, PermissionDenied, allowed, require
 from .bulk import RESULT_COLUMNS
 from .approvals.policy import ApprovalPolicy, Gate, gate, snapshot_of
@@ -344,7 +344,7 @@ class BillingDesk:
         with reading():
             return self.audit.distinct(column)
 
-    def audit_chain_status(self, actor: Actor) -> ChainReport:
+    def audit_chain_status(self, actor: Actor) -> ChainStatus:
         """Whether the audit log's hash chain verifies (rows added since the last check are hashed)."""
         self._authorize(actor, Action.READ_AUDIT_LOG)
         with reading():

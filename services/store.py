@@ -224,6 +224,7 @@ CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("SELECT, INSERT", ("audit_rows",)),  # append-only: no UPDATE, DELETE, TRUNCATE
     ("SELECT", ("audit_events", "alembic_version")),  # the view the pages read; the revision checked at start
     ("SELECT, INSERT, UPDATE", ("audit_chain_checkpoints", "rate_budgets",  # the last verified row; the key's rate
+                                "audit_verifications",  # the scheduled full re-hashes, kept
                                 "approval_requests",  # requests are decided, never deleted
                                 "bulk_jobs", "bulk_job_items")),  # a purge empties results, keeps the jobs
     ("SELECT, INSERT, UPDATE, DELETE", ("sign_in_sessions", "sessions_valid_from", "login_throttles",

@@ -28,7 +28,8 @@ from sandbox.control_client import SandboxControl
 from sandbox.settings import new_test_key
 from services.audit import AuditLog, audit_rows
 from services.audit_chain import GENESIS, row_hash
-from services.audit_verify import main as verify_command
+from services import audit_watch
+from services.audit_watch import main as verify_command
 from services.audit_verify import verify
 from services.auth.roles import Actor, Role
 from services.desk import BillingDesk, WriteOutcomeUnknown
@@ -322,20 +323,34 @@ def test_the_store_refuses_updates_and_deletes_of_audit_rows(audit: AuditLog) ->
 
 
 # --- reading -------------------------------------------------------------------------------------------------
-def test_the_page_check_hashes_only_the_rows_added_since_it_last_verified(audit: AuditLog) -> None:
+def test_the_page_check_of_a_large_log_hashes_only_the_rows_added_since_it_last_verified(
+        audit: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_watch, "FULL_CHECK_UP_TO_ROWS", 0)  # every log is "large"
     _log_of_ten_rows(audit)
     first = audit.chain_status()
-    assert first.ok and first.since is None and first.rows == 10  # no checkpoint yet: the whole chain
+    assert first.ok and first.checked.since is None and first.checked.rows == 10  # no checkpoint yet: all of it
+    assert first.summary == ("Audit chain: rows #1–#10, added since the last check, verify; The whole chain has not "
+                             "been re-hashed yet (that runs every 15 minutes).")
     _write(audit, "more")
     assert audit.chain_status() is first  # within the TTL: the same answer, nothing read
 
     second = audit.chain_status(ttl_seconds=0)
 
-    assert second.ok and second.since is not None and second.since.last_id == 10 and second.rows == 12
+    assert second.ok and second.checked.since is not None and second.checked.since.last_id == 10
+    assert second.checked.rows == 12 and "rows #11–#12, added since the last check, verify" in second.summary
     _by_hand(audit.engine, "UPDATE audit_rows SET error = 'edited' WHERE id = 12")  # the checkpoint's row
     broken = audit.chain_status(ttl_seconds=0)
     assert not broken.ok and broken.summary == ("Audit chain does not verify: row 12 altered: its content no longer "
                                                 "matches its hash.")
+
+
+def test_a_small_log_is_re_hashed_whole_on_every_check(audit: AuditLog) -> None:
+    """Below FULL_CHECK_UP_TO_ROWS the page re-hashes every row: an edit before the checkpoint shows at once."""
+    _log_of_ten_rows(audit)
+    assert audit.chain_status().summary == "Audit chain verified: all 10 rows re-hashed just now, last #10."
+    _by_hand(audit.engine, "UPDATE audit_rows SET reason = 'quietly' WHERE id = 1")
+    broken = audit.chain_status(ttl_seconds=0)
+    assert not broken.ok and broken.summary.startswith("Audit chain does not verify: row 1 altered")
 
 
 def test_the_desks_writes_read_back_as_before(sandbox: RunningSandbox, control: SandboxControl,
@@ -415,8 +430,9 @@ def _audit_page(as_user: str = "finance") -> AppTest:
 def test_the_audit_page_says_the_chain_verifies(console_store: Path) -> None:
     at = _audit_page()
     assert not at.exception and not at.error
-    assert any(caption.value.startswith(":material/verified_user: Audit chain verified: 10 rows, last #10 at ")
-               for caption in at.caption)
+    # 11: the console holds an audit key, so it sealed the ten unkeyed rows with a keyed cut-over row at start
+    assert any(caption.value == ":material/verified_user: Audit chain verified: all 11 rows re-hashed just now, "
+                                "last #11." for caption in at.caption), [caption.value for caption in at.caption]
 
 
 def test_the_audit_page_names_the_first_bad_row(console_store: Path) -> None:

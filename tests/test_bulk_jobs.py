@@ -259,6 +259,7 @@ def test_a_separate_worker_process_runs_jobs_and_gives_its_job_back_on_sigterm(t
     env = {**os.environ, "PAYMENTS_API_URL": slow_sandbox.base_url, "PAYMENTS_API_KEY": slow_sandbox.api_key,
            "AUDIT_DATABASE_URL": store_url, "BILLING_DESK_USERS": str(tmp_path / "users.yaml"),
            "BILLING_DESK_COOKIE_KEY": "k" * 8 + "abcdefghijklmnopqrstuvwxyz012345",
+           "BILLING_DESK_AUDIT_KEY": "a" * 8 + "abcdefghijklmnopqrstuvwxyz012345",
            "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1:8501", "BILLING_DESK_JOB_LEASE_SECONDS": "3"}
     env.pop("BILLING_DESK_SANDBOX", None)
     root = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ LIVE_KEY = "bsk_live_" + "a1" * 16
 COOKIE = "Vq3xZ8pL2mN7rT4wY9bC6dF1gH5jK0sA-_e"
 SANDBOX = {"BILLING_DESK_SANDBOX": "1"}
 PRODUCTION = {"PAYMENTS_API_URL": "https://api.example.com/api/v1", "PAYMENTS_API_KEY": LIVE_KEY,
-              "BILLING_DESK_COOKIE_KEY": COOKIE, "BILLING_DESK_USERS": "users.yaml",
+              "BILLING_DESK_COOKIE_KEY": COOKIE, "BILLING_DESK_USERS": "users.yaml", "BILLING_DESK_AUDIT_KEY": COOKIE,
               "BILLING_DESK_PUBLIC_URL": "https://desk.example.com"}
 
 
@@ -67,7 +67,8 @@ def test_api_from_environment_or_secrets(tmp_path: Path) -> None:
     assert config.api_url == "https://api.example.com/api/v1" and config.environment == "live"
     assert LIVE_KEY not in repr(config) and COOKIE not in repr(config)
     secrets = {"payments": {"api_url": "https://api.example.com/api/v1", "api_key": "bsk_test_" + "0" * 32},
-               "sign_in": {"cookie_key": COOKIE, "users_file": str(users), "public_url": "https://desk.example.com"}}
+               "sign_in": {"cookie_key": COOKIE, "users_file": str(users), "public_url": "https://desk.example.com"},
+               "audit": {"key": COOKIE}}
     assert load_config({}, secrets).environment == "test"
 
 

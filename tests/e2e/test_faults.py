@@ -90,6 +90,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterato
     console = start_console(data_dir, {"PAYMENTS_API_URL": api.base_url, "PAYMENTS_API_KEY": api.api_key,
                                        "BILLING_DESK_USERS": str(users),
                                        "BILLING_DESK_COOKIE_KEY": secrets.token_urlsafe(48),
+                                       "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48),
                                        "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1",  # loopback: http allowed
                                        "PAYMENTS_API_TIMEOUT": str(READ_TIMEOUT)})
     control = SandboxControl(api.root_url, api.api_key)

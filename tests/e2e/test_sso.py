@@ -61,7 +61,7 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoConsole]:
     secrets_file = data_dir / "secrets.toml"
     secrets_file.write_text(secrets_toml(provider, url, secrets.token_urlsafe(48)) + ROLES)
     env = {**os.environ, "PAYMENTS_API_URL": api.base_url, "PAYMENTS_API_KEY": api.api_key,
-           "BILLING_DESK_DATA_DIR": str(data_dir)}
+           "BILLING_DESK_DATA_DIR": str(data_dir), "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48)}
     for name in ("BILLING_DESK_SANDBOX", "BILLING_DESK_USERS"):
         env.pop(name, None)
     server = start_streamlit("app.py", data_dir, env, port=port, args=["--secrets.files", str(secrets_file)])

@@ -1,0 +1,294 @@
+"""Watching the audit chain: the whole of it re-hashed on a schedule, the result kept, its head witnessed.
+
+The Audit page's own check (services/audit_verify.py `incremental`) re-hashes only the rows added since the last
+verified one, so a row rewritten *before* that point would go unseen by it. So, every `every` (default 15 minutes)
+one process among all replicas and workers re-hashes the whole chain (`full_verification`): which process is
+settled by the store, each run taking a slot of time whose number is unique in `audit_verifications`. The result
+is a row there (when, how many rows, up to which row and hash, what was found), which the page shows beside its
+own check; a log small enough to re-hash in about 200 ms is re-hashed on every opening of the page instead.
+
+At each full verification the chain's head (last row id, hash, time) is written to the console's log and, when
+one is configured (`BILLING_DESK_AUDIT_WITNESS`: a file path or an http(s) URL), to an append-only witness outside
+the database. Cutting rows off the end of the log (and its checkpoint with them) leaves a shorter chain that
+verifies; the witness still names the rows that were there: `python -m services.audit verify --witness FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, func, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from .audit_chain import audit_rows
+from .audit_keys import AuditKeyError, AuditKeys, check_secret
+from .audit_verify import ChainReport, Finding, incremental, save_checkpoint, verify
+from .store import metadata, now, store_engine, utc
+
+log = logging.getLogger("billing_desk.audit")
+
+VERIFY_EVERY = timedelta(minutes=15)
+# Re-hashed on every opening of the Audit page up to this many rows (about 200 ms here: docs/performance.md).
+FULL_CHECK_UP_TO_ROWS = 5_000
+
+audit_verifications = Table(
+    "audit_verifications", metadata,
+    Column("id", String(32), primary_key=True),  # a random id: no sequence to grant the console role
+    Column("slot", Integer, unique=True),  # the scheduled run's slot of time: one process per slot
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("by", String(100), nullable=False),  # the process that ran it
+    Column("rows", Integer),
+    Column("last_id", Integer),
+    Column("last_hash", String(64)),
+    Column("ok", Integer),  # 1 verified, 0 findings, None still running (or its process died)
+    Column("findings", Text),  # one line each
+)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """One full verification, as stored."""
+    started_at: datetime
+    finished_at: datetime | None
+    rows: int | None
+    last_id: int | None
+    ok: bool | None
+    findings: tuple[str, ...]
+
+    @property
+    def sentence(self) -> str:
+        when = f"{self.finished_at or self.started_at:%d %b %Y, %H:%M} UTC"
+        if self.ok:
+            return f"the whole chain was re-hashed at {when}: {self.rows or 0:,} rows up to #{self.last_id or 0} verify"
+        if self.ok is None:
+            return f"a full re-hash started at {when} has not finished"
+        more = f" (and {len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
+        return f"the whole chain was re-hashed at {when} and does NOT verify: {self.findings[0]}{more}"
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """What the Audit page says about the chain: never "verified" for rows that were not re-hashed."""
+    checked: ChainReport  # what was re-hashed for this answer: the whole chain, or the rows since the checkpoint
+    whole_chain_now: bool  # True: `checked` is every row, re-hashed now
+    last_full: Verification | None  # the newest scheduled full verification
+
+    @property
+    def ok(self) -> bool:
+        return self.checked.ok and (self.whole_chain_now or self.last_full is None or self.last_full.ok is not False)
+
+    @property
+    def summary(self) -> str:
+        if not self.checked.ok:
+            return self.checked.summary
+        if self.whole_chain_now:
+            if not self.checked.rows:
+                return "Audit chain verified: no rows yet."
+            return (f"Audit chain verified: all {self.checked.rows:,} rows re-hashed just now, last "
+                    f"#{self.checked.last_id}.")
+        since = self.checked.since
+        first = (since.last_id + 1) if since else 1
+        added = (f"rows #{first}–#{self.checked.last_id}, added since the last check, verify"
+                 if self.checked.last_id >= first else "no rows were added since the last check")
+        full = (self.last_full.sentence if self.last_full else
+                f"the whole chain has not been re-hashed yet (that runs every {int(VERIFY_EVERY.total_seconds() // 60)} "
+                f"minutes)")
+        return f"Audit chain: {added}; {full[0].upper() + full[1:]}."
+
+
+def latest(engine: Engine) -> Verification | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(audit_verifications).order_by(audit_verifications.c.started_at.desc()).limit(1)
+                           ).first()
+    if row is None:
+        return None
+    return Verification(utc(row.started_at), utc(row.finished_at), row.rows, row.last_id,  # type: ignore[arg-type]
+                        None if row.ok is None else bool(row.ok), tuple(filter(None, (row.findings or "").split("\n"))))
+
+
+def status(engine: Engine, keys: AuditKeys | None) -> ChainStatus:
+    """The page's answer: a small log is re-hashed whole; a large one, the rows since the checkpoint, with the
+    newest scheduled full verification beside them."""
+    with engine.connect() as conn:
+        newest = conn.execute(select(func.max(audit_rows.c.id))).scalar() or 0
+    if newest <= FULL_CHECK_UP_TO_ROWS:
+        report = verify(engine, None, keys)
+        save_checkpoint(engine, report, keys)
+        return ChainStatus(report, True, None)
+    return ChainStatus(incremental(engine, keys), False, latest(engine))
+
+
+# --- the full verification ---------------------------------------------------------------------------------------
+def full_verification(engine: Engine, keys: AuditKeys | None, witness: Witness | None = None, by: str = "console",
+                      slot: int | None = None) -> Verification | None:
+    """Re-hashes the whole chain and stores the result; None if another process holds this `slot` already."""
+    started = now()
+    try:
+        run_id = uuid.uuid4().hex
+        with engine.begin() as conn:
+            conn.execute(audit_verifications.insert().values(id=run_id, slot=slot, started_at=started, by=by[:100]))
+    except IntegrityError:
+        return None  # another replica or worker took this slot
+    report = verify(engine, None, keys)
+    findings = tuple(finding.line for finding in report.findings)
+    with engine.begin() as conn:
+        conn.execute(audit_verifications.update().where(audit_verifications.c.id == run_id).values(
+            finished_at=now(), rows=report.rows, last_id=report.last_id, last_hash=report.last_hash,
+            ok=1 if report.ok else 0, findings="\n".join(findings)))
+    save_checkpoint(engine, report, keys)
+    head = {"id": report.last_id, "hash": report.last_hash, "at": report.last_at.isoformat() if report.last_at else None,
+            "rows": report.rows, "verified": report.ok, "verified_at": started.isoformat()}
+    (log.info if report.ok else log.error)("Audit chain head %s (full verification: %s)", json.dumps(head),
+                                           "verified" if report.ok else "; ".join(findings[:3]))
+    if witness is not None:
+        witness.record(head)
+    return Verification(started, now(), report.rows, report.last_id, report.ok, findings)
+
+
+class Witness:
+    """An append-only record of chain heads outside the database: a file (one JSON line each) or an http(s)
+    endpoint that takes each head as a JSON POST."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def record(self, head: dict[str, Any]) -> None:
+        try:
+            if self.where.startswith(("http://", "https://")):
+                requests.post(self.where, json=head, timeout=(3, 10)).raise_for_status()
+            else:
+                with Path(self.where).open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(head, sort_keys=True) + "\n")
+        except (OSError, requests.RequestException) as problem:  # the verification stands; the head is in the log
+            log.error("The audit witness at %s could not be written (%s)", self.where, type(problem).__name__)
+
+
+def held_against_witness(engine: Engine, lines: Iterable[str]) -> list[Finding]:
+    """Each head the witness recorded must still be in the log with the same hash."""
+    heads = [json.loads(line) for line in lines if line.strip()]
+    findings: list[Finding] = []
+    with engine.connect() as conn:
+        newest = conn.execute(select(func.max(audit_rows.c.id))).scalar() or 0
+        for head in heads:
+            if not head.get("id"):
+                continue
+            stored = conn.execute(select(audit_rows.c.row_hash).where(audit_rows.c.id == head["id"])).scalar()
+            if stored is None:
+                findings.append(Finding(int(head["id"]), "removed", f"rows removed from the end: row {head['id']}, "
+                                        f"witnessed on {head.get('verified_at', '?')[:19]}, is no longer in the log "
+                                        f"(the log now ends at row {newest})"))
+            elif stored != head.get("hash"):
+                findings.append(Finding(int(head["id"]), "altered", f"row {head['id']} {'altered'}: its hash is not "
+                                        f"the one witnessed on {head.get('verified_at', '?')[:19]}: the chain was "
+                                        "recomputed"))
+    return _first_each(findings)
+
+
+def _first_each(findings: list[Finding]) -> list[Finding]:
+    seen, kept = set(), []
+    for finding in findings:
+        if (finding.row_id, finding.problem) not in seen:
+            seen.add((finding.row_id, finding.problem))
+            kept.append(finding)
+    return kept
+
+
+# --- the schedule --------------------------------------------------------------------------------------------------
+class VerificationSchedule:
+    """A thread in each console and worker process; per slot of `every`, the one whose insert wins runs it."""
+
+    def __init__(self, engine: Engine, keys: AuditKeys | None, every: timedelta = VERIFY_EVERY,
+                 witness: Witness | None = None, by: str = "console") -> None:
+        self.engine, self.keys, self.every, self.witness, self.by = engine, keys, every, witness, by
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> VerificationSchedule:
+        self._thread = threading.Thread(target=self._run, name="audit-verification", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_due(self) -> Verification | None:
+        """The current slot's run, if no process has taken it yet."""
+        seconds = self.every.total_seconds()
+        try:
+            return full_verification(self.engine, self.keys, self.witness, self.by, int(time.time() // seconds))
+        except SQLAlchemyError:
+            log.warning("The scheduled audit verification could not reach the store; it runs at the next slot.")
+            return None
+
+    def _run(self) -> None:
+        seconds = self.every.total_seconds()
+        while not self._stop.is_set():
+            self.run_due()
+            self._stop.wait(seconds - time.time() % seconds + 1)  # the start of the next slot
+
+
+# --- python -m services.audit verify --------------------------------------------------------------------------
+def keys_from_environment(environ: dict[str, str] | os._Environ[str] = os.environ) -> AuditKeys | None:
+    """BILLING_DESK_AUDIT_KEY (and BILLING_DESK_AUDIT_OLD_KEYS, comma-separated), as the console reads them."""
+    current = environ.get("BILLING_DESK_AUDIT_KEY")
+    if not current:
+        return None
+    older = [check_secret(secret, "BILLING_DESK_AUDIT_OLD_KEYS") for secret in
+             (environ.get("BILLING_DESK_AUDIT_OLD_KEYS") or "").split(",") if secret.strip()]
+    return AuditKeys.of(check_secret(current, "BILLING_DESK_AUDIT_KEY"), older)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.audit", description="The audit log's hash chain.")
+    parser.add_argument("--url", default=os.environ.get("AUDIT_DATABASE_URL"),
+                        help="the store's SQLAlchemy URL (default: AUDIT_DATABASE_URL)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    verify_command = actions.add_parser("verify", help="walk the whole chain and name every row altered, removed or "
+                                        "inserted, one line each; exit 0 if it verifies, 1 if not, 2 if the store "
+                                        "can't be read. The audit key comes from BILLING_DESK_AUDIT_KEY.")
+    verify_command.add_argument("--url", default=argparse.SUPPRESS, help="as above, after the command")
+    verify_command.add_argument("--witness", type=Path, help="a witness file the console wrote "
+                                "(BILLING_DESK_AUDIT_WITNESS): every head it recorded must still be in the log")
+    options = parser.parse_args(argv)
+    if not options.url:
+        parser.error("give --url or set AUDIT_DATABASE_URL")
+    try:
+        keys = keys_from_environment()
+    except AuditKeyError as problem:
+        parser.error(str(problem))
+    engine = store_engine(options.url)
+    try:
+        if not inspect(engine).has_table(audit_rows.name):
+            print("The store has no audit chain yet: run `python -m services.store upgrade`.", file=sys.stderr)
+            return 2
+        report = verify(engine, None, keys)  # read only: the command may run as a role that can't write
+        witnessed = held_against_witness(engine, options.witness.read_text().splitlines()) if options.witness else []
+    except SQLAlchemyError as problem:
+        original = getattr(problem, "orig", None) or problem
+        where = engine.url.render_as_string(hide_password=True)
+        print(f"The store at {where} can't be read ({type(original).__name__}).", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    for finding in (*report.findings, *witnessed):
+        print(finding.line)
+    if report.ok and not witnessed:  # the last hash: kept somewhere else (a witness), it shows a later rewrite
+        print(f"{report.summary} Last hash {report.last_hash}.")
+    elif report.ok:
+        print("Audit chain does not match its witness.")
+    return 0 if report.ok and not witnessed else 1
