@@ -87,7 +87,7 @@ def measure(lookups: int = 30, warm: int = 4) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="billing-desk-bench-cluster-"))
     folder.chmod(0o755)  # PostgreSQL runs as postgres
     cluster = Cluster(folder, port=free_port(), replica_ports=[free_port(), free_port()],
-                      postgres_port=free_port(), sandbox_port=free_port())
+                      postgres_port=free_port(), sandbox_port=free_port(), mailbox_port=free_port())
     results: dict[str, Any] = {"replicas": 2}
     began = time.perf_counter()
     cluster.start()
@@ -124,10 +124,10 @@ def measure(lookups: int = 30, warm: int = 4) -> dict[str, Any]:
             cluster.postgres.stop("fast")
             down_at = time.perf_counter()
             cluster.postgres.start()
-            started = time.perf_counter()  # pg_ctl start returns once the server accepts connections
+            started = time.perf_counter()  # start() returns once the server accepts connections
             while True:
                 try:
-                    desk.create_portal_link(finance, organization, f"bench-{time.time_ns()}")
+                    desk.show_portal_link(finance, organization, f"bench-{time.time_ns()}")
                     break
                 except Exception:
                     if time.perf_counter() - started > 60:

@@ -115,6 +115,7 @@ class Cluster:
     replica_ports: list[int] = field(default_factory=list)
     postgres_port: int = 5433
     sandbox_port: int = 8790
+    mailbox_port: int = 8725  # the sandbox's SMTP mailbox: the replicas e-mail portal links there
     python: str = sys.executable
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. a shorter lease for tests
     postgres: ClusterPostgres = field(init=False)
@@ -163,7 +164,8 @@ class Cluster:
             key_file.write_text(f"bsk_test_{secrets.token_hex(16)}\n")
         self.api_key = key_file.read_text().strip()
         self.sandbox = Child("sandbox", [self.python, "-m", "sandbox", "--port", str(self.sandbox_port),
-                                         "--api-key", self.api_key, "--db", str(self.folder / "sandbox.sqlite3")],
+                                         "--api-key", self.api_key, "--db", str(self.folder / "sandbox.sqlite3"),
+                                         "--smtp-port", str(self.mailbox_port)],
                              {**os.environ}, self.folder / "sandbox.log",
                              health_url=f"http://127.0.0.1:{self.sandbox_port}/openapi.json",
                              port=self.sandbox_port).start()
@@ -189,6 +191,8 @@ class Cluster:
                 "BILLING_DESK_PUBLIC_URL": self.url,
                 "BILLING_DESK_TRUSTED_PROXIES": "127.0.0.1",
                 "BILLING_DESK_DATA_DIR": str(self.folder / f"replica-{number}"),
+                "BILLING_DESK_SMTP_HOST": "127.0.0.1", "BILLING_DESK_SMTP_PORT": str(self.mailbox_port),
+                "BILLING_DESK_SMTP_TLS": "none", "BILLING_DESK_SMTP_SENDER": "billing@sandbox.invalid",
                 **self.extra_env}
 
     @property
@@ -298,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replica-port", type=int, default=8601, help="the first replica's port; the next ones follow")
     parser.add_argument("--postgres-port", type=int, default=5433)
     parser.add_argument("--sandbox-port", type=int, default=8790)
+    parser.add_argument("--mailbox-port", type=int, default=8725, help="the sandbox's SMTP mailbox")
     parser.add_argument("--folder", type=Path, default=ROOT / ".data" / "cluster")
     parser.add_argument("--no-restart", action="store_true", help="leave a replica that dies dead")
     args = parser.parse_args(argv)
@@ -308,14 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     cluster = Cluster(args.folder, port=args.port, replica_count=args.replicas,
                       replica_ports=[args.replica_port + number for number in range(args.replicas)],
-                      postgres_port=args.postgres_port, sandbox_port=args.sandbox_port)
+                      postgres_port=args.postgres_port, sandbox_port=args.sandbox_port, mailbox_port=args.mailbox_port)
     try:
         print(f"Starting PostgreSQL, the sandbox, {args.replicas} console replicas and nginx in {args.folder} …",
               flush=True)
         cluster.start()
         print(f"Billing Desk cluster on {cluster.url}", flush=True)
         print(f"  replicas on ports {', '.join(map(str, cluster.replica_ports))} · PostgreSQL on "
-              f"{cluster.postgres_port} · sandbox API (test mode) on {cluster.sandbox_port}", flush=True)
+              f"{cluster.postgres_port} · sandbox API (test mode) on {cluster.sandbox_port} · e-mail to customers in "
+              f"http://127.0.0.1:{cluster.sandbox_port}/sandbox/mailbox", flush=True)
         print("  sign in as " + ", ".join(f"{name} / {password}" for name, password in cluster.passwords.items())
               + f" (kept in {args.folder / 'passwords.txt'}) · Ctrl-C or SIGTERM stops everything", flush=True)
         cluster.watch(restart=not args.no_restart)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from services.auth.roles import Action, Page, allowed
+from services.auth.roles import Page
 from services.bulk import MAX_IDS, MAX_PASTE_CHARACTERS, ParsedIds, ids_from_csv, ids_from_text, parse_ids
 from services.inputs import InputRefused
 from ui import bulk_jobs as jobs_ui

@@ -9,22 +9,21 @@ page, `?org=` set), and the `?org=` in the address follows each lookup from insi
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from services import intents
 from services.auth.roles import Action, Actor, Page, allowed
 from services.formatting import card, customer_notices, day, price_with_interval
 from services.run_log import RunTimer
 from services.tables import plan_name
 from ui import guard, organization, reads, session
+from ui import portal as portal_ui
 from ui.approvals import waiting_notice
 from ui.console import get_console
 from ui.history import history
 from ui.present import customer_heading, escape_markdown, facts_html
-from ui.widgets import fresh_link_panel, remember_fresh_link, show_error, stop_on_read_error
+from ui.widgets import fresh_link_panel, stop_on_read_error
 
 HINT = "Look up an organization by its id to see its subscription, card and contact details."
 # The run log names the fragment's own runs apart from the page's full runs (app.py logs those).
@@ -34,19 +33,6 @@ session.require_page(Page.CUSTOMER)
 desk = get_console().desk
 
 st.title("Customer")
-
-
-def _create_portal_link(actor: Actor, organization_id: str) -> None:
-    existing = st.session_state.get("fresh_link")
-    if existing and existing["expires_at"] and existing["expires_at"] < datetime.now(timezone.utc):
-        intents.retire(st.session_state, "portal", {"organization": organization_id})  # expired: make a new one
-    intent = ("portal", {"organization": organization_id})
-    try:
-        link = desk.create_portal_link(actor, organization_id, intents.key_for(st.session_state, *intent))
-    except Exception as problem:
-        show_error(problem, "create a portal link")
-    else:
-        remember_fresh_link("portal", organization_id, link, intent)
 
 
 def _customer_panel(actor: Actor) -> None:
@@ -86,16 +72,17 @@ def _customer_panel(actor: Actor) -> None:
          ("Address", customer.address.one_line() if customer.address else None)]]))
 
     with st.container(horizontal=True):
-        portal = st.button("Create portal link", key="create_portal_link", icon=":material/link:", type="primary",
-                           help="A link to the customer's billing portal, where they update their card or cancel.")
+        portal_ui.send_button(desk, actor, customer)
+        shown = portal_ui.show_button(desk, actor, customer)
         # A callback: the cache is cleared before this same run reads again, with no second run after it.
         st.button("Refresh", key="refresh_customer", icon=":material/refresh:", on_click=guard.callback(reads.forget_reads),
                   help="Read this customer again from the API.")
         if allowed(actor.role, Action.CHANGE_PLAN) and st.button("Subscription actions", key="to_subscription",
                                                                 icon=":material/tune:"):
             st.switch_page("pages/subscription.py", query_params={"org": organization_id})  # a full run, there
-    if portal:
-        _create_portal_link(actor, organization_id)
+    if shown:
+        portal_ui.show_link(desk, actor, organization_id)
+    portal_ui.delivery_line(desk, actor, organization_id)
     fresh_link_panel("portal", organization_id)
     history(desk, actor, organization_id)
 

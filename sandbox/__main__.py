@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from .app import create_app
+from .mailbox import Mailbox
 from .settings import DEFAULT_DB, DIALECTS, SandboxSettings, new_test_key
 
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--organizations", type=int, default=74, help="organizations seeded on first start")
     parser.add_argument("--dialect", default=os.environ.get("SANDBOX_DIALECT") or "camel", choices=DIALECTS,
                         help="answer shapes: camel (docs/payments-api.md) or stripe (the same state, Stripe-style)")
+    parser.add_argument("--smtp-port", type=int, default=8725, help="the mailbox's SMTP server (0: none)")
     args = parser.parse_args(argv)
     try:
         settings = SandboxSettings(api_key=args.api_key or new_test_key(), db_path=args.db,
@@ -38,7 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"API key: {settings.api_key}", flush=True)
     print(f"State: {args.db} · Dialect: {args.dialect} · OpenAPI: http://{args.host}:{args.port}/openapi.json",
           flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    app = create_app(settings)
+    mailbox = Mailbox(app.state.store, args.host, args.smtp_port).start() if args.smtp_port else None
+    if mailbox is not None:
+        print(f"Mailbox: SMTP on {args.host}:{mailbox.port}, read at http://{args.host}:{args.port}/sandbox/mailbox",
+              flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        if mailbox is not None:
+            mailbox.stop()
     return 0
 
 

@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import billing, dialects, hosted
+from . import billing, dialects, hosted, mailbox
 from .errors import ApiError
 from .faults import Fault, FaultRegistry
 from .models import (CheckoutBody, ClockAdvance, CustomerInfo, Empty, ErrorEnvelope, FaultSpec, OrganizationBody,
@@ -277,6 +277,14 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/sandbox/mailbox", include_in_schema=False)
+    def mailbox_page() -> HTMLResponse:
+        return hosted.page("Mailbox", mailbox.page_body(store.all("SELECT * FROM mailbox ORDER BY id DESC LIMIT 200")))
+
+    @app.get("/sandbox/control/mailbox", tags=["sandbox"], summary="Every e-mail the mailbox received, newest first")
+    def mailbox_messages() -> list[dict[str, Any]]:
+        return [dict(row) for row in store.all("SELECT * FROM mailbox ORDER BY id DESC")]
 
     hosted.register(app, store)
     return app

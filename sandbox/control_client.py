@@ -54,6 +54,10 @@ class SandboxControl:
                 if (status is None or row["status"] == status)
                 and (canceling is None or bool(row["canceling"]) == canceling)]
 
+    def mailbox(self) -> list[dict[str, Any]]:
+        """Every e-mail the sandbox's mailbox received, newest first: rcpt_to, subject, body, …"""
+        return self._call("GET", "/mailbox")
+
     def set_profile(self, organization_id: str, **profile: Any) -> None:
         """What the customer typed about themselves: organizationName, name, email, address (a dict)."""
         self._call("POST", f"/organizations/{organization_id}/profile", json=profile)

@@ -31,8 +31,15 @@ button{margin-top:20px;width:100%;padding:12px;border:0;border-radius:6px;backgr
 .error{background:#fde8ec;color:#a41c4e;padding:10px;border-radius:6px;margin-top:14px}
 .notice{background:#e6f4ea;color:#1e6b35;padding:10px;border-radius:6px;margin-bottom:14px}
 table{width:100%;border-collapse:collapse;font-size:14px}td,th{padding:6px 4px;border-bottom:1px solid #eef0f3;text-align:left}
+main.mailbox{display:block}.mailbox section{margin-top:16px}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;font-family:inherit;font-size:15px}
 a{color:#635bff}code{background:#f0f2f5;padding:2px 6px;border-radius:4px;font-size:14px}
 """
+
+
+def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    """A hosted page of the sandbox, with its test-mode bar."""
+    return _page(title, body, status)
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:

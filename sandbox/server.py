@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from .app import create_app
+from .mailbox import Mailbox
 from .settings import SandboxSettings
 
 
@@ -23,6 +24,11 @@ class RunningSandbox:
     settings: SandboxSettings = field(repr=False)
     _server: uvicorn.Server = field(repr=False)
     _thread: threading.Thread = field(repr=False)
+    mailbox: Mailbox | None = field(default=None, repr=False)  # its SMTP server (sandbox/mailbox.py)
+
+    @property
+    def smtp_port(self) -> int | None:
+        return self.mailbox.port if self.mailbox else None
 
     @property
     def root_url(self) -> str:
@@ -33,6 +39,8 @@ class RunningSandbox:
         return f"{self.root_url}/api/v1"
 
     def stop(self) -> None:
+        if self.mailbox is not None:
+            self.mailbox.stop()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._server_app_store_close()
@@ -45,8 +53,9 @@ class RunningSandbox:
 
 
 def start_sandbox(settings: SandboxSettings | None = None, host: str = "127.0.0.1", port: int = 0,
-                  startup_timeout: float = 20.0) -> RunningSandbox:
-    """Starts the sandbox in a daemon thread and returns once it accepts connections (port 0 = any free)."""
+                  startup_timeout: float = 20.0, smtp_port: int = 0) -> RunningSandbox:
+    """Starts the sandbox in a daemon thread and returns once it accepts connections (port 0 = any free), with
+    its mailbox's SMTP server on `smtp_port` (0 = any free)."""
     settings = settings or SandboxSettings()
     app = create_app(settings)
     # IPPROTO_TCP named: Python then sets TCP_NODELAY, so kept-alive requests are not held ~40 ms by Nagle.
@@ -64,4 +73,5 @@ def start_sandbox(settings: SandboxSettings | None = None, host: str = "127.0.0.
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("The payments sandbox did not start.")
         time.sleep(0.02)
-    return RunningSandbox(host, bound_port, settings.api_key, settings, server, thread)
+    mailbox = Mailbox(app.state.store, host, smtp_port).start()
+    return RunningSandbox(host, bound_port, settings.api_key, settings, server, thread, mailbox)

@@ -1,5 +1,5 @@
 """Verifying the audit chain (services/audit_chain.py): the whole of it, or only what was added since the last
-verified row; and `python -m services.audit verify`.
+verified row (the schedule, the witness and `python -m services.audit verify` are in services/audit_watch.py).
 
 The walk goes through the rows in id order, a page at a time, and names each break it finds, one line each:
 - a row **altered**: its content no longer matches its hash (its successor still chains onto it);
@@ -16,23 +16,23 @@ Verified progress is remembered in `audit_chain_checkpoints` (the last verified 
 when), so the Audit page re-hashes only the rows added since, and every replica and restart shares it; on top
 of that each AuditLog keeps its last answer in memory for a few seconds (AuditLog.chain_status). The page's
 check also re-hashes the checkpoint row itself, so rewriting or truncating the log up to it shows. The full
-walk, which re-hashes everything, is the command; run it on a schedule.
+walk, which re-hashes everything, runs on a schedule (services/audit_watch.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, func, inspect, select, update
+from sqlalchemy import Column, DateTime, Integer, String, Table, func, select, update
 from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from .audit_chain import GENESIS, UnknownAuditKey, audit_rows, row_hash
 from .audit_keys import AuditKeys
-from .store import metadata, now, store_engine, utc
+from .store import metadata, now, utc
 
 PAGE = 5000  # rows read per query: memory stays flat however long the log is
 CHECKPOINT = "verified"

@@ -37,7 +37,9 @@ ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_T
                          "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_JOB_LEASE_SECONDS", "BILLING_DESK_APPROVAL_ACTIONS",
                          "BILLING_DESK_APPROVAL_THRESHOLD", "BILLING_DESK_APPROVERS", "BILLING_DESK_APPROVAL_HOURS",
                          "BILLING_DESK_AUDIT_KEY", "BILLING_DESK_AUDIT_OLD_KEYS", "BILLING_DESK_AUDIT_VERIFY_MINUTES",
-                         "BILLING_DESK_AUDIT_WITNESS")
+                         "BILLING_DESK_AUDIT_WITNESS", "BILLING_DESK_SMTP_HOST", "BILLING_DESK_SMTP_PORT",
+                         "BILLING_DESK_SMTP_SENDER", "BILLING_DESK_SMTP_USERNAME", "BILLING_DESK_SMTP_PASSWORD",
+                         "BILLING_DESK_SMTP_TLS")
 
 
 class ConfigError(Exception):
@@ -79,6 +81,13 @@ class ConsoleConfig:
     audit_keys: AuditKeys | None = field(default=None, repr=False)  # the audit chain's HMAC key (audit_keys.py)
     audit_verify_every: timedelta = timedelta(minutes=15)  # the whole chain re-hashed this often
     audit_witness: str | None = None  # a file or http(s) URL the chain's head is written to at each re-hash
+    # E-mail to customers (portal links), through the outbox (services/outbox/); no host: nothing is e-mailed
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_sender: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_tls: str = "starttls"  # starttls, tls, or none (loopback only)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in ("api_url", "sandbox", "data_dir",
@@ -231,7 +240,8 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         audit_verify_every=timedelta(minutes=_number(environ.get("BILLING_DESK_AUDIT_VERIFY_MINUTES") or
                                                      audit.get("verify_minutes"), "BILLING_DESK_AUDIT_VERIFY_MINUTES",
                                                      15, 1, 1440)),
-        audit_witness=str(environ.get("BILLING_DESK_AUDIT_WITNESS") or audit.get("witness") or "") or None)
+        audit_witness=str(environ.get("BILLING_DESK_AUDIT_WITNESS") or audit.get("witness") or "") or None,
+        **_smtp(environ, _section(secrets, "smtp")))
     if sandbox:
         if config.users_file is not None or config.sso is not None:
             raise ConfigError("The sandbox's demo users never sit beside real ones: unset the users file "
@@ -269,6 +279,29 @@ def _require_cookie_key(config: ConsoleConfig, why: str = "") -> None:
         raise ConfigError(f"{why}Set a random cookie key of at least {MIN_COOKIE_KEY_LENGTH} characters with at "
                           f"least {MIN_COOKIE_KEY_VARIETY} different ones (BILLING_DESK_COOKIE_KEY or [sign_in] "
                           "cookie_key in secrets), e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+
+
+def _smtp(environ: Mapping[str, str], smtp: Mapping[str, Any]) -> dict[str, Any]:
+    """BILLING_DESK_SMTP_* or [smtp]: the mail server portal links go to customers through."""
+    def get(name: str) -> str | None:
+        value = environ.get(f"BILLING_DESK_SMTP_{name.upper()}") or smtp.get(name)
+        return str(value).strip() if value not in (None, "") else None
+
+    host = get("host")
+    if host is None:
+        return {}
+    tls = (get("tls") or "starttls").lower()
+    if tls not in ("starttls", "tls", "none"):
+        raise ConfigError("BILLING_DESK_SMTP_TLS must be starttls, tls or none.")
+    if tls == "none" and not _is_loopback(host) and host != "localhost":
+        raise ConfigError("E-mail to customers carries portal links: BILLING_DESK_SMTP_TLS may be none only for a "
+                          "mail server on this machine (loopback).")
+    sender = get("sender")
+    if not sender or "@" not in sender:
+        raise ConfigError("Set the address portal links are e-mailed from (BILLING_DESK_SMTP_SENDER or [smtp] sender).")
+    return {"smtp_host": host, "smtp_port": int(_number(get("port"), "BILLING_DESK_SMTP_PORT", 587, 1, 65535)),
+            "smtp_sender": sender, "smtp_username": get("username"), "smtp_password": get("password"),
+            "smtp_tls": tls}
 
 
 def _audit_keys(environ: Mapping[str, str], audit: Mapping[str, Any]) -> AuditKeys | None:

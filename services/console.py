@@ -22,6 +22,7 @@ from .jobs import claim_timing, job_store
 from .jobs.store import JobStore
 from .jobs.worker import JobWorker, start_workers
 from .leases import ConsoleLease
+from .outbox import Outbox, OutboxWorker, SmtpSettings
 from .payments.client import PaymentsClient
 from .payments.rate_pacer import RatePacer
 from .rate_budget import SharedRateBudget
@@ -71,6 +72,17 @@ def audit_keys(config: ConsoleConfig) -> AuditKeys:
     return AuditKeys.of(path.read_text().strip())
 
 
+def smtp_settings(config: ConsoleConfig, sandbox: object | None) -> SmtpSettings | None:
+    """The configured mail server; in sandbox mode, the sandbox's own mailbox (its page shows what was sent)."""
+    if config.smtp_host:
+        return SmtpSettings(config.smtp_host, config.smtp_port, config.smtp_sender or "", config.smtp_username,
+                            config.smtp_password, config.smtp_tls)
+    smtp_port = getattr(sandbox, "smtp_port", None)
+    if smtp_port:
+        return SmtpSettings("127.0.0.1", smtp_port, "billing@sandbox.invalid", tls="none")
+    return None
+
+
 def build_console(config: ConsoleConfig) -> Console:
     sandbox = None
     timeout = (CONNECT_TIMEOUT_SECONDS, config.api_timeout_seconds)
@@ -112,9 +124,13 @@ def build_console(config: ConsoleConfig) -> Console:
     jobs = job_store(store, config)
     # Bulk jobs run in this process's worker threads (and in any separate `python -m services.jobs worker`).
     workers = start_workers(config.job_workers, jobs, client, lease_id=lease.lease_id, **claim_timing(config))
+    mail = smtp_settings(config, sandbox)
+    outbox = Outbox(store) if mail is not None else None
+    # E-mail (portal links to customers) is delivered by a thread in each console process, once per message.
+    mailer = OutboxWorker(outbox, mail).start() if outbox is not None and mail is not None else None
     desk = BillingDesk(client, audit, redirect_hosts=config.checkout_allowed_hosts, loopback_redirects=config.sandbox,
                        jobs=jobs, on_job_started=lambda: [worker.wake() for worker in workers],
-                       policy=config.approvals)
+                       policy=config.approvals, outbox=outbox, on_mail_queued=mailer.wake if mailer else lambda: None)
     return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
                    sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
                    success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease, jobs=jobs,

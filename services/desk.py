@@ -16,7 +16,8 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 | start_bulk_job, bulk_jobs, bulk_job | BULK_LOOKUP (everyone's: SEE_ALL_BULK_JOBS) | starts, refusals |
 | stop_bulk_job, bulk_job_export | BULK_LOOKUP (a summary: FINANCE_SUMMARY) | stops, every download |
 | audit_events, audit_page, audit_export, audit_choices, audit_csv, audit_chain_status | READ_AUDIT_LOG | refusals |
-| create_portal_link        | CREATE_PORTAL_LINK              | every attempt  |
+| send_portal_link, portal_links_sent | SEND_PORTAL_LINK      | every attempt  |
+| show_portal_link, portal_link_refusal | SHOW_PORTAL_LINK, and CANCEL_SUBSCRIPTION not held back by the policy | every attempt ("portal link shown") |
 | create_checkout_link      | CREATE_CHECKOUT_LINK            | every attempt  |
 | process_checkout          | PROCESS_CHECKOUT                | every attempt  |
 | change_plan               | CHANGE_PLAN                     | every attempt  |
@@ -63,6 +64,9 @@ from .payments.errors import ApiConnectionError, ApiTimeoutError, PaymentsError,
 from .payments.models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult, SessionLink
 from .formatting import day, money
 from .plan_change import PlanOption
+from . import portal_mail
+from .outbox import Message, Outbox
+from .portal_mail import PortalLinkSent
 
 T = TypeVar("T")
 log = logging.getLogger("billing_desk.desk")
@@ -190,18 +194,22 @@ class BillingDesk:
     def __init__(self, client: PaymentsClient, audit: AuditLog, *, redirect_hosts: tuple[str, ...] = (),
                  loopback_redirects: bool = False, jobs: JobStore | None = None,
                  on_job_started: Callable[[], object] = lambda: None, policy: ApprovalPolicy | None = None,
-                 approvals: ApprovalBook | None = None) -> None:
+                 approvals: ApprovalBook | None = None, outbox: Outbox | None = None,
+                 on_mail_queued: Callable[[], object] = lambda: None) -> None:
         """`redirect_hosts`: where checkout links may send customers; `loopback_redirects`: the sandbox's own
         pages on 127.0.0.1 are allowed too. `jobs`: the bulk jobs' store (by default on the audit log's);
         `on_job_started` wakes this process's job workers. `policy`: which writes wait for a second person
         (services/approvals/policy.py; the console passes its configuration's, by default cancel and downgrade;
-        none when not given); `approvals`: the requests' store (by default on the audit log's)."""
+        none when not given); `approvals`: the requests' store (by default on the audit log's). `outbox`: where
+        e-mail to customers is queued (None: no mail server, so portal links can't be sent); `on_mail_queued`
+        wakes this process's delivery worker."""
         self.client, self.audit = client, audit
         self.note_window = timedelta(hours=1)  # the notes limit's window
         self.policy = policy if policy is not None else ApprovalPolicy(kinds=frozenset())  # none unless configured
         self.approvals = approvals or ApprovalBook(audit.engine)
         self.jobs = jobs or JobStore(audit.engine)
         self.on_job_started = on_job_started
+        self.outbox, self.on_mail_queued = outbox, on_mail_queued
         self.redirect_hosts, self.loopback_redirects = redirect_hosts, loopback_redirects
 
     # --- the role check every operation starts with ------------------------------------------------------
@@ -378,11 +386,66 @@ class BillingDesk:
             return exported.read()
 
     # --- writes -----------------------------------------------------------------------------------------
-    def create_portal_link(self, actor: Actor, organization_id: str, idempotency_key: str) -> SessionLink:
+    # --- portal links: to the customer by e-mail; on screen only for who may cancel unaided (portal_mail.py) ----
+    def send_portal_link(self, actor: Actor, organization_id: str, idempotency_key: str) -> PortalLinkSent:
+        """Makes a portal link and queues it, by e-mail, to the customer's billing address; nobody at the console
+        sees it. The same key again (a double click, a retry) queues it once."""
         organization_id = validation.organization_id(organization_id)
-        link, _ = self._write(actor, Action.CREATE_PORTAL_LINK, organization_id, {}, "", idempotency_key,
+        self._authorize(actor, Action.SEND_PORTAL_LINK, organization_id)
+        if self.outbox is None:
+            raise InputRefused("portal", "Billing Desk has no mail server configured, so it can't e-mail portal links: "
+                                         "ask an admin to set BILLING_DESK_SMTP_HOST.")
+        customer = self.client.get_customer(organization_id)
+        recipient = portal_mail.recipient_of(customer)
+
+        def send() -> PortalLinkSent:
+            link = self.client.create_portal(organization_id, idempotency_key=idempotency_key)
+            message_id = self.outbox.enqueue(  # type: ignore[union-attr]
+                message_id=portal_mail.message_id_for(idempotency_key), kind="portal link",
+                organization_id=organization_id, requested_by=actor.username, recipient=recipient,
+                subject=portal_mail.SUBJECT, body=portal_mail.body(customer, link))
+            return PortalLinkSent(recipient, message_id, link.expires_at)
+
+        sent, _ = self._write(actor, Action.SEND_PORTAL_LINK, organization_id, {"to": recipient}, "", idempotency_key,
+                              send, summarise=lambda sent: {"message": sent.message_id, "expiresAt": sent.expires_at},
+                              recorded_as="portal link e-mailed")
+        self.on_mail_queued()
+        return sent
+
+    def portal_links_sent(self, actor: Actor, organization_id: str) -> list[Message]:
+        """The portal links e-mailed to this customer lately, newest first, with how their delivery went."""
+        self._authorize(actor, Action.SEND_PORTAL_LINK, organization_id)
+        return self.outbox.recent(organization_id, kind="portal link") if self.outbox is not None else []
+
+    def portal_link_refusal(self, actor: Actor, organization_id: str, customer: CustomerInfo | None = None,
+                            catalog: PlanCatalog | None = None) -> str | None:
+        """Why this person may not see a portal link for this customer (None: they may). With `customer` (as the
+        page read it) the answer is for the page; without, the customer is read fresh (the write's own check)."""
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
+        if not allowed(actor.role, Action.SHOW_PORTAL_LINK) or not allowed(actor.role, Action.CANCEL_SUBSCRIPTION):
+            return ("A portal link lets whoever holds it cancel the subscription, so your role sends it to the "
+                    "customer instead of seeing it.")
+        if "cancel" not in self.policy.kinds:
+            held = False
+        elif customer is not None:
+            held = gate(self.policy, customer, catalog, Action.CANCEL_SUBSCRIPTION.value, None).needs_approval
+        else:
+            held = self._fresh_gate(Action.CANCEL_SUBSCRIPTION, organization_id, None)[0].needs_approval
+        if held:
+            return ("A portal link lets whoever holds it cancel the subscription, and cancelling this customer needs "
+                    "a second person's approval, so the link goes to the customer instead.")
+        return None
+
+    def show_portal_link(self, actor: Actor, organization_id: str, idempotency_key: str) -> SessionLink:
+        """The portal link on screen, for a person who may cancel this customer without a second person."""
+        organization_id = validation.organization_id(organization_id)
+        self._authorize(actor, Action.SHOW_PORTAL_LINK, organization_id)
+        if refusal := self.portal_link_refusal(actor, organization_id):
+            self._deny(actor, "portal link shown", organization_id, refusal, {}, "")
+            raise InputRefused("portal", refusal)
+        link, _ = self._write(actor, Action.SHOW_PORTAL_LINK, organization_id, {}, "", idempotency_key,
                               lambda: self.client.create_portal(organization_id, idempotency_key=idempotency_key),
-                              summarise=lambda link: {"expiresAt": link.expires_at})
+                              summarise=lambda link: {"expiresAt": link.expires_at}, recorded_as="portal link shown")
         return link
 
     def create_checkout_link(self, actor: Actor, organization_id: str, price_id: str, product_id: str,
@@ -748,9 +811,11 @@ class BillingDesk:
     def _write(self, actor: Actor, action: Action, organization_id: str | None, parameters: dict[str, Any],
                reason: str, idempotency_key: str, call: Callable[[], T],
                summarise: Callable[[T], dict[str, Any]] | None = None,
-               organization_of: Callable[[T], str | None] | None = None) -> tuple[T, int]:
+               organization_of: Callable[[T], str | None] | None = None,
+               recorded_as: str | None = None) -> tuple[T, int]:
+        """`recorded_as`: the audit log's name for the action, when it isn't the permission's own."""
         self._authorize(actor, action, organization_id, parameters, reason)
-        audit_id = self.audit.begin(user=actor.username, role=actor.role.value, action=action.value,
+        audit_id = self.audit.begin(user=actor.username, role=actor.role.value, action=recorded_as or action.value,
                                     organization_id=organization_id, parameters=parameters, reason=reason,
                                     idempotency_key=idempotency_key, subject=actor.subject)
         try:

@@ -87,6 +87,7 @@ def model_metadata() -> MetaData:
     from . import audit, leases, rate_budget  # noqa: F401
     from .approvals import store as approvals_store  # noqa: F401
     from .jobs import store as jobs_store  # noqa: F401
+    from .outbox import store as outbox_store  # noqa: F401
     from .auth import sessions, throttle  # noqa: F401
 
     return metadata
@@ -225,6 +226,7 @@ CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("SELECT", ("audit_events", "alembic_version")),  # the view the pages read; the revision checked at start
     ("SELECT, INSERT, UPDATE", ("audit_chain_checkpoints", "rate_budgets",  # the last verified row; the key's rate
                                 "audit_verifications",  # the scheduled full re-hashes, kept
+                                "outbox_messages",  # e-mail, kept; a sent one's body emptied
                                 "approval_requests",  # requests are decided, never deleted
                                 "bulk_jobs", "bulk_job_items")),  # a purge empties results, keeps the jobs
     ("SELECT, INSERT, UPDATE, DELETE", ("sign_in_sessions", "sessions_valid_from", "login_throttles",

@@ -197,20 +197,37 @@ def test_api_failures_become_clear_messages(sandbox_control: SandboxControl, fau
     assert "Acme Analytics" in texts(at)  # once the fault clears, the same lookup works
 
 
-def test_portal_link_is_shown_once_and_audited_without_its_url(sandbox_control: SandboxControl) -> None:
+def test_support_e_mails_the_portal_link_to_the_customer_and_never_sees_it(sandbox_control: SandboxControl) -> None:
     at = look_up(app("support"), "org_abc123")
-    next(button for button in at.button if button.label == "Create portal link").click()
+    assert not [button for button in at.button if button.label == "See portal link"]  # support: not even offered
+    before = len(sandbox_control.mailbox())
+    at.button(key="send_portal_link").click()
     at.run()
-    url = at.code[0].value
-    assert "/sandbox/portal/bps_" in url
-    at.switch_page("pages/plans.py").run()
-    assert not any("/sandbox/portal/" in code.value for code in at.code)  # not shown elsewhere
+    assert not at.exception and not at.error and not at.code  # no link on screen
+    assert any("Portal link queued for" in toast.value for toast in at.toast)
+    deadline = time.monotonic() + 15
+    while len(sandbox_control.mailbox()) == before:  # the console's delivery worker, over real SMTP
+        assert time.monotonic() < deadline, "the e-mail never reached the sandbox's mailbox"
+        time.sleep(0.2)
+    received = sandbox_control.mailbox()[0]
+    assert "/sandbox/portal/bps_" in received["body"]
     finance = app("finance")
     finance.switch_page("pages/audit.py").run()
     frame = finance.dataframe[0].value
-    row = frame[frame.action == "create portal link"].iloc[0]
+    row = frame[frame.action == "portal link e-mailed"].iloc[0]
     assert (row.user, row.outcome, row.organization_id) == ("support", "succeeded", "org_abc123")
-    assert url not in frame.to_csv()
+    assert "/sandbox/portal/" not in frame.to_csv()
+    again = look_up(app("support"), "org_abc123")
+    assert any("Portal link e-mailed to" in caption.value and "delivered" in caption.value
+               for caption in again.caption), [caption.value for caption in again.caption]
+
+
+def test_under_the_default_policy_nobody_sees_a_portal_link(sandbox_control: SandboxControl) -> None:
+    """A cancel waits for a second person by default, and a portal link can cancel: finance gets the button
+    switched off, saying why, and only the e-mail to the customer."""
+    at = look_up(app("finance"), "org_abc123")
+    shown = next(button for button in at.button if button.label == "See portal link")
+    assert shown.disabled and "second person" in (shown.help or "")
 
 
 # --- plans -------------------------------------------------------------------------------------------
@@ -420,7 +437,7 @@ def _plans_page(at: AppTest) -> AppTest:
 
 
 def _portal_link(at: AppTest) -> AppTest:
-    at.button(key="create_portal_link").click()
+    at.button(key="send_portal_link").click()
     return at.run()
 
 
@@ -433,7 +450,8 @@ def _checkout_link(at: AppTest) -> AppTest:
 
 ACTIONS = {  # operation: (what the page says it couldn't do, how to do it, what success shows)
     "subscription-plans": ("load the plans", _plans_page, lambda at: bool(at.dataframe)),
-    "customer-portal": ("create a portal link", _portal_link, lambda at: "/sandbox/portal/" in at.code[0].value),
+    "customer-portal": ("send the portal link", _portal_link,
+                        lambda at: any("Portal link queued for" in toast.value for toast in at.toast)),
     "subscription-checkout": ("create a checkout link", _checkout_link,
                               lambda at: "/sandbox/checkout/" in at.code[0].value),
 }

@@ -29,7 +29,8 @@ def test_roles() -> None:
                                        Page.APPROVALS]
     assert allowed("support", Action.ADD_NOTE) and not allowed("support", Action.APPROVE_REQUESTS)
     assert pages_for("admin") == pages_for(Role.FINANCE)
-    assert allowed("support", Action.CREATE_PORTAL_LINK) and not allowed("support", Action.CANCEL_SUBSCRIPTION)
+    assert allowed("support", Action.SEND_PORTAL_LINK) and not allowed("support", Action.CANCEL_SUBSCRIPTION)
+    assert not allowed("support", Action.SHOW_PORTAL_LINK) and allowed("finance", Action.SHOW_PORTAL_LINK)
     assert not allowed(None, Action.VIEW_PLANS) and not allowed("superuser", Action.VIEW_PLANS)
 
 

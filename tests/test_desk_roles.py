@@ -40,7 +40,10 @@ OPERATIONS: dict[str, Operation] = {
     "audit_page": lambda desk, actor, _: desk.audit_page(actor, AuditFilter()),
     "audit_export": lambda desk, actor, _: desk.audit_export(actor, AuditFilter()).close(),
     "audit_chain_status": lambda desk, actor, _: desk.audit_chain_status(actor),
-    "create_portal_link": lambda desk, actor, _: desk.create_portal_link(actor, ORG, f"portal-{actor.role.value}"),
+    "send_portal_link": lambda desk, actor, _: desk.send_portal_link(actor, ORG, f"mail-{actor.role.value}"),
+    "portal_links_sent": lambda desk, actor, _: desk.portal_links_sent(actor, ORG),
+    "portal_link_refusal": lambda desk, actor, _: desk.portal_link_refusal(actor, ORG),
+    "show_portal_link": lambda desk, actor, _: desk.show_portal_link(actor, ORG, f"portal-{actor.role.value}"),
     "create_checkout_link": lambda desk, actor, _: desk.create_checkout_link(
         actor, "org_none001", "price_StarterMonthly01", "prod_Starter0001", None, None, f"co-{actor.role.value}"),
     "process_checkout": lambda desk, actor, _: desk.process_checkout(actor, SESSION, "paid by phone",
@@ -66,7 +69,8 @@ OPERATIONS: dict[str, Operation] = {
     "add_note": lambda desk, actor, _: desk.add_note(actor, ORG, "called them"),
 }
 SUPPORT_MAY = {"customer", "plans", "unsettled_writes", "organization_version", "start_bulk_job", "bulk_jobs",
-               "bulk_job", "stop_bulk_job", "bulk_job_export", "create_portal_link", "create_checkout_link",
+               "bulk_job", "stop_bulk_job", "bulk_job_export", "send_portal_link", "portal_links_sent",
+               "portal_link_refusal", "create_checkout_link",
                "approval_gate", "requests_waiting_for", "waiting_for_me", "customer_history", "customer_bulk_lookups",
                "add_note"}
 # Variants a role's operation may still refuse: everyone's jobs (admin), a job's finance summary (finance, admin).

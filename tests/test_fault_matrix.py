@@ -54,7 +54,7 @@ def _operation(desk: BillingDesk, control: SandboxControl, name: str) -> Callabl
         return lambda key: desk.change_plan(ADMIN, "org_abc123", "price_ScaleMonthly01", "prod_Scale0001", "more", key)
     if name == "subscription-cancel":
         return lambda key: desk.cancel_subscription(ADMIN, "org_abc123", "closing", "org_abc123", key)
-    return lambda key: desk.create_portal_link(ADMIN, "org_abc123", key)
+    return lambda key: desk.show_portal_link(ADMIN, "org_abc123", key)
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

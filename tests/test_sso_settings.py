@@ -10,7 +10,8 @@ from services.auth.roles import Role
 from services.auth.sso import SsoSettings, actor_from, identity
 from services.config import ConfigError, load_config
 
-LIVE = {"PAYMENTS_API_URL": "https://api.example.com/api/v1", "PAYMENTS_API_KEY": "bsk_live_" + "a1" * 16}
+LIVE = {"PAYMENTS_API_URL": "https://api.example.com/api/v1", "PAYMENTS_API_KEY": "bsk_live_" + "a1" * 16,
+        "BILLING_DESK_AUDIT_KEY": "Vq3xZ8pL2mN7rT4wY9bC6dF1gH5jK0sA-_e"}
 AUTH = {"redirect_uri": "https://desk.example.com/oauth2callback", "cookie_secret": "Vq3xZ8pL2mN7rT4wY9bC6dF1gH5jK0sA",
         "client_id": "billing-desk", "client_secret": "s3cret",
         "server_metadata_url": "https://login.example.com/.well-known/openid-configuration"}

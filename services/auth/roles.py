@@ -16,7 +16,8 @@ class Action(str, Enum):
     VIEW_PLANS = "view plans"
     LOOK_UP_CUSTOMER = "look up customer"
     CREATE_CHECKOUT_LINK = "create checkout link"
-    CREATE_PORTAL_LINK = "create portal link"
+    SEND_PORTAL_LINK = "send a portal link to the customer"
+    SHOW_PORTAL_LINK = "see a portal link"  # and then only if the policy lets them cancel without a second person
     PROCESS_CHECKOUT = "process checkout"
     CHANGE_PLAN = "change plan"
     CANCEL_SUBSCRIPTION = "cancel subscription"
@@ -40,8 +41,9 @@ class Page(str, Enum):
 
 
 _SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_CHECKOUT_LINK,
-                      Action.CREATE_PORTAL_LINK, Action.BULK_LOOKUP, Action.VIEW_CUSTOMER_HISTORY, Action.ADD_NOTE})
+                      Action.SEND_PORTAL_LINK, Action.BULK_LOOKUP, Action.VIEW_CUSTOMER_HISTORY, Action.ADD_NOTE})
 _FINANCE = _SUPPORT | {Action.PROCESS_CHECKOUT, Action.CHANGE_PLAN, Action.CANCEL_SUBSCRIPTION, Action.READ_AUDIT_LOG,
+                       Action.SHOW_PORTAL_LINK,
                        Action.SETTLE_UNKNOWN_OUTCOME, Action.FINANCE_SUMMARY, Action.APPROVE_REQUESTS}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.SUPPORT: _SUPPORT,

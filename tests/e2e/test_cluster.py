@@ -37,7 +37,7 @@ def cluster() -> Iterator[Cluster]:
     folder = Path(tempfile.mkdtemp(prefix="billing-desk-cluster-"))
     folder.chmod(0o755)
     running = Cluster(folder, port=free_port(), replica_ports=[free_port(), free_port()],
-                      postgres_port=free_port(), sandbox_port=free_port()).start()
+                      postgres_port=free_port(), sandbox_port=free_port(), mailbox_port=free_port()).start()
     yield running
     running.stop()
     shutil.rmtree(folder, ignore_errors=True)

@@ -78,7 +78,7 @@ class Run:
         self.output = folder.parent / f"{folder.name}-run.log"
         command = [sys.executable, "-m", "deploy.cluster", "--folder", str(folder), "--port", str(ports["nginx"]),
                    "--replica-port", str(ports["replica"]), "--postgres-port", str(ports["postgres"]),
-                   "--sandbox-port", str(ports["sandbox"])]
+                   "--sandbox-port", str(ports["sandbox"]), "--mailbox-port", str(ports["mailbox"])]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.output.open("w"), stderr=subprocess.STDOUT,
                                         process_group=0)  # as make runs it: its own group, to be signalled whole
 
@@ -95,7 +95,7 @@ class Run:
 
 
 def _all_ports(ports: dict[str, int]) -> list[int]:
-    return [ports["nginx"], ports["postgres"], ports["sandbox"], ports["replica"], ports["replica"] + 1]
+    return [ports["nginx"], ports["postgres"], ports["sandbox"], ports["replica"], ports["replica"] + 1, ports["mailbox"]]
 
 
 def _wait_until_gone(folder: Path, ports: dict[str, int], pids: set[int], seconds: float = 30) -> None:
@@ -113,7 +113,8 @@ def place() -> Iterator[tuple[Path, dict[str, int]]]:
     replica = free_port()
     while _listening(replica + 1):
         replica = free_port()
-    ports = {"nginx": free_port(), "postgres": free_port(), "sandbox": free_port(), "replica": replica}
+    ports = {"nginx": free_port(), "postgres": free_port(), "sandbox": free_port(), "replica": replica,
+             "mailbox": free_port()}
     yield parent / "cluster", ports
     for pid in _processes_under(parent):  # whatever a failed test left
         os.kill(pid, signal.SIGKILL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def test_deep_link_survives_login(page: Page, console: Console) -> None:
     assert "org=org_abc123" in page.url
 
 
-def test_support_looks_up_a_customer_and_creates_a_portal_link(page: Page, console: Console) -> None:
+def test_support_looks_up_a_customer_and_e_mails_the_portal_link(page: Page, console: Console) -> None:
     login(page, console, "support")
     page.get_by_role("textbox", name="Organization id").fill("org_abc123")
     page.get_by_role("button", name="Look up").click()
@@ -92,18 +93,30 @@ def test_support_looks_up_a_customer_and_creates_a_portal_link(page: Page, conso
     page.get_by_text("org_abc123", exact=True).click()  # back through the recent lookups
     expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
     wait_for_app(page)
-    page.get_by_role("button", name="Create portal link").click()
-    link = page.get_by_role("link", name="Open portal page")
-    expect(link).to_be_visible()
-    url = link.get_attribute("href")
-    assert url and "/sandbox/portal/bps_" in url
-    screenshot(page, "customer-portal-link")
-    portal = page.context.new_page()
-    portal.goto(url)
-    expect(portal.get_by_role("heading", name="Billing")).to_be_visible()
-    expect(portal.get_by_text("Visa •••• 4242")).to_be_visible()
-    portal.screenshot(path=str(_shot_path("sandbox-portal")), full_page=True)
-    portal.close()
+    expect(page.get_by_role("button", name="See portal link")).to_have_count(0)  # a portal link can cancel
+    before = len(console.sandbox.mailbox())
+    page.get_by_role("button", name="E-mail portal link").click()
+    send = page.get_by_role("button", name=re.compile(r"^Send to "))
+    expect(send).to_be_visible()
+    recipient = send.inner_text().split("Send to ", 1)[1].strip()
+    screenshot(page, "customer-portal-send")
+    send.click()
+    expect(page.get_by_text(f"Portal link queued for {recipient}")).to_be_visible()
+    expect(page.get_by_role("link", name="Open portal page")).to_have_count(0)  # nothing shown to support
+    deadline = time.monotonic() + 20
+    while len(console.sandbox.mailbox()) == before:
+        assert time.monotonic() < deadline, "the e-mail never reached the sandbox's mailbox"
+        time.sleep(0.2)
+    assert console.sandbox.mailbox()[0]["rcpt_to"] == recipient
+    mailbox = page.context.new_page()  # the customer's side: the sandbox's mailbox, then the link in it
+    mailbox.goto(console.sandbox.root_url + "/sandbox/mailbox")
+    expect(mailbox.get_by_role("heading", name="Your billing portal link").first).to_be_visible()
+    mailbox.screenshot(path=str(_shot_path("sandbox-mailbox")), full_page=True)
+    mailbox.locator("a[href*='/sandbox/portal/bps_']").first.click()
+    expect(mailbox.get_by_role("heading", name="Billing")).to_be_visible()
+    expect(mailbox.get_by_text("Visa •••• 4242")).to_be_visible()
+    mailbox.screenshot(path=str(_shot_path("sandbox-portal")), full_page=True)
+    mailbox.close()
 
 
 def _shot_path(name: str):

@@ -48,7 +48,7 @@ ADVICE = {
     "key revoked": r"refused Billing Desk's API key\. An administrator must",
     "connection refused": r"Couldn't reach the Payments API\. Check the network or the API URL, then try again",
 }
-AUDITED = {"subscription-checkout": "create checkout link", "customer-portal": "create portal link",
+AUDITED = {"subscription-checkout": "create checkout link", "customer-portal": "portal link shown",
            "subscription-update": "change plan", "subscription-cancel": "cancel subscription",
            "subscription-process": "process checkout"}
 MUTATION_KIND = {"subscription-checkout": "checkout", "customer-portal": "portal", "subscription-update": "update",
@@ -146,8 +146,8 @@ def _step(bench: FaultBench, operation: str) -> Step:
     if operation == "customer-portal":
         org = bench.take("active")
         return Step(org, f"customer?org={org}",
-                    lambda page: page.get_by_role("button", name="Create portal link").click(),
-                    f"Portal link for {org}", "create a portal link")
+                    lambda page: page.get_by_role("button", name="See portal link").click(),
+                    f"Portal link for {org}", "show a portal link")
     if operation == "subscription-checkout":
         org = bench.take("unsubscribed")
 

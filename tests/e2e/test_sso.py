@@ -61,7 +61,8 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoConsole]:
     secrets_file = data_dir / "secrets.toml"
     secrets_file.write_text(secrets_toml(provider, url, secrets.token_urlsafe(48)) + ROLES)
     env = {**os.environ, "PAYMENTS_API_URL": api.base_url, "PAYMENTS_API_KEY": api.api_key,
-           "BILLING_DESK_DATA_DIR": str(data_dir), "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48)}
+           "BILLING_DESK_DATA_DIR": str(data_dir), "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48),
+           "BILLING_DESK_APPROVAL_ACTIONS": "none"}  # finance may cancel unaided here, so may see a portal link
     for name in ("BILLING_DESK_SANDBOX", "BILLING_DESK_USERS"):
         env.pop(name, None)
     server = start_streamlit("app.py", data_dir, env, port=port, args=["--secrets.files", str(secrets_file)])
@@ -107,10 +108,11 @@ def test_the_actor_in_audit_rows_is_the_providers_email_and_subject(context: Bro
     sign_in(page, sso, "fay")
     page.goto(f"{sso.url}/customer?org=org_abc123")
     wait_for_app(page)
-    page.get_by_role("button", name="Create portal link").click()
+    page.get_by_role("button", name="See portal link").click()
     expect(page.get_by_text("Portal link for org_abc123")).to_be_visible()
     user, subject, action = sso.audit_rows()[-1]
-    assert (user, action) == ("fay@example.com", "create portal link") and subject
+    assert (user, action) == ("fay@example.com", "portal link shown")  # the provider verified fay's address
+    assert subject and subject.startswith("http://127.0.0.1:") and subject.endswith("|fay")  # issuer|sub
 
 
 def test_someone_without_a_mapped_group_sees_only_that_they_have_no_access(context: BrowserContext,
@@ -119,6 +121,7 @@ def test_someone_without_a_mapped_group_sees_only_that_they_have_no_access(conte
     sign_in(page, sso, "nina")
     expect(page.get_by_text("signed in as nina@example.com")).to_be_visible()
     expect(page.get_by_text("has no Billing Desk role")).to_be_visible()
+    expect(page.get_by_text("billing-", exact=False)).to_have_count(0)  # no group names: nothing to aim for
     assert nav_links(page) == []
     for path in ("customer", "audit", "subscription"):
         page.goto(f"{sso.url}/{path}?org=org_abc123")

@@ -1,0 +1,68 @@
+"""The delivery loop: a thread that claims one due message at a time, sends it, and marks how it went."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .smtp import SmtpError, SmtpSettings, send_message
+from .store import Outbox
+
+log = logging.getLogger("billing_desk.outbox")
+
+LEASE = timedelta(seconds=60)  # longer than an SMTP exchange's timeouts
+POLL_SECONDS = 1.0
+
+
+class OutboxWorker:
+    def __init__(self, outbox: Outbox, smtp: SmtpSettings, poll_seconds: float = POLL_SECONDS,
+                 lease: timedelta = LEASE) -> None:
+        self.outbox, self.smtp, self.poll_seconds, self.lease = outbox, smtp, poll_seconds, lease
+        self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:outbox:{uuid.uuid4().hex[:8]}"
+        self._stop, self._wake = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> OutboxWorker:
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """A message was just queued by this process: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def deliver_once(self) -> bool:
+        """Sends one due message, if any; True if one was handled."""
+        message = self.outbox.claim(self.worker_id, self.lease)
+        if message is None:
+            return False
+        try:
+            send_message(self.smtp, message.recipient, message.subject, message.body)
+        except SmtpError as problem:
+            log.warning("Outbox message %s (%s) not delivered, attempt %d: %s", message.id, message.kind,
+                        message.attempts, problem)
+            self.outbox.failed(message.id, self.worker_id, str(problem), message.attempts)
+            return True
+        self.outbox.sent(message.id, self.worker_id)
+        log.info("Outbox message %s (%s) delivered", message.id, message.kind)  # never the recipient's link
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while self.deliver_once() and not self._stop.is_set():
+                    pass
+            except SQLAlchemyError:
+                log.warning("The outbox can't reach the store; delivery resumes when it answers.")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
