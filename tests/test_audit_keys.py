@@ -182,3 +182,31 @@ def test_the_audit_key_is_required_in_production() -> None:
         load_config({**production, "BILLING_DESK_AUDIT_KEY": "short"}, {})
     config = load_config({**production, "BILLING_DESK_AUDIT_KEY": KEY}, {})
     assert config.audit_keys is not None and KEY not in repr(config)
+
+
+def test_the_witness_may_be_an_http_endpoint(audit: AuditLog, keys: AuditKeys) -> None:
+    """Each full verification POSTs its head as JSON to the configured URL (here a server on loopback)."""
+    import http.server
+    import threading
+
+    received: list[dict] = []  # type: ignore[type-arg]
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _log_of_ten_rows(audit)
+        full_verification(audit.engine, keys, Witness(f"http://127.0.0.1:{server.server_port}/heads"), by="test")
+    finally:
+        server.shutdown()
+    assert len(received) == 1 and received[0]["id"] == 10 and received[0]["verified"] is True
+    with audit.engine.connect() as conn:
+        assert received[0]["hash"] == conn.execute(select(audit_rows.c.row_hash).where(audit_rows.c.id == 10)).scalar()

@@ -117,3 +117,12 @@ def test_reading_an_upload_stops_past_the_id_limit() -> None:
     ids = ids_from_csv(huge)
     assert len(ids) == 2 * MAX_IDS and ids[0] == "org_0"
     assert parse_ids(ids).over_limit == MAX_IDS
+
+
+def test_a_huge_paste_lists_the_first_invalid_ids_and_counts_the_rest() -> None:
+    from services.bulk import MAX_INVALID_LISTED
+
+    junk = " ".join(f"<junk{index}>" for index in range(5_000)) + " org_abc123"
+    parsed = parse_ids(ids_from_text(junk))
+    assert parsed.valid == ["org_abc123"] and parsed.invalid_count == 5_000
+    assert len(parsed.invalid) == MAX_INVALID_LISTED and parsed.invalid_unlisted == 5_000 - MAX_INVALID_LISTED
