@@ -10,7 +10,6 @@ once the fault clears.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,9 @@ from services.audit import AuditLog
 from services.payments.client import PaymentsClient
 from services.auth.users import add_user
 
-from .conftest import Console, choose, login, open_page, open_tab, start_console, wait_for_app
+from tests.support.browser import start_production_console
+
+from .conftest import Console, choose, login, open_page, open_tab, wait_for_app
 
 PASSWORD = "fault-matrix-password"
 READ_TIMEOUT = 1.5  # the console's PAYMENTS_API_TIMEOUT here, so that a hang costs seconds, not minutes
@@ -87,12 +88,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterato
     api = start_sandbox(SandboxSettings(api_key=new_test_key(), db_path=data_dir / "api.sqlite3"))
     users = data_dir / "users.yaml"
     add_user(users, "ops", "admin", PASSWORD, name="Ops admin")
-    console = start_console(data_dir, {"PAYMENTS_API_URL": api.base_url, "PAYMENTS_API_KEY": api.api_key,
-                                       "BILLING_DESK_USERS": str(users),
-                                       "BILLING_DESK_COOKIE_KEY": secrets.token_urlsafe(48),
-                                       "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48),
-                                       "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1",  # loopback: http allowed
-                                       "PAYMENTS_API_TIMEOUT": str(READ_TIMEOUT)})
+    console = start_production_console(data_dir, api.base_url, api.api_key, users,
+                                       {"PAYMENTS_API_TIMEOUT": str(READ_TIMEOUT)})
     control = SandboxControl(api.root_url, api.api_key)
     context = browser.new_context()
     tab = context.new_page()

@@ -5,7 +5,6 @@ nothing, stream nothing more, and show the sign-in page with its reason."""
 from __future__ import annotations
 
 import re
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -19,7 +18,9 @@ from sandbox import SandboxSettings, new_test_key, start_sandbox
 from sandbox.control_client import SandboxControl
 from services.auth.users import add_user
 
-from .conftest import Console, choose, login, open_page, start_console, wait_for_app, warm_up
+from tests.support.browser import start_production_console
+
+from .conftest import Console, choose, login, open_page, wait_for_app
 
 PASSWORD = "guarded-session-password"
 
@@ -148,12 +149,7 @@ def production(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> It
     api = start_sandbox(SandboxSettings(api_key=new_test_key(), db_path=data_dir / "api.sqlite3"))
     users = data_dir / "users.yaml"
     add_user(users, "fay", "finance", PASSWORD, name="Fay Finance")
-    console = start_console(data_dir, {"PAYMENTS_API_URL": api.base_url, "PAYMENTS_API_KEY": api.api_key,
-                                       "BILLING_DESK_USERS": str(users),
-                                       "BILLING_DESK_COOKIE_KEY": secrets.token_urlsafe(48),
-                                       "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48),
-                                       "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1"})
-    console.sandbox = SandboxControl(api.root_url, api.api_key)
+    console = start_production_console(data_dir, api.base_url, api.api_key, users)
     warm_up_context: BrowserContext = browser.new_context()
     warm_up_context.new_page().goto(console.url)
     warm_up_context.close()

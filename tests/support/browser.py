@@ -137,6 +137,22 @@ def start_console(data_dir: Path, extra_env: dict[str, str] | None = None, root:
                    server.process)
 
 
+def start_production_console(data_dir: Path, api_url: str, api_key: str, users_file: Path,
+                             extra_env: dict[str, str] | None = None) -> Console:
+    """The console as production runs it (its own Payments API, a users file, fixed cookie and audit keys, an
+    address people open), on `data_dir`; the caller owns the API (a sandbox it started) and its controls."""
+    import secrets
+
+    console = start_console(data_dir, {"PAYMENTS_API_URL": api_url, "PAYMENTS_API_KEY": api_key,
+                                       "BILLING_DESK_USERS": str(users_file),
+                                       "BILLING_DESK_COOKIE_KEY": secrets.token_urlsafe(48),
+                                       "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48),
+                                       "BILLING_DESK_PUBLIC_URL": "http://127.0.0.1",  # loopback: http allowed
+                                       **(extra_env or {})})
+    console.sandbox = SandboxControl(api_url.removesuffix("/api/v1"), api_key)
+    return console
+
+
 def warm_up(console: Console, browser: Browser) -> None:
     """The runtime (and its embedded sandbox) starts with the first browser session: open one."""
     context = browser.new_context()
