@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
-from .audit_chain import append, append_lock, audit_events, audit_rows, require_supported
+from .audit_chain import append, append_lock, audit_events, audit_rows, cut_over, require_supported
 from .audit_keys import AuditKeys
 from .audit_watch import ChainStatus, status
 from .exports import SafeCsvWriter
@@ -448,11 +448,15 @@ class AuditLog:
             return None
 
     def count_since(self, user: str, action: str, since: datetime) -> int:
-        """How many rows of `action` this person wrote since `since` (e.g. notes in the last hour)."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(audit_rows).where(
-                (audit_rows.c.user == user) & (audit_rows.c.action == action) & (audit_rows.c.at >= since))).scalar()
-                or 0)
+        """How many `action` events this person recorded since `since` (e.g. notes in the last hour); read through
+        the (user, at) index of intents. AuditUnreadable when the store can't be read."""
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(audit_rows).where(
+                    (audit_rows.c.kind == "intent") & (audit_rows.c.user == user) & (audit_rows.c.at >= since)
+                    & (audit_rows.c.action == action))).scalar() or 0)
+        except SQLAlchemyError:
+            raise AuditUnreadable() from None
 
     def unsettled(self, organization_id: str) -> list[dict[str, Any]]:
         """Writes on an organization whose outcome is unknown and not yet settled by a re-read, newest first."""
@@ -482,22 +486,13 @@ class AuditLog:
             self._chain = (clock.monotonic(), report)
             return report
 
-    def ensure_cutover(self) -> int | None:
-        """With a key, a log whose newest row is unkeyed (written before the store had a key) gets one keyed
-        cut-over row, chained onto it: the unkeyed past is sealed by it, and from here every row is keyed
-        (services/audit_keys.py). Returns its id, or None when nothing was needed."""
-        if self.keys is None:
-            return None
-        with append_lock(self.engine) as conn:
-            last = conn.execute(select(audit_rows.c.key_id).order_by(audit_rows.c.id.desc()).limit(1)).first()
-            if last is None or last.key_id is not None:
-                return None
-            moment = _now()
-            return append(conn, {"kind": "intent", "at": moment, "user": "billing-desk", "role": "system",
-                                 "action": "audit key cut-over", "parameters": _json({"key_id": self.keys.current_id}),
-                                 "reason": "From this row on, every row's hash is an HMAC under the audit key.",
-                                 "outcome": "succeeded", "attempts": 1, "boot_id": self.boot_id,
-                                 "completed_at": moment, "environment": self.environment}, self.keys)
+    def cut_over(self) -> int | None:
+        """Once, for a store hashed before it had a key: one keyed cut-over row, chained onto the last unkeyed one,
+        seals the unkeyed past; from it on every row is keyed (services/audit_keys.py). Returns its id, or None when
+        the log is empty or already ends keyed. Production runs it by hand (`python -m services.audit cut-over`,
+        whose output goes into the incident-free record): done automatically, it would also seal a log someone
+        rewrote without the key. The sandbox on its own file does it at start."""
+        return cut_over(self.engine, self.keys, self.boot_id, self.environment) if self.keys is not None else None
 
 
 def _where(filters: AuditFilter, dialect: str, after: AuditCursor | None = None,

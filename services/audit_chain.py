@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from .audit_keys import AuditKeys
 from .store import StoreError, metadata, write_transaction
@@ -164,18 +165,45 @@ def append_lock(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def append(conn: Connection, values: Mapping[str, Any], keys: AuditKeys | None = None) -> int:
+CUT_OVER_ACTION = "audit key cut-over"
+
+
+class NeedsCutOver(SQLAlchemyError):
+    """A keyed row would chain onto an unkeyed one: the log was hashed without the key and must be cut over on
+    purpose, once (`python -m services.audit cut-over`), or someone rewrote it without the key. An SQLAlchemyError,
+    so every write path treats it as it treats a store it can't write: the write is refused, nothing is sent."""
+
+
+def append(conn: Connection, values: Mapping[str, Any], keys: AuditKeys | None = None, cut_over: bool = False) -> int:
     """Appends one row, chained onto the last; returns its id. Call inside `append_lock`. `values` may leave
     out nullable columns; every column is hashed as it will read back. With `keys`, the row is signed with the
     current key (an HMAC naming it); without, it is a plain SHA-256 row (a store that has no key yet)."""
     unknown = set(values) - set(HASHED)
     if unknown:
         raise ValueError(f"not audit columns: {sorted(unknown)}")
-    last = conn.execute(select(audit_rows.c.id, audit_rows.c.row_hash).order_by(audit_rows.c.id.desc())
-                        .limit(1)).first()
+    last = conn.execute(select(audit_rows.c.id, audit_rows.c.row_hash, audit_rows.c.key_id)
+                        .order_by(audit_rows.c.id.desc()).limit(1)).first()
+    if keys is not None and last is not None and last.key_id is None and not cut_over:
+        raise NeedsCutOver(f"The audit log ends with unkeyed row {last.id}: run `python -m services.audit cut-over` "
+                           "once if this store was hashed before it had a key; otherwise it was rewritten.")
     row: dict[str, Any] = {name: values.get(name) for name in HASHED}
     row["id"], row["prev_hash"] = (last.id + 1, last.row_hash) if last else (1, GENESIS)
     row["key_id"] = keys.current_id if keys is not None else None
     row["row_hash"] = row_hash(row, keys)
     conn.execute(audit_rows.insert().values(**row))
     return int(row["id"])
+
+
+def cut_over(engine: Engine, keys: AuditKeys, boot_id: str, environment: str | None) -> int | None:
+    """Once, for a store hashed before it had a key: one keyed cut-over row, chained onto the last unkeyed one
+    (services/audit_keys.py). Returns its id, or None when the log is empty or already ends keyed."""
+    with append_lock(engine) as conn:
+        last = conn.execute(select(audit_rows.c.key_id).order_by(audit_rows.c.id.desc()).limit(1)).first()
+        if last is None or last.key_id is not None:
+            return None
+        moment = datetime.now(timezone.utc)
+        return append(conn, {"kind": "intent", "at": moment, "user": "billing-desk", "role": "system",
+                             "action": CUT_OVER_ACTION, "parameters": json.dumps({"key_id": keys.current_id}),
+                             "reason": "From this row on, every row's hash is an HMAC under the audit key.",
+                             "outcome": "succeeded", "attempts": 1, "boot_id": boot_id, "completed_at": moment,
+                             "environment": environment}, keys, cut_over=True)

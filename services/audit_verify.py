@@ -30,7 +30,7 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, func, select, u
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
-from .audit_chain import GENESIS, UnknownAuditKey, audit_rows, row_hash
+from .audit_chain import CUT_OVER_ACTION, GENESIS, UnknownAuditKey, audit_rows, row_hash
 from .audit_keys import AuditKeys
 from .store import metadata, now, utc
 
@@ -126,7 +126,7 @@ def verify(engine: Engine, since: Checkpoint | None = None, keys: AuditKeys | No
         link = _Link(since.last_id, since.last_hash) if since else _Link(0, GENESIS)
         count, last_at = (since.rows, since.last_at) if since else (0, None)
         keyed_from: int | None = None
-        newest = None
+        newest = previous = None
         rows = _rows_after(conn, link.id)
         current = next(rows, None)
         while current is not None:
@@ -134,6 +134,11 @@ def verify(engine: Engine, since: Checkpoint | None = None, keys: AuditKeys | No
             finding, accepted = _judge(conn, current, following, link, keys)
             if finding:
                 findings.append(finding)
+            if (current.key_id is not None and previous is not None and previous.key_id is None
+                    and current.action != CUT_OVER_ACTION):
+                findings.append(_finding(current.id, "inserted", f"a keyed row chained onto unkeyed row {previous.id} "
+                                                                 "is not the cut-over row: the log before it was "
+                                                                 "rewritten without the key"))
             if current.key_id is not None and keyed_from is None:
                 keyed_from = current.id
             elif current.key_id is None and keyed_from is not None:
@@ -141,11 +146,13 @@ def verify(engine: Engine, since: Checkpoint | None = None, keys: AuditKeys | No
                                                                 f"at row {keyed_from}: written without the console"))
             if accepted:
                 link = _Link(current.id, current.row_hash)
-            count, last_at, newest = count + 1, utc(current.at), current
+            count, last_at, newest, previous = count + 1, utc(current.at), current, current
             current = following
         if keys is not None and newest is not None and newest.key_id is None:
             findings.append(_finding(newest.id, "altered", "the newest row has no key although the console has one: "
-                                                           "the chain was recomputed without the key"))
+                                                           "either the store predates the key and needs `python -m "
+                                                           "services.audit cut-over` once, or the chain was "
+                                                           "recomputed without the key"))
         if since is None:
             stored = read_checkpoint(conn)
             if stored is not None:

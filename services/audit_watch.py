@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any
 
 import requests
@@ -34,7 +35,7 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, Text, func, ins
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .audit_chain import audit_rows
+from .audit_chain import audit_rows, cut_over
 from .audit_keys import AuditKeyError, AuditKeys, check_secret
 from .audit_verify import ChainReport, Finding, incremental, save_checkpoint, verify
 from .store import metadata, now, store_engine, utc
@@ -58,7 +59,25 @@ audit_verifications = Table(
     Column("last_hash", String(64)),
     Column("ok", Integer),  # 1 verified, 0 findings, None still running (or its process died)
     Column("findings", Text),  # one line each
+    Column("mac", String(80)),  # "key id:HMAC" of the row's content: a result only the console can write
 )
+
+
+def _content(values: dict[str, Any]) -> bytes:
+    names = ("id", "slot", "started_at", "finished_at", "by", "rows", "last_id", "last_hash", "ok", "findings")
+    return json.dumps({name: (values.get(name).isoformat() if isinstance(values.get(name), datetime)
+                              else values.get(name)) for name in names}, sort_keys=True).encode()
+
+
+def _sealed(values: dict[str, Any], keys: AuditKeys | None) -> str | None:
+    return f"{keys.current_id}:{keys.mac(keys.current_id, _content(values))}" if keys is not None else None
+
+
+def _seal_holds(values: dict[str, Any], keys: AuditKeys | None) -> bool:
+    if keys is None:
+        return True  # a console without a key (tests, scripts) can't tell: it takes what is stored
+    identifier, _, value = str(values.get("mac") or "").partition(":")
+    return keys.knows(identifier) and value == keys.mac(identifier, _content(values))
 
 
 @dataclass(frozen=True)
@@ -112,14 +131,20 @@ class ChainStatus:
         return f"Audit chain: {added}; {full[0].upper() + full[1:]}."
 
 
-def latest(engine: Engine) -> Verification | None:
+def latest(engine: Engine, keys: AuditKeys | None = None) -> Verification | None:
+    """The newest full verification the console itself recorded: a row not sealed with the audit key (written
+    with database access alone, say dated in the future and claiming success) is passed over."""
     with engine.connect() as conn:
-        row = conn.execute(select(audit_verifications).order_by(audit_verifications.c.started_at.desc()).limit(1)
-                           ).first()
-    if row is None:
-        return None
-    return Verification(utc(row.started_at), utc(row.finished_at), row.rows, row.last_id,  # type: ignore[arg-type]
-                        None if row.ok is None else bool(row.ok), tuple(filter(None, (row.findings or "").split("\n"))))
+        rows = conn.execute(select(audit_verifications).where(audit_verifications.c.started_at <= now())
+                            .order_by(audit_verifications.c.started_at.desc()).limit(50)).all()
+    for row in rows:
+        values = dict(row._mapping)
+        values["started_at"], values["finished_at"] = utc(row.started_at), utc(row.finished_at)
+        if _seal_holds(values, keys):
+            return Verification(values["started_at"], values["finished_at"], row.rows, row.last_id,
+                                None if row.ok is None else bool(row.ok),
+                                tuple(filter(None, (row.findings or "").split("\n"))))
+    return None
 
 
 def status(engine: Engine, keys: AuditKeys | None) -> ChainStatus:
@@ -131,34 +156,45 @@ def status(engine: Engine, keys: AuditKeys | None) -> ChainStatus:
         report = verify(engine, None, keys)
         save_checkpoint(engine, report, keys)
         return ChainStatus(report, True, None)
-    return ChainStatus(incremental(engine, keys), False, latest(engine))
+    return ChainStatus(incremental(engine, keys), False, latest(engine, keys))
 
 
 # --- the full verification ---------------------------------------------------------------------------------------
 def full_verification(engine: Engine, keys: AuditKeys | None, witness: Witness | None = None, by: str = "console",
                       slot: int | None = None) -> Verification | None:
-    """Re-hashes the whole chain and stores the result; None if another process holds this `slot` already."""
+    """Re-hashes the whole chain, holds it against a file witness, and stores the result (sealed with the key);
+    None if another process of the console's holds this `slot` already."""
     started = now()
+    record: dict[str, Any] = {"id": uuid.uuid4().hex, "slot": slot, "started_at": started, "by": by[:100]}
     try:
-        run_id = uuid.uuid4().hex
         with engine.begin() as conn:
-            conn.execute(audit_verifications.insert().values(id=run_id, slot=slot, started_at=started, by=by[:100]))
+            conn.execute(audit_verifications.insert().values(**record, mac=_sealed(record, keys)))
     except IntegrityError:
-        return None  # another replica or worker took this slot
+        with engine.connect() as conn:
+            holder = conn.execute(select(audit_verifications).where(audit_verifications.c.slot == slot)).first()
+        values = dict(holder._mapping) if holder is not None else {}
+        values.update(started_at=utc(values.get("started_at")), finished_at=utc(values.get("finished_at")))
+        if holder is not None and _seal_holds(values, keys):
+            return None  # another replica or worker took this slot
+        log.error("The audit verification slot %s is held by a row the console didn't write; verifying anyway.", slot)
+        return full_verification(engine, keys, witness, by, None)
     report = verify(engine, None, keys)
-    findings = tuple(finding.line for finding in report.findings)
+    findings = [finding.line for finding in report.findings]
+    if witness is not None:
+        findings += [finding.line for finding in witness.held_against(engine)]
+    record.update(finished_at=now(), rows=report.rows, last_id=report.last_id, last_hash=report.last_hash,
+                  ok=0 if findings else 1, findings="\n".join(findings))
     with engine.begin() as conn:
-        conn.execute(audit_verifications.update().where(audit_verifications.c.id == run_id).values(
-            finished_at=now(), rows=report.rows, last_id=report.last_id, last_hash=report.last_hash,
-            ok=1 if report.ok else 0, findings="\n".join(findings)))
+        conn.execute(audit_verifications.update().where(audit_verifications.c.id == record["id"]).values(
+            **{name: value for name, value in record.items() if name != "id"}, mac=_sealed(record, keys)))
     save_checkpoint(engine, report, keys)
     head = {"id": report.last_id, "hash": report.last_hash, "at": report.last_at.isoformat() if report.last_at else None,
-            "rows": report.rows, "verified": report.ok, "verified_at": started.isoformat()}
-    (log.info if report.ok else log.error)("Audit chain head %s (full verification: %s)", json.dumps(head),
-                                           "verified" if report.ok else "; ".join(findings[:3]))
+            "rows": report.rows, "verified": not findings, "verified_at": started.isoformat()}
+    (log.info if not findings else log.error)("Audit chain head %s (full verification: %s)", json.dumps(head),
+                                              "verified" if not findings else "; ".join(findings[:3]))
     if witness is not None:
         witness.record(head)
-    return Verification(started, now(), report.rows, report.last_id, report.ok, findings)
+    return Verification(started, record["finished_at"], report.rows, report.last_id, not findings, tuple(findings))
 
 
 class Witness:
@@ -168,6 +204,29 @@ class Witness:
     def __init__(self, where: str) -> None:
         self.where = where
 
+    @property
+    def is_file(self) -> bool:
+        return not self.where.startswith(("http://", "https://"))
+
+    @property
+    def shown(self) -> str:
+        """Where it is, for the log: an endpoint's scheme and host only (a token in its address stays out)."""
+        if self.is_file:
+            return self.where
+        parts = urlsplit(self.where)
+        return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}/…"
+
+    def held_against(self, engine: Engine) -> list[Finding]:
+        """A file witness read back: every head it recorded must still be in the log (an endpoint is write-only
+        from here; check it with `verify --witness` on a copy)."""
+        if not self.is_file or not Path(self.where).exists():
+            return []
+        try:
+            return held_against_witness(engine, Path(self.where).read_text(encoding="utf-8").splitlines())
+        except (OSError, ValueError):
+            log.error("The audit witness at %s could not be read back.", self.shown)
+            return []
+
     def record(self, head: dict[str, Any]) -> None:
         try:
             if self.where.startswith(("http://", "https://")):
@@ -176,7 +235,7 @@ class Witness:
                 with Path(self.where).open("a", encoding="utf-8") as out:
                     out.write(json.dumps(head, sort_keys=True) + "\n")
         except (OSError, requests.RequestException) as problem:  # the verification stands; the head is in the log
-            log.error("The audit witness at %s could not be written (%s)", self.where, type(problem).__name__)
+            log.error("The audit witness at %s could not be written (%s)", self.shown, type(problem).__name__)
 
 
 def held_against_witness(engine: Engine, lines: Iterable[str]) -> list[Finding]:
@@ -235,6 +294,9 @@ class VerificationSchedule:
         except SQLAlchemyError:
             log.warning("The scheduled audit verification could not reach the store; it runs at the next slot.")
             return None
+        except Exception:  # the schedule must outlive any one run's failure
+            log.exception("The scheduled audit verification failed; it runs again at the next slot.")
+            return None
 
     def _run(self) -> None:
         seconds = self.every.total_seconds()
@@ -254,6 +316,29 @@ def keys_from_environment(environ: dict[str, str] | os._Environ[str] = os.enviro
     return AuditKeys.of(check_secret(current, "BILLING_DESK_AUDIT_KEY"), older)
 
 
+def _cut_over(url: str, keys: AuditKeys | None, parser: argparse.ArgumentParser) -> int:
+    if keys is None:
+        parser.error("set BILLING_DESK_AUDIT_KEY: the cut-over row is signed with it")
+    engine = store_engine(url)
+    try:
+        before = verify(engine, None, None)
+        if any(finding.problem != "unchecked" for finding in before.findings):
+            print("The unkeyed chain does not verify, so it is not sealed: follow docs/deployment.md, 'When the chain "
+                  "does not verify'.", file=sys.stderr)
+            return 1
+        api_key = os.environ.get("PAYMENTS_API_KEY", "")  # which money the rows are about, as the console says it
+        environment = "live" if api_key.startswith("bsk_live_") else "test" if api_key.startswith("bsk_test_") else None
+        row = cut_over(engine, keys, "cut-over", environment)
+    finally:
+        engine.dispose()
+    if row is None:
+        print("Nothing to do: the log is empty or already ends with a keyed row.")
+        return 0
+    print(f"Cut over at row {row}: rows 1–{row - 1} (unkeyed, last hash {before.last_hash}) are sealed by it. Keep this "
+          "line with the upgrade's record; run it once only: if the console asks again, the log was rewritten.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.audit", description="The audit log's hash chain.")
     parser.add_argument("--url", default=os.environ.get("AUDIT_DATABASE_URL"),
@@ -265,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify_command.add_argument("--url", default=argparse.SUPPRESS, help="as above, after the command")
     verify_command.add_argument("--witness", type=Path, help="a witness file the console wrote "
                                 "(BILLING_DESK_AUDIT_WITNESS): every head it recorded must still be in the log")
+    cut_over = actions.add_parser("cut-over", help="once, after upgrading a store hashed before it had a key: seal "
+                                  "its unkeyed rows with one keyed row (needs BILLING_DESK_AUDIT_KEY)")
+    cut_over.add_argument("--url", default=argparse.SUPPRESS, help="as above, after the command")
     options = parser.parse_args(argv)
     if not options.url:
         parser.error("give --url or set AUDIT_DATABASE_URL")
@@ -272,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         keys = keys_from_environment()
     except AuditKeyError as problem:
         parser.error(str(problem))
+    if options.action == "cut-over":
+        return _cut_over(options.url, keys, parser)
     engine = store_engine(options.url)
     try:
         if not inspect(engine).has_table(audit_rows.name):

@@ -16,7 +16,7 @@ from .auth.password import PasswordSignIn
 from .auth.sessions import SignInSessions
 from .auth.throttle import LoginThrottle
 from .auth.users import User, demo_users
-from .config import ConsoleConfig
+from .config import ConsoleConfig, shared_store
 from .desk import BillingDesk
 from .jobs import claim_timing, job_store
 from .jobs.store import JobStore
@@ -107,7 +107,8 @@ def build_console(config: ConsoleConfig) -> Console:
         client = PaymentsClient(config.api_url or "", config.api_key or "", timeout=timeout,
                                 pacer=pacer(config.api_key or ""))
     audit = AuditLog(store, environment=config.environment, keys=audit_keys(config))
-    audit.ensure_cutover()  # a store hashed before it had a key: one keyed row seals the unkeyed past
+    if config.sandbox and not shared_store(config):  # a test store of one's own: sealed at start (production: by hand)
+        audit.cut_over()
     # The whole chain re-hashed on a schedule, by one process among all replicas and workers per slot.
     witness = Witness(config.audit_witness) if config.audit_witness else None
     verification = VerificationSchedule(store, audit.keys, config.audit_verify_every, witness,
@@ -125,7 +126,7 @@ def build_console(config: ConsoleConfig) -> Console:
     # Bulk jobs run in this process's worker threads (and in any separate `python -m services.jobs worker`).
     workers = start_workers(config.job_workers, jobs, client, lease_id=lease.lease_id, **claim_timing(config))
     mail = smtp_settings(config, sandbox)
-    outbox = Outbox(store) if mail is not None else None
+    outbox = Outbox(store, audit.keys) if mail is not None else None  # bodies sealed under the audit key
     # E-mail (portal links to customers) is delivered by a thread in each console process, once per message.
     mailer = OutboxWorker(outbox, mail).start() if outbox is not None and mail is not None else None
     desk = BillingDesk(client, audit, redirect_hosts=config.checkout_allowed_hosts, loopback_redirects=config.sandbox,

@@ -425,6 +425,9 @@ class BillingDesk:
         if not allowed(actor.role, Action.SHOW_PORTAL_LINK) or not allowed(actor.role, Action.CANCEL_SUBSCRIPTION):
             return ("A portal link lets whoever holds it cancel the subscription, so your role sends it to the "
                     "customer instead of seeing it.")
+        if self.policy.kinds & {"downgrade", "upgrade"}:  # the portal changes plans too: any of those may be held
+            return ("A portal link lets whoever holds it change the plan or cancel, and plan changes need a second "
+                    "person's approval here, so the link goes to the customer instead.")
         if "cancel" not in self.policy.kinds:
             held = False
         elif customer is not None:

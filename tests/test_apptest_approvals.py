@@ -145,8 +145,8 @@ def test_the_customer_page_shows_the_waiting_request_its_history_and_takes_notes
     next(button for button in finance.button if button.label == "Add note").click().run()
     assert "Write the note first" in " ".join(element.value for element in finance.error)
 
-    for number in range(20):  # 23 actions: a second page of history
-        desk.add_note(FINANCE, organization_id, f"Follow-up {number}")
+    for number in range(20):  # 23 actions: a second page of history (from two people: 20 notes an hour each)
+        desk.add_note(FINANCE if number % 2 else Actor("fiona", Role.FINANCE), organization_id, f"Follow-up {number}")
     finance.run()
 
     def captions() -> str:

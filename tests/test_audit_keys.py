@@ -16,13 +16,14 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from services import audit_watch
-from services.audit import AuditLog
+from services.audit import AuditLog, AuditUnavailable
 from services.audit_chain import GENESIS, audit_rows, canonical
 from services.audit_keys import AuditKeys, key_id
 from services.audit_verify import audit_chain_checkpoints, verify
@@ -128,7 +129,13 @@ def test_a_store_hashed_before_it_had_a_key_is_sealed_by_a_cut_over_row(store_ur
     before = AuditLog(store_url, boot_id="old-release")  # no key: plain SHA-256 rows
     _log_of_ten_rows(before)
     upgraded = AuditLog(before.engine, boot_id="new-release", keys=keys)
-    assert upgraded.ensure_cutover() == 11 and upgraded.ensure_cutover() is None  # once
+    with pytest.raises(AuditUnavailable):  # a keyed row never chains onto an unkeyed one by itself …
+        _write(upgraded, "before the cut-over")
+    assert any("needs `python -m services.audit cut-over` once" in line for line in _findings(upgraded, keys))
+    done = subprocess.run([sys.executable, "-m", "services.audit", "cut-over", "--url", store_url], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "BILLING_DESK_AUDIT_KEY": KEY})
+    assert done.returncode == 0 and done.stdout.startswith("Cut over at row 11"), done.stderr  # … only on purpose
+    assert upgraded.cut_over() is None  # once
     _write(upgraded, "after")
     assert _findings(upgraded, keys) == []
     with upgraded.engine.connect() as conn:
@@ -210,3 +217,41 @@ def test_the_witness_may_be_an_http_endpoint(audit: AuditLog, keys: AuditKeys) -
     assert len(received) == 1 and received[0]["id"] == 10 and received[0]["verified"] is True
     with audit.engine.connect() as conn:
         assert received[0]["hash"] == conn.execute(select(audit_rows.c.row_hash).where(audit_rows.c.id == 10)).scalar()
+
+
+def test_a_log_rewritten_without_the_key_stops_the_console_writing_and_is_caught_by_the_witness(
+        audit: AuditLog, keys: AuditKeys, tmp_path: Path) -> None:
+    """The attack a key alone can't stop: every row rewritten as unkeyed SHA-256, the checkpoint with it. The
+    console refuses to chain onto it (it would otherwise seal the forgery with its next row), the page says why,
+    and the next scheduled verification finds the rows the witness holds changed."""
+    witness = Witness(str(tmp_path / "witness.jsonl"))
+    _log_of_ten_rows(audit)
+    full_verification(audit.engine, keys, witness, by="test")
+    with audit.engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(select(audit_rows).order_by(audit_rows.c.id))]
+    previous = GENESIS
+    for row in rows:
+        row["key_id"], row["prev_hash"] = None, previous
+        row["row_hash"] = previous = hashlib.sha256(canonical(row)).hexdigest()
+        _by_hand(audit.engine, "UPDATE audit_rows SET key_id = NULL, prev_hash = :prev_hash, row_hash = :row_hash "
+                 "WHERE id = :id", **{k: row[k] for k in ("prev_hash", "row_hash", "id")})
+    _by_hand(audit.engine, "DELETE FROM audit_chain_checkpoints")
+
+    with pytest.raises(AuditUnavailable):
+        _write(audit, "after the rewrite")
+    verification = full_verification(audit.engine, keys, witness, by="test")
+    assert verification is not None and verification.ok is False
+    assert any("hash is not the one witnessed" in line for line in verification.findings), verification.findings
+
+
+def test_a_verification_result_written_without_the_key_is_passed_over(audit: AuditLog, keys: AuditKeys) -> None:
+    _log_of_ten_rows(audit)
+    _by_hand(audit.engine, "UPDATE audit_rows SET reason = 'quietly' WHERE id = 2")
+    real = full_verification(audit.engine, keys, by="test")
+    assert real is not None and real.ok is False
+    with audit.engine.begin() as conn:  # a forged all-clear, newer than the real result
+        conn.execute(audit_watch.audit_verifications.insert().values(
+            id="f" * 32, slot=None, started_at=real.started_at + timedelta(seconds=1), by="forger", rows=10,
+            last_id=10, last_hash="0" * 64, ok=1, findings="", mac=f"{keys.current_id}:{'0' * 64}"))
+    shown = audit_watch.latest(audit.engine, keys)
+    assert shown is not None and shown.ok is False and shown.findings[0].startswith("row 2 altered")

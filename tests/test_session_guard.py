@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CALLBACK_KEYWORDS = {"on_click", "on_change", "on_dismiss"}
+CALLBACK_KEYWORDS = {"on_click", "on_change", "on_dismiss", "on_select", "on_submit"}
+RUN_KINDS = {"dialog", "fragment", "experimental_dialog", "experimental_fragment"}
 GUARDED_DECORATORS = {"guard.callback", "callback", "before_sign_in", "guard.before_sign_in"}
 
 
@@ -54,9 +55,34 @@ def _functions(modules: list[Module]) -> dict[str, list[ast.FunctionDef]]:
 
 
 def raw_dialogs_and_fragments(modules: list[Module]) -> list[str]:
-    return [f"{module.path}:{node.lineno} uses st.{node.attr}" for module in modules if module.path != "ui/guard.py"
-            for node in ast.walk(module.tree)
-            if isinstance(node, ast.Attribute) and node.attr in {"dialog", "fragment"} and _dotted(node.value) == "st"]
+    found = []
+    for module in modules:
+        if module.path == "ui/guard.py":
+            continue
+        for node in ast.walk(module.tree):
+            if isinstance(node, ast.Attribute) and node.attr in RUN_KINDS and _dotted(node.value) in {"st", "streamlit"}:
+                found.append(f"{module.path}:{node.lineno} uses {_dotted(node.value)}.{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("streamlit") and \
+                    RUN_KINDS & {alias.name for alias in node.names}:
+                found.append(f"{module.path}:{node.lineno} imports a dialog or fragment from {node.module}")
+    return found
+
+
+def actors_handed_to_callbacks(modules: list[Module]) -> list[str]:
+    """A widget's `args=`/`kwargs=` (or a functools.partial) carrying an actor: the callback would act as the
+    person the widget was drawn for, not as the session checked when it runs."""
+    problems = []
+    for module in modules:
+        for node in ast.walk(module.tree):
+            carried = None
+            if isinstance(node, ast.keyword) and node.arg in {"args", "kwargs"}:
+                carried = node.value
+            elif isinstance(node, ast.Call) and _dotted(node.func) in {"partial", "functools.partial"}:
+                carried = node
+            if carried is not None and any(isinstance(child, ast.Name) and child.id == "actor"
+                                           for child in ast.walk(carried)):
+                problems.append(f"{module.path}:{node.lineno} hands an actor to a callback")
+    return problems
 
 
 def unchecked_callbacks(modules: list[Module]) -> list[str]:
@@ -129,6 +155,10 @@ def test_no_function_reuses_an_actor_it_was_not_handed() -> None:
     assert captured_actors(_modules()) == []
 
 
+def test_no_callback_is_handed_an_actor() -> None:
+    assert actors_handed_to_callbacks(_modules()) == []
+
+
 def test_the_guards_are_there_to_find() -> None:
     """The walk reads real code: the console's dialogs, fragments and callbacks are all found through guard."""
     text = "\n".join(ast.unparse(module.tree) for module in _modules() if module.path != "ui/guard.py")
@@ -146,6 +176,12 @@ def test_the_guards_are_there_to_find() -> None:
     ("actor = 1\ndef panel():\n    return actor.role\n", captured_actors),
     ("def page(actor):\n    def inner():\n        desk.write(actor)\n    inner()\n", captured_actors),
     ("def page(actor):\n    st.download_button('x', lambda: desk.export(actor))\n", captured_actors),
+    ("import streamlit\n@streamlit.fragment\ndef f(actor):\n    pass\n", raw_dialogs_and_fragments),
+    ("from streamlit import dialog\n", raw_dialogs_and_fragments),
+    ("def page(actor):\n    st.button('x', on_click=cb, args=(desk, actor))\n", actors_handed_to_callbacks),
+    ("def page(actor):\n    st.button('x', on_click=guard.callback(partial(cb, actor)))\n",
+     actors_handed_to_callbacks),
+    ("st.dataframe(frame, on_select=save_choice)\n", unchecked_callbacks),
 ])
 def test_each_rule_catches_what_it_names(source: str, finder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "pages").mkdir()

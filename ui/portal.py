@@ -28,7 +28,8 @@ def send_button(desk: BillingDesk, actor: Actor, customer: CustomerInfo) -> None
             return
         st.markdown(f"Sends a link to the customer's billing portal to **{escape_markdown(customer.email)}**. There "
                     "they can update their card, see invoices or cancel. Nobody at Billing Desk sees the link.")
-        if st.button(f"Send to {customer.email}", key="send_portal_link", icon=":material/send:", type="primary"):
+        if st.button(f"Send to {escape_markdown(customer.email)}", key="send_portal_link", icon=":material/send:",
+                     type="primary"):
             intent = ("portal email", {"organization": organization_id})
             try:
                 sent = desk.send_portal_link(actor, organization_id, intents.key_for(st.session_state, *intent))

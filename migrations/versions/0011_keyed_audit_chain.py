@@ -9,8 +9,8 @@ Create Date: 2026-12-07
   first console with a key appends a keyed cut-over row (services/audit_keys.py). Adding a nullable column leaves
   every stored hash valid (canonical content leaves NULL columns out).
 - `audit_chain_checkpoints.mac` (nullable): "key id:HMAC" of the checkpoint.
-- `audit_verifications`: one row per full verification (services/audit_watch.py); the console role may read, add
-  and complete them (`python -m services.store grant`).
+- `audit_verifications`: one row per full verification (services/audit_watch.py), sealed with the key; the console
+  role may read, add and complete them (`python -m services.store grant`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("last_hash", sa.String(64)),
         sa.Column("ok", sa.Integer),
         sa.Column("findings", sa.Text),
+        sa.Column("mac", sa.String(80)),
     )
 
 

@@ -54,12 +54,15 @@ def _end_sessions(username: str, url: str | None, parser: argparse.ArgumentParse
     if not url:
         parser.error("give --url or set AUDIT_DATABASE_URL")
     engine = store_engine(url)
+    sessions = SignInSessions(engine, cookie_key="")
+    # A verified e-mail is kept lower-case; a name made from the provider's subject keeps its case: end both forms.
+    names = dict.fromkeys([username.strip(), username.strip().lower()])
     try:
-        SignInSessions(engine, cookie_key="").end_everywhere(username.strip().lower() if "@" in username
-                                                            else username)
+        ended = sum(sessions.end_everywhere(name) for name in names)
     finally:
         engine.dispose()
-    print(f"Every session of {username} has ended; their next click shows the sign-in page.")
+    print(f"Ended {ended} open session{'s' if ended != 1 else ''} of {username.strip()}; any other sign-in of that "
+          "name before now no longer counts either, so their next click shows the sign-in page.")
     return 0
 
 

@@ -194,14 +194,15 @@ class SignInSessions:
                     last_seen_at=moment))
         return SessionCheck(actor, confirmed_at=moment)
 
-    def end_everywhere(self, username: str) -> None:
-        """Logout: every session of this user, in every process and tab, ends now."""
+    def end_everywhere(self, username: str) -> int:
+        """Logout: every session of this user, in every process and tab, ends now. Returns how many were open."""
         moment = now()
         with self.engine.begin() as conn:
-            conn.execute(update(sign_in_sessions).where(
+            ended = conn.execute(update(sign_in_sessions).where(
                 (sign_in_sessions.c.username == username) & sign_in_sessions.c.ended_at.is_(None)).values(
-                ended_at=moment))
+                ended_at=moment)).rowcount
             self._move_valid_from(conn, username, moment)
+        return int(ended or 0)
 
     def invalidate(self, username: str) -> None:
         """A user removed or changed in the users file: sessions begun before now no longer count."""

@@ -1,14 +1,23 @@
-"""The outbox's table and the guarded updates that hand each message to one worker at a time."""
+"""The outbox's table and the guarded updates that hand each message to one worker at a time.
+
+A message's body is stored encrypted (Fernet, under a key derived from the console's audit key, which the database
+never holds): a portal link in it is a bearer capability, so someone who reads the database or a backup while a
+message waits for the mail server gets nothing usable.
+"""
 
 from __future__ import annotations
 
+import base64
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Column, DateTime, Integer, String, Table, Text, or_, select, update
 from sqlalchemy.engine import Engine
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.exc import IntegrityError
+
+from ..audit_keys import AuditKeys
 
 from ..store import metadata, now, utc
 
@@ -49,14 +58,37 @@ class Message:
     created_at: datetime | None = None
     sent_at: datetime | None = None
     last_error: str | None = None
+    readable: bool = True  # False: its body was sealed under a key the console no longer holds
 
     def __repr__(self) -> str:  # never the body
         return f"Message(id={self.id!r}, kind={self.kind!r}, recipient={self.recipient!r}, status={self.status!r})"
 
 
 class Outbox:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, keys: AuditKeys | None = None) -> None:
+        """`keys`: the console's audit keys, which bodies are encrypted under (None only in tests and scripts,
+        whose bodies are then stored as written)."""
+        self.engine, self.keys = engine, keys
+
+    def _fernet(self, identifier: str) -> Fernet:
+        assert self.keys is not None
+        return Fernet(base64.urlsafe_b64encode(bytes.fromhex(self.keys.mac(identifier, b"billing-desk outbox"))))
+
+    def _seal(self, body: str) -> str:
+        if self.keys is None:
+            return body
+        identifier = self.keys.current_id
+        return f"{identifier}:{self._fernet(identifier).encrypt(body.encode()).decode()}"
+
+    def _open(self, stored: str) -> str | None:
+        """The body as written; None when it can't be read (its key is no longer held)."""
+        if self.keys is None or not stored:
+            return stored
+        identifier, _, token = stored.partition(":")
+        try:
+            return self._fernet(identifier).decrypt(token.encode()).decode() if self.keys.knows(identifier) else None
+        except InvalidToken:
+            return None
 
     def enqueue(self, *, kind: str, organization_id: str | None, requested_by: str, recipient: str, subject: str,
                 body: str, message_id: str | None = None) -> str:
@@ -68,7 +100,7 @@ class Outbox:
             with self.engine.begin() as conn:
                 conn.execute(outbox_messages.insert().values(
                     id=message_id, created_at=moment, kind=kind, organization_id=organization_id,
-                    requested_by=requested_by, recipient=recipient, subject=subject, body=body, status=QUEUED,
+                    requested_by=requested_by, recipient=recipient, subject=subject, body=self._seal(body), status=QUEUED,
                     attempts=0, next_attempt_at=moment))
         except IntegrityError:
             pass  # queued already by the same intent
@@ -88,7 +120,9 @@ class Outbox:
                     attempts=outbox_messages.c.attempts + 1)).rowcount
                 if taken:
                     row = conn.execute(select(outbox_messages).where(outbox_messages.c.id == candidate)).one()
-                    return _message(row)
+                    message = _message(row)
+                    body = self._open(message.body)
+                    return replace(message, body=body if body is not None else "", readable=body is not None)
         return None
 
     def sent(self, message_id: str, worker_id: str) -> None:

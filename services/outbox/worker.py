@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from .smtp import SmtpError, SmtpSettings, send_message
-from .store import Outbox
+from .store import MAX_ATTEMPTS, Outbox
 
 log = logging.getLogger("billing_desk.outbox")
 
@@ -46,12 +46,18 @@ class OutboxWorker:
         message = self.outbox.claim(self.worker_id, self.lease)
         if message is None:
             return False
+        if not message.readable:  # sealed under an audit key taken out of service since: it can never be sent
+            self.outbox.failed(message.id, self.worker_id, "Its content was sealed under an audit key the console no "
+                               "longer holds; send the link again.", MAX_ATTEMPTS)
+            return True
         try:
             send_message(self.smtp, message.recipient, message.subject, message.body)
-        except SmtpError as problem:
+        except Exception as problem:  # SmtpError, or anything unforeseen: named, retried, never silent
+            said = (str(problem) if isinstance(problem, SmtpError)
+                    else f"Billing Desk failed sending it ({type(problem).__name__}).")
             log.warning("Outbox message %s (%s) not delivered, attempt %d: %s", message.id, message.kind,
-                        message.attempts, problem)
-            self.outbox.failed(message.id, self.worker_id, str(problem), message.attempts)
+                        message.attempts, said)
+            self.outbox.failed(message.id, self.worker_id, said, message.attempts)
             return True
         self.outbox.sent(message.id, self.worker_id)
         log.info("Outbox message %s (%s) delivered", message.id, message.kind)  # never the recipient's link
@@ -64,5 +70,7 @@ class OutboxWorker:
                     pass
             except SQLAlchemyError:
                 log.warning("The outbox can't reach the store; delivery resumes when it answers.")
+            except Exception:  # the loop must outlive any one message's failure
+                log.exception("The outbox delivery loop hit an unexpected error; it goes on.")
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
