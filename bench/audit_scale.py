@@ -483,7 +483,7 @@ def failures(results: dict[str, Any]) -> list[str]:
 
 
 def _machine() -> dict[str, Any]:
-    from .run import machine
+    from .support import machine
 
     return machine()
 

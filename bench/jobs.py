@@ -30,7 +30,7 @@ def run() -> dict[str, Any]:
     from services.store import open_store
     from tests.support.postgres import PostgresServer
 
-    from .run import sandbox_process
+    from .support import sandbox_process
 
     server = PostgresServer.start()
     flags = ["--rate-limit", str(RATE_PER_MINUTE), "--latency-ms", str(LATENCY_MS), "--rate-burst", str(BURST)]

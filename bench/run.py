@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
-from sandbox.control_client import SandboxControl
-from sandbox.settings import new_test_key
 from services.bulk import BulkLookup
 from services.payments.client import PaymentsClient
 
@@ -36,43 +29,10 @@ from .audit_scale import failures as audit_scale_failures, table as audit_scale_
 from .shared_rate import failures as shared_rate_failures, table as shared_rate_table
 from .cluster import table as cluster_table
 from .jobs import failures as jobs_failures, table as jobs_table
+from .support import machine, sandbox_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8
-
-
-@dataclass
-class SandboxProcess:
-    base_url: str
-    control: SandboxControl
-    key: str
-
-
-@contextmanager
-def sandbox_process(*flags: str, organizations: int = 74) -> Iterator[SandboxProcess]:
-    """The sandbox as its own process, like a real API: no shared interpreter with the client."""
-    from tests.support.browser import free_port
-
-    port, key = free_port(), new_test_key()
-    with tempfile.TemporaryDirectory() as data:
-        process = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", key,
-                                    "--db", f"{data}/sandbox.sqlite3", "--organizations", str(organizations),
-                                    *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        control = SandboxControl(f"http://127.0.0.1:{port}", key)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                control.stats()
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the sandbox did not start") from None
-                time.sleep(0.1)
-        try:
-            yield SandboxProcess(f"http://127.0.0.1:{port}/api/v1", control, key)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def bulk_run(name: str, count: int, rate_per_minute: int, latency_ms: int, burst: int | None,
@@ -169,11 +129,6 @@ def sandbox_throughput(clients: int = 8, seconds: float = 5.0) -> dict[str, Any]
         elapsed = time.perf_counter() - started
     return {"clients": clients, "seconds": round(elapsed, 2), "requests": sum(counts),
             "requests_per_second": round(sum(counts) / elapsed)}
-
-
-def machine() -> dict[str, Any]:
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine()}
 
 
 def _figures(summary: dict[str, Any] | None) -> str:

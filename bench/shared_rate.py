@@ -58,7 +58,7 @@ def replica(base_url: str, store_url: str, ids_file: str) -> None:
 
 
 def pair(name: str, burst: int | None, store_url: str) -> dict[str, Any]:
-    from .run import sandbox_process
+    from .support import sandbox_process
 
     flags = ["--rate-limit", str(RATE_PER_MINUTE), "--latency-ms", str(LATENCY_MS)]
     if burst:

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--organizations", type=int, default=74, help="organizations seeded on first start")
     parser.add_argument("--dialect", default=os.environ.get("SANDBOX_DIALECT") or "camel", choices=DIALECTS,
                         help="answer shapes: camel (docs/payments-api.md) or stripe (the same state, Stripe-style)")
-    parser.add_argument("--smtp-port", type=int, default=8725, help="the mailbox's SMTP server (0: none)")
+    parser.add_argument("--smtp-port", type=int, default=0,
+                        help="the mailbox's SMTP server (default 0: any free port, printed; -1: no mailbox)")
     args = parser.parse_args(argv)
     try:
         settings = SandboxSettings(api_key=args.api_key or new_test_key(), db_path=args.db,
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"State: {args.db} · Dialect: {args.dialect} · OpenAPI: http://{args.host}:{args.port}/openapi.json",
           flush=True)
     app = create_app(settings)
-    mailbox = Mailbox(app.state.store, args.host, args.smtp_port).start() if args.smtp_port else None
+    mailbox = Mailbox(app.state.store, args.host, args.smtp_port).start() if args.smtp_port >= 0 else None
     if mailbox is not None:
         print(f"Mailbox: SMTP on {args.host}:{mailbox.port}, read at http://{args.host}:{args.port}/sandbox/mailbox",
               flush=True)

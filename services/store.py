@@ -6,8 +6,9 @@ migrations (migrations/versions/): `open_store` upgrades the database to the new
 under a lock, so replicas starting together migrate once. SQLite under `.data/` by default; PostgreSQL in
 production (`postgresql+psycopg://…`, psycopg 3); AUDIT_DATABASE_URL names it.
 
-By hand: `python -m services.store upgrade` (or `current`, or `revision -m "…" --autogenerate` to draft the
-next migration) with AUDIT_DATABASE_URL set or `--url`.
+By hand: `python -m services.store upgrade` (or `current`, or `grant ROLE`) with AUDIT_DATABASE_URL set or `--url`.
+The full schema of the code (every module that declares tables) is gathered above this module, in
+services/schema.py, which also drafts the next migration: this module imports none of the modules that use it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import fcntl
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,17 +80,6 @@ def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
         pass
     finally:
         cursor.close()
-
-
-def model_metadata() -> MetaData:
-    """`metadata` with every table the code uses: the modules that declare them, imported."""
-    from . import audit, leases, rate_budget  # noqa: F401
-    from .approvals import store as approvals_store  # noqa: F401
-    from .jobs import store as jobs_store  # noqa: F401
-    from .outbox import store as outbox_store  # noqa: F401
-    from .auth import sessions, throttle  # noqa: F401
-
-    return metadata
 
 
 # --- migrations ------------------------------------------------------------------------------------------------
@@ -259,7 +248,8 @@ def grant_console(engine: Engine, role: str) -> list[str]:
 # --- python -m services.store ------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.store", description="The console's store: "
-                                     "migrate it, show its revision, or draft the next migration.")
+                                     "migrate it, show its revision, or grant the console's role (drafting the next "
+                                     "migration: python -m services.schema revision).")
     parser.add_argument("--url", default=os.environ.get("AUDIT_DATABASE_URL"),
                         help="the store's SQLAlchemy URL (default: AUDIT_DATABASE_URL)")
     actions = parser.add_subparsers(dest="action", required=True)
@@ -268,14 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     grant = actions.add_parser("grant", help="grant the console's database role what it needs (PostgreSQL, as "
                                              "the owner, after every upgrade)")
     grant.add_argument("role", help="the console's role, e.g. billing_desk_console")
-    draft = actions.add_parser("revision", help="draft the next migration in migrations/versions/")
-    draft.add_argument("-m", "--message", required=True)
-    draft.add_argument("--autogenerate", action="store_true",
-                       help="compare the models with a store at the newest revision (a scratch SQLite one "
-                            "unless --url is given)")
     options = parser.parse_args(argv)
-    if options.action == "revision":
-        return _draft(options.message, options.autogenerate, options.url)
     if not options.url:
         parser.error("give --url or set AUDIT_DATABASE_URL")
     engine = store_engine(options.url)
@@ -294,22 +277,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         engine.dispose()
-    return 0
-
-
-def _draft(message: str, autogenerate: bool, url: str | None) -> int:
-    """A new migration numbered after the newest; with --autogenerate, drafted from the models' differences."""
-    head = head_revision()
-    next_id = f"{int(head or 0) + 1:04d}"
-    with tempfile.TemporaryDirectory() as scratch:
-        engine = store_engine(url or f"sqlite:///{scratch}/draft.sqlite3")
-        try:
-            upgrade(engine)
-            with engine.connect() as conn:
-                command.revision(_alembic_config(conn, target_metadata=model_metadata()), message=message,
-                                 autogenerate=autogenerate, rev_id=next_id)
-        finally:
-            engine.dispose()
     return 0
 
 

@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine, make_url
 from services.audit import AuditLog
 from services.audit_verify import verify
 from services.config import ConfigError
-from services.store import (_alembic_config, current_revision, head_revision, main, migration_lock, model_metadata,
+from services.schema import model_metadata
+from services.store import (_alembic_config, current_revision, head_revision, main, migration_lock,
                             open_store, store_engine, upgrade)
 from tests.fixtures.make_audit_release_3f600a6 import OLD_TABLES, fill, old_release
 

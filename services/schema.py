@@ -1,0 +1,60 @@
+"""The whole schema the code declares, gathered from above: every module that owns tables, imported here, so
+that services/store.py (the engine, migrations, grants) never imports the modules that build on it.
+
+Used to compare the models with the migrations (tests/test_store_migrations.py) and to draft the next migration:
+`python -m services.schema revision -m "…" [--autogenerate] [--url …]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections.abc import Sequence
+
+from alembic import command
+from sqlalchemy import MetaData
+
+from . import audit, leases, rate_budget  # noqa: F401  (each declares its tables on store.metadata)
+from .approvals import store as approvals_store  # noqa: F401
+from .auth import sessions, throttle  # noqa: F401
+from .jobs import store as jobs_store  # noqa: F401
+from .outbox import store as outbox_store  # noqa: F401
+from .store import _alembic_config, head_revision, metadata, store_engine, upgrade
+
+
+def model_metadata() -> MetaData:
+    """`metadata` with every table the code uses (the modules that declare them are imported above)."""
+    return metadata
+
+
+def draft(message: str, autogenerate: bool, url: str | None) -> int:
+    """A new migration numbered after the newest; with --autogenerate, drafted from the models' differences."""
+    next_id = f"{int(head_revision() or 0) + 1:04d}"
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = store_engine(url or f"sqlite:///{scratch}/draft.sqlite3")
+        try:
+            upgrade(engine)
+            with engine.connect() as conn:
+                command.revision(_alembic_config(conn, target_metadata=model_metadata()), message=message,
+                                 autogenerate=autogenerate, rev_id=next_id)
+        finally:
+            engine.dispose()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.schema", description="Draft the next migration.")
+    actions = parser.add_subparsers(dest="action", required=True)
+    revision = actions.add_parser("revision", help="draft the next migration in migrations/versions/")
+    revision.add_argument("-m", "--message", required=True)
+    revision.add_argument("--autogenerate", action="store_true",
+                          help="compare the models with a store at the newest revision (a scratch SQLite one "
+                               "unless --url is given)")
+    revision.add_argument("--url", default=os.environ.get("AUDIT_DATABASE_URL"))
+    options = parser.parse_args(argv)
+    return draft(options.message, options.autogenerate, options.url)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
