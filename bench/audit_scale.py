@@ -3,7 +3,7 @@ the full export. `python -m bench --only audit-scale` (a `make bench` section), 
 `python -m bench.audit_scale [--events N]`.
 
 The rows are made here, in Python, as the console would have appended them: ids in order, each row's hash over
-its content and the previous row's (services/audit_chain.py's `row_hash`), and COPYed in, into the schema the
+its content and the previous row's (services/audit/chain.py's `row_hash`), and COPYed in, into the schema the
 migrations made (the view and the append-only triggers stay in place; COPY is an INSERT to them). Half the
 writes are an intent and its outcome row, as `begin` + `complete` write them, half a one-shot row, as `record`
 writes a refusal; organizations `org_00000`…, users, actions and outcomes drawn from fixed lists, times spread
@@ -39,7 +39,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from services.audit_chain import COLUMNS, GENESIS, row_hash
+from services.audit.chain import COLUMNS, GENESIS, row_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 USERS = ("fay", "finn", "ada", "sam", "lee", "kim", "max", "ola")
@@ -179,10 +179,11 @@ def _seq_scan(audit: Any, filters: Any) -> bool:
     """Whether PostgreSQL's plan for the page's query or its count reads audit_rows by a sequential scan."""
     from sqlalchemy import func, select, text
 
-    from services.audit import NEWEST_FIRST, _where
-    from services.audit_chain import audit_events
+    from services.audit.filters import conditions_for
+    from services.audit.lines import NEWEST_FIRST
+    from services.audit.chain import audit_events
 
-    conditions = _where(filters, "postgresql")
+    conditions = conditions_for(filters, "postgresql")
     with audit.engine.connect() as conn:
         for query in (select(audit_events).where(*conditions).order_by(*NEWEST_FIRST).limit(101),
                       select(func.count()).select_from(audit_events).where(*conditions)):
@@ -378,7 +379,7 @@ def run(events: int = 1_000_000, browser: bool = True, console_root: Path = ROOT
     from tests.support.postgres import PostgresServer
 
     from services.audit import AuditLog
-    from services.audit_verify import incremental
+    from services.audit.verify import incremental
     from services.store import store_engine, upgrade
 
     server = PostgresServer.start()

@@ -35,7 +35,7 @@ def replica(base_url: str, store_url: str, ids_file: str) -> None:
     from services.bulk import BulkLookup
     from services.payments.client import PaymentsClient
     from services.payments.rate_pacer import RatePacer
-    from services.rate_budget import SharedRateBudget
+    from services.store.rate_budget import SharedRateBudget
     from services.store import store_engine
 
     ids, api_key = json.loads(Path(ids_file).read_text()), os.environ["BENCH_API_KEY"]

@@ -1,6 +1,6 @@
 """Alembic's entry point for the store's migrations (migrations/versions/).
 
-Alembic is configured in code (services/store.py), never from an alembic.ini: the store's URL is the
+Alembic is configured in code (services/store/), never from an alembic.ini: the store's URL is the
 console's own setting and may hold a password, and every run must hold the migration lock and recognise
 databases made before migrations. So the connection arrives here already locked, through
 `config.attributes["connection"]`; run migrations with `python -m services.store upgrade`, not `alembic`.

@@ -53,7 +53,7 @@ except Exception as problem:
     stop_on_read_error(problem, "read the audit log")
 events = page.frame
 
-# Whether the hash chain verifies (services/audit_verify.py): the rows added since the last verified one are
+# Whether the hash chain verifies (services/audit/verify.py): the rows added since the last verified one are
 # hashed, and the answer is reused for 30 s. Asked of the audit log itself, right after desk.audit_page has
 # checked that this person may read it.
 try:

@@ -16,7 +16,8 @@ from typing import Any, Mapping, Union
 from urllib.parse import urlsplit
 
 from .approvals.policy import ApprovalPolicy, PolicyError
-from .audit_keys import AuditKeyError, AuditKeys, check_secret
+from .errors import ConfigError
+from .audit.keys import AuditKeyError, AuditKeys, check_secret
 from .auth.roles import Role
 from .auth.sso import SsoSettings
 from .payments import validation
@@ -40,11 +41,6 @@ ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_T
                          "BILLING_DESK_AUDIT_WITNESS", "BILLING_DESK_SMTP_HOST", "BILLING_DESK_SMTP_PORT",
                          "BILLING_DESK_SMTP_SENDER", "BILLING_DESK_SMTP_USERNAME", "BILLING_DESK_SMTP_PASSWORD",
                          "BILLING_DESK_SMTP_TLS")
-
-
-class ConfigError(Exception):
-    """The console can't start with this configuration; the message says what to change (it is logged; a
-    visitor sees only that the console is not configured)."""
 
 
 def hide_password(url: str) -> str:
@@ -78,7 +74,7 @@ class ConsoleConfig:
     job_keep_days: float = 30  # a finished bulk job's results are purged after this
     job_lease_seconds: float = 30  # a worker's claim on a job lasts this without a heartbeat
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # which writes wait for a second person
-    audit_keys: AuditKeys | None = field(default=None, repr=False)  # the audit chain's HMAC key (audit_keys.py)
+    audit_keys: AuditKeys | None = field(default=None, repr=False)  # the audit chain's HMAC key (services/audit/keys.py)
     audit_verify_every: timedelta = timedelta(minutes=15)  # the whole chain re-hashed this often
     audit_witness: str | None = None  # a file or http(s) URL the chain's head is written to at each re-hash
     # E-mail to customers (portal links), through the outbox (services/outbox/); no host: nothing is e-mailed

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from .audit import AuditLog
-from .audit_keys import AuditKeys
-from .audit_watch import VerificationSchedule, Witness
+from .audit.keys import AuditKeys
+from .audit.watch import VerificationSchedule, Witness
 from .auth.directory import UsersDirectory
 from .auth.password import PasswordSignIn
 from .auth.sessions import SignInSessions
@@ -21,11 +21,11 @@ from .desk import BillingDesk
 from .jobs import claim_timing, job_store
 from .jobs.store import JobStore
 from .jobs.worker import JobWorker, start_workers
-from .leases import ConsoleLease
+from .store.leases import ConsoleLease
 from .outbox import Outbox, OutboxWorker, SmtpSettings
 from .payments.client import PaymentsClient
 from .payments.rate_pacer import RatePacer
-from .rate_budget import SharedRateBudget
+from .store.rate_budget import SharedRateBudget
 from .store import open_store
 
 CONNECT_TIMEOUT_SECONDS = 3.05  # just over a TCP retransmission window, as requests' docs advise

@@ -2,7 +2,7 @@
 
 A portal link is a bearer capability: whoever holds it can change the card and cancel the subscription. So by
 default the console hands it to the customer's billing address, never to the staff member who asked for it
-(services/desk.py `send_portal_link`); showing it on screen is for the roles that may cancel without a second
+(services/desk/ `send_portal_link`); showing it on screen is for the roles that may cancel without a second
 person under the approval policy (`show_portal_link`).
 """
 

@@ -1,5 +1,5 @@
 """The whole schema the code declares, gathered from above: every module that owns tables, imported here, so
-that services/store.py (the engine, migrations, grants) never imports the modules that build on it.
+that services/store/ (the engine, migrations, grants) never imports the modules that build on it.
 
 Used to compare the models with the migrations (tests/test_store_migrations.py) and to draft the next migration:
 `python -m services.schema revision -m "…" [--autogenerate] [--url …]`.
@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from alembic import command
 from sqlalchemy import MetaData
 
-from . import audit, leases, rate_budget  # noqa: F401  (each declares its tables on store.metadata)
+from . import audit  # noqa: F401  (each declares its tables on store.metadata)
+from .store import leases, rate_budget  # noqa: F401
 from .approvals import store as approvals_store  # noqa: F401
 from .auth import sessions, throttle  # noqa: F401
 from .jobs import store as jobs_store  # noqa: F401
 from .outbox import store as outbox_store  # noqa: F401
-from .store import _alembic_config, head_revision, metadata, store_engine, upgrade
+from .store import alembic_config, head_revision, metadata, store_engine, upgrade
 
 
 def model_metadata() -> MetaData:
@@ -36,7 +37,7 @@ def draft(message: str, autogenerate: bool, url: str | None) -> int:
         try:
             upgrade(engine)
             with engine.connect() as conn:
-                command.revision(_alembic_config(conn, target_metadata=model_metadata()), message=message,
+                command.revision(alembic_config(conn, target_metadata=model_metadata()), message=message,
                                  autogenerate=autogenerate, rev_id=next_id)
         finally:
             engine.dispose()

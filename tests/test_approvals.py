@@ -20,7 +20,7 @@ from services.approvals.policy import ApprovalPolicy, gate, monthly_cents
 from services.approvals.store import (APPROVED, EXPIRED, REJECTED, WAITING, WITHDRAWN, ApprovalBook,
                                       approval_requests)
 from services.audit import AuditFilter, AuditLog, AuditUnavailable
-from services.audit_verify import verify
+from services.audit.verify import verify
 from services.auth.roles import Action, Actor, PermissionDenied, Role
 from services.config import ConfigError, load_config
 from services.desk import NOTES_PER_HOUR, BillingDesk, WriteOutcomeUnknown

@@ -1,4 +1,4 @@
-"""The audit log is append-only and hash-chained (services/audit_chain.py, audit_verify.py, migration 0004): a
+"""The audit log is append-only and hash-chained (services/audit/chain.py, verify.py, migration 0004): a
 clean log verifies; a row altered, removed or forged by hand with raw SQL is named; appends racing from several
 processes still make one chain; the store refuses UPDATE and DELETE; the desk's writes read back as before.
 Every test runs on SQLite and on PostgreSQL (`store_url`)."""
@@ -27,17 +27,17 @@ from sandbox import RunningSandbox
 from sandbox.control_client import SandboxControl
 from sandbox.settings import new_test_key
 from services.audit import AuditLog, audit_rows
-from services.audit_chain import GENESIS, row_hash
-from services import audit_watch
-from services.audit_watch import main as verify_command
-from services.audit_verify import verify
+from services.audit.chain import GENESIS, row_hash
+from services.audit import watch as audit_watch
+from services.audit.command import main as verify_command
+from services.audit.verify import verify
 from services.auth.roles import Actor, Role
 from services.desk import BillingDesk, WriteOutcomeUnknown
 from services.payments.client import PaymentsClient
 from services.auth.throttle import LoginThrottle
-from services.leases import ConsoleLease
+from services.store.leases import ConsoleLease
 from services.jobs.store import JobStore
-from services.store import _alembic_config, grant_console, head_revision, migration_lock, open_store, store_engine, upgrade
+from services.store import alembic_config, grant_console, head_revision, migration_lock, open_store, store_engine, upgrade
 from tests.support.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -388,7 +388,7 @@ def test_downgrading_folds_the_rows_back_into_one_per_intent_and_upgrading_seals
     _write(audit, "failed", outcome="failed")
     before = audit.events()
     with migration_lock(audit.engine) as conn:
-        command.downgrade(_alembic_config(conn), "0003")
+        command.downgrade(alembic_config(conn), "0003")
         conn.commit()
     with audit.engine.connect() as conn:
         folded = conn.execute(text("SELECT id, outcome, attempts, request_id FROM audit_events ORDER BY id")).all()

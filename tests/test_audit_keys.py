@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from services import audit_watch
+from services.audit import watch as audit_watch
 from services.audit import AuditLog, AuditUnavailable
-from services.audit_chain import GENESIS, audit_rows, canonical
-from services.audit_keys import AuditKeys, key_id
-from services.audit_verify import audit_chain_checkpoints, verify
-from services.audit_watch import VerificationSchedule, Witness, full_verification, held_against_witness
+from services.audit.chain import GENESIS, audit_rows, canonical
+from services.audit.keys import AuditKeys, key_id
+from services.audit.verify import audit_chain_checkpoints, verify
+from services.audit.watch import VerificationSchedule, Witness, full_verification, held_against_witness
 from tests.test_audit_chain import _by_hand, _log_of_ten_rows, _write
 
 ROOT = Path(__file__).resolve().parents[1]

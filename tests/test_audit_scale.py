@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from bench.audit_scale import make_rows
 from services.audit import AuditCursor, AuditFilter, AuditLog
-from services.audit_chain import append_lock, audit_events, audit_rows
+from services.audit.chain import append_lock, audit_events, audit_rows
 from services.auth.roles import Actor, PermissionDenied, Role
 from services.desk import BillingDesk
 from tests.hostile_inputs import HOSTILE_INPUTS
@@ -97,7 +97,7 @@ def test_the_pages_reads_answer_what_summary_and_page_answer(audit: AuditLog, ca
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """summary_and_page (the Audit page's reads, the organization's candidates read once on PostgreSQL, or
     found by each read when there are too many) agrees with summary + page, first page and the next."""
-    monkeypatch.setattr("services.audit.READ_CANDIDATES_UP_TO", candidates_up_to)
+    monkeypatch.setattr("services.audit.reads.READ_CANDIDATES_UP_TO", candidates_up_to)
     today = date.today()
     month = {"since": today - timedelta(days=30), "until": today}
     for filters in (AuditFilter(), AuditFilter(organization="org_01*", **month), AuditFilter(organization="org_00042"),
@@ -199,11 +199,12 @@ def test_postgresql_reads_the_filters_through_indexes(store_url: str) -> None:
                                                  until=today),
         "one user, dates": AuditFilter(users=("fay",), since=today - timedelta(days=7), until=today),
     }
-    from services.audit import NEWEST_FIRST, _where
+    from services.audit.filters import conditions_for
+    from services.audit.lines import NEWEST_FIRST
 
     with audit.engine.connect() as conn:
         for name, filters in cases.items():
-            conditions = _where(filters, "postgresql")
+            conditions = conditions_for(filters, "postgresql")
             queries = [select(audit_events).where(*conditions).order_by(*NEWEST_FIRST).limit(101)]
             if filters != AuditFilter():  # counting every line reads every intent: a scan is right for that
                 queries.append(select(func.count()).select_from(audit_events).where(*conditions))

@@ -1,4 +1,4 @@
-"""Many console processes, one store: each keeps a lease (services/leases.py), and only the writes in flight of
+"""Many console processes, one store: each keeps a lease (services/store/leases.py), and only the writes in flight of
 a process whose lease has expired become "unknown" (AuditLog.mark_interrupted). Two "processes" here are two
 AuditLog + ConsoleLease pairs on one store, on SQLite and on PostgreSQL."""
 
@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, select, update
 from sqlalchemy.engine import Engine
 
 from services.audit import AuditLog, audit_events
-from services.leases import KEEP_EXPIRED, ConsoleLease, console_leases, process_namespace, store_now
+from services.store.leases import KEEP_EXPIRED, ConsoleLease, console_leases, process_namespace, store_now
 from services.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def _lease_of_another_process(store: Engine, lease_id: str, pid: int, namespace:
 CONSOLE_PROCESS = """
 import sys, time
 from services.audit import AuditLog
-from services.leases import ConsoleLease
+from services.store.leases import ConsoleLease
 from services.store import open_store
 store = open_store(sys.argv[1])
 audit = AuditLog(store, boot_id="crashed")

@@ -17,7 +17,7 @@ from sandbox.server import RunningSandbox
 from services.approvals.policy import ApprovalPolicy
 from services.approvals.store import ApprovalBook
 from services.audit import AuditLog
-from services.audit_keys import AuditKeys
+from services.audit.keys import AuditKeys
 from services.auth.roles import Actor, PermissionDenied, Role
 from services.desk import BillingDesk
 from services.inputs import InputRefused

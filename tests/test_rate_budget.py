@@ -1,4 +1,4 @@
-"""One API key, several console processes: the key's rate budget in the store (services/rate_budget.py), shared by
+"""One API key, several console processes: the key's rate budget in the store (services/store/rate_budget.py), shared by
 every replica's RatePacer. The budget's own tests run on SQLite and on PostgreSQL (`store_url`); the last ones
 send real lookups to a sandbox with a small bucket from two clients, each with its own pacer, as two replicas."""
 
@@ -22,7 +22,7 @@ from sandbox import RunningSandbox, SandboxSettings, start_sandbox
 from sandbox.control_client import SandboxControl
 from services.payments.client import PaymentsClient
 from services.payments.rate_pacer import RatePacer
-from services.rate_budget import SharedRateBudget, key_fingerprint, rate_budgets
+from services.store.rate_budget import SharedRateBudget, key_fingerprint, rate_budgets
 from services.store import open_store, store_engine
 from tests.support.postgres import PostgresServer
 

@@ -1,4 +1,4 @@
-"""The store's schema lives in Alembic migrations (services/store.py, migrations/): from scratch, from the last
+"""The store's schema lives in Alembic migrations (services/store/, migrations/): from scratch, from the last
 release that used create_all, under a lock when replicas start together, and loudly when a migration fails.
 Every test runs on SQLite and on PostgreSQL (`store_url`)."""
 
@@ -20,11 +20,12 @@ from sqlalchemy import Column, MetaData, String, create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
 from services.audit import AuditLog
-from services.audit_verify import verify
+from services.audit.verify import verify
 from services.config import ConfigError
 from services.schema import model_metadata
-from services.store import (_alembic_config, current_revision, head_revision, main, migration_lock,
-                            open_store, store_engine, upgrade)
+from services.store import (alembic_config, current_revision, head_revision, migration_lock, open_store,
+                            store_engine, upgrade)
+from services.store.command import main
 from tests.fixtures.make_audit_release_3f600a6 import OLD_TABLES, fill, old_release
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +195,7 @@ def test_the_command_upgrades_by_hand_and_says_where_the_store_is(store_url: str
 def test_every_migration_downgrades_and_upgrades_again(store_url: str) -> None:
     engine = open_store(store_url)
     with migration_lock(engine) as conn:
-        command.downgrade(_alembic_config(conn), "base")
+        command.downgrade(alembic_config(conn), "base")
         conn.commit()
     assert _tables(engine) == {"alembic_version"}
     assert upgrade(engine) == EVERY_REVISION
@@ -209,3 +210,25 @@ def test_without_postgresql_the_store_tests_fail_saying_how_to_install_it(monkey
     monkeypatch.setattr(deploy.postgres.shutil, "which", lambda program: None)
     with pytest.raises(postgres.PostgresMissing, match="make test"):
         postgres.PostgresServer.start()
+
+
+def test_the_store_and_audit_commands_run_as_modules(tmp_path: Path) -> None:
+    """`python -m services.store` and `python -m services.audit` are the packages' __main__: what an operator
+    types, run as they would run it."""
+    url = f"sqlite:///{tmp_path}/commands.sqlite3"
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("AUDIT_DATABASE_URL", "BILLING_DESK_AUDIT_KEY", "BILLING_DESK_AUDIT_OLD_KEYS")}
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", *arguments], cwd=ROOT, env=environment, capture_output=True,
+                              text=True, timeout=120)
+
+    upgraded = run("services.store", "--url", url, "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"The store is at {head_revision()}." in upgraded.stdout
+    assert run("services.store", "--url", url, "current").stdout.strip() == (
+        f"The store is at {head_revision()}; the newest is {head_revision()}.")
+    verified = run("services.audit", "--url", url, "verify")
+    assert verified.returncode == 0 and verified.stdout.startswith("Audit chain verified"), verified.stderr
+    refused = run("services.store", "--url", url, "grant", "billing_desk_console")
+    assert refused.returncode == 1 and "Grants are for PostgreSQL" in refused.stderr

@@ -10,7 +10,7 @@ and logouts go: the throttle and the sessions replace what they recorded (the ol
 are not sessions here, so everyone signs in again anyway).
 
 Every step first looks at what is there. Between 3f600a6 and the first migration, the console still ran
-`create_all`, so an unversioned database (stamped 0001 by services/store.py) may already hold some of these
+`create_all`, so an unversioned database (stamped 0001 by services/store/) may already hold some of these
 tables or columns; create_all never dropped or altered anything, so the old tables may be there too.
 """
 

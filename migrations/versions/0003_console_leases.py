@@ -1,4 +1,4 @@
-"""Console leases: one heartbeat row per running console process (services/leases.py).
+"""Console leases: one heartbeat row per running console process (services/store/leases.py).
 
 Revision ID: 0003
 Revises: 0002

@@ -5,7 +5,7 @@ Revises: 0003
 Create Date: 2026-11-27
 
 Until now an intent's row was UPDATEd with its outcome. From here every write is a new row in `audit_rows`
-(services/audit_chain.py) carrying the SHA-256 of its content and of the row before it; `audit_events`
+(services/audit/chain.py) carrying the SHA-256 of its content and of the row before it; `audit_events`
 becomes a view folding an intent and its linked rows into one line, with the columns the table had, so what
 read the table reads the same lines.
 
@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from alembic import op
 
-from services.audit_chain import GENESIS, row_hash
+from services.audit.chain import GENESIS, row_hash
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -38,7 +38,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BATCH = 2000
-SETTLED_PREFIX = "Re-read by"  # services/audit.py: how a settled unknown outcome's note began before 0004
+SETTLED_PREFIX = "Re-read by"  # services/audit/: how a settled unknown outcome's note began before 0004
 OLD_COLUMNS = ("id", "at", "user", "role", "action", "organization_id", "parameters", "reason", "outcome", "error",
                "request_id", "idempotency_key", "attempts", "boot_id", "completed_at", "environment", "subject")
 INDEXED = ("at", "user", "action", "organization_id", "intent_id")
@@ -169,7 +169,7 @@ def upgrade() -> None:
 def _seal_existing_rows(bind: sa.engine.Connection, old: sa.Table,
                         rows: sa.Table) -> tuple[int, str, int, datetime] | None:
     """Copies every row, in id order and with its id, as an intent, hashing each onto the one before it.
-    Read through typed columns, as services/audit_verify.py reads them back, so the hashes match; a page of
+    Read through typed columns, as services/audit/verify.py reads them back, so the hashes match; a page of
     rows at a time (by id), so a large log is never all in memory."""
     previous, count, last = GENESIS, 0, None
     while True:

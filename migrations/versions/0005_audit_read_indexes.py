@@ -5,7 +5,7 @@ Revises: 0004
 Create Date: 2026-11-28
 
 Indexes only: no table, column or row changes, so nothing needs a grant. The Audit page reads newest first a
-page at a time, by keyset on (at, id) (services/audit.py), and each filter is an index range on the intent
+page at a time, by keyset on (at, id) (services/audit/), and each filter is an index range on the intent
 rows the `audit_events` view folds:
 
 - `ix_audit_rows_intents_newest` (at, id) of intents: the first page and every page after it, and the date

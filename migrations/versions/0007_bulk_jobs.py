@@ -5,7 +5,7 @@ Revises: 0006
 Create Date: 2026-11-30
 
 Two new tables: the console's role needs SELECT, INSERT, UPDATE, DELETE on both (`CONSOLE_GRANTS` in
-services/store.py; run `python -m services.store grant ROLE` after upgrading). `bulk_jobs`: one row per job (who
+services/store/; run `python -m services.store grant ROLE` after upgrading). `bulk_jobs`: one row per job (who
 started it, status, counts, the worker holding its claim and until when). `bulk_job_items`: one row per
 organization id of a job, in the order given, with its result (JSON) once fetched. Rows of jobs older than the
 retention (30 days by default) are deleted by the workers.

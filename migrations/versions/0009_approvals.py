@@ -7,7 +7,7 @@ Create Date: 2026-11-26
 `approval_requests`: one row per request (what the write will send, the customer as it was, who asked and why,
 the idempotency key the write will use, when it expires, who decided and how the write ended). A partial unique
 index lets one request wait per organization. The console's role needs SELECT, INSERT, UPDATE (no DELETE:
-`CONSOLE_GRANTS` in services/store.py; run `python -m services.store grant ROLE` after upgrading). Also an index
+`CONSOLE_GRANTS` in services/store/grants.py; run `python -m services.store grant ROLE` after upgrading). Also an index
 on `bulk_job_items.organization_id`, so a customer's page finds the bulk lookups that included it.
 """
 

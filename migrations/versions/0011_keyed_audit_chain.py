@@ -6,10 +6,10 @@ Revises: 0010
 Create Date: 2026-12-07
 
 - `audit_rows.key_id` (nullable): rows written before this release keep their SHA-256 hashes and no key id; the
-  first console with a key appends a keyed cut-over row (services/audit_keys.py). Adding a nullable column leaves
+  first console with a key appends a keyed cut-over row (services/audit/keys.py). Adding a nullable column leaves
   every stored hash valid (canonical content leaves NULL columns out).
 - `audit_chain_checkpoints.mac` (nullable): "key id:HMAC" of the checkpoint.
-- `audit_verifications`: one row per full verification (services/audit_watch.py), sealed with the key; the console
+- `audit_verifications`: one row per full verification (services/audit/watch.py), sealed with the key; the console
   role may read, add and complete them (`python -m services.store grant`).
 """
 

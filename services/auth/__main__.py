@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..store import store_engine
 from .sessions import SignInSessions
 from .roles import Role

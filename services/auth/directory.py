@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bcrypt
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .users import User, read_users, refuse_demo_credentials
 
 log = logging.getLogger("billing_desk.auth")

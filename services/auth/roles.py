@@ -1,4 +1,4 @@
-"""Who may do what. Enforced in the service layer (services/desk.py asks here); the menu only mirrors it."""
+"""Who may do what. Enforced in the service layer (services/desk/ asks here); the menu only mirrors it."""
 
 from __future__ import annotations
 

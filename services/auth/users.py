@@ -19,7 +19,7 @@ from typing import Any
 import bcrypt
 import yaml
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .roles import Role, parse_role
 
 DEMO_PASSWORDS: dict[str, str] = {"support": "support-demo", "finance": "finance-demo", "admin": "admin-demo"}

@@ -1,11 +1,11 @@
 """Bulk lookups as durable jobs: kept in the store, run by workers that claim them with a lease.
 
 A job is a row in `bulk_jobs` and one row per organization id in `bulk_job_items` (store.py). A person starts
-one through the desk (services/desk.py `start_bulk_job`); it waits `queued` until a worker claims it. Workers
+one through the desk (services/desk/ `start_bulk_job`); it waits `queued` until a worker claims it. Workers
 (worker.py) run inside each console process (`BILLING_DESK_JOB_WORKERS`, 2 by default) and, in production, as
 separate processes too (`python -m services.jobs worker`, started by `make cluster`). A worker claims one job at
 a time for a lease it renews while working, fetches the ids still pending through the one PaymentsClient (whose
-pacer books every request in the key's rate budget shared through the store, services/rate_budget.py, so the
+pacer books every request in the key's rate budget shared through the store, services/store/rate_budget.py, so the
 jobs of every worker and replica together stay under the key's limit), saves each result as it arrives, ends
 the job `done`, or `stopped` when someone asked it to stop from any session. A worker that dies stops renewing:
 once its claim expires (or at once when its process's console lease is seen ended, as after a kill -9 and a

@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Sequence
 
 from ..config import ConfigError, load_config
-from ..leases import ConsoleLease
+from ..store.leases import ConsoleLease
 from ..payments.client import PaymentsClient
 from ..payments.rate_pacer import RatePacer
-from ..rate_budget import SharedRateBudget
+from ..store.rate_budget import SharedRateBudget
 from ..store import StoreError, open_store
 from . import claim_timing, job_store
 from .worker import start_workers

@@ -1,6 +1,6 @@
 """The jobs' tables and every query on them: create, list, claim with a lease, save a result, stop, purge.
 
-Times are the store's clock (services/leases.py `store_now`), so workers on different hosts agree on when a
+Times are the store's clock (services/store/leases.py `store_now`), so workers on different hosts agree on when a
 claim has expired.
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, Ta
 from sqlalchemy.engine import Connection, Engine, Row
 
 from ..inputs import InputRefused
-from ..leases import live_lease_ids, store_now
+from ..store.leases import live_lease_ids, store_now
 from ..store import metadata, utc, write_transaction
 
 QUEUED, RUNNING, STOPPING, STOPPED, DONE, FAILED = "queued", "running", "stopping", "stopped", "done", "failed"
@@ -40,7 +40,7 @@ bulk_jobs = Table(
     Column("failed", Integer, nullable=False, server_default="0"),
     Column("not_found", Integer, nullable=False, server_default="0"),
     Column("worker_id", String(64)),  # the worker holding the claim, None when unclaimed
-    Column("lease_id", String(40)),  # that worker's process lease (services/leases.py), if it keeps one
+    Column("lease_id", String(40)),  # that worker's process lease (services/store/leases.py), if it keeps one
     Column("claim_expires_at", DateTime(timezone=True)),  # the claim is void after this
     Column("heartbeat_at", DateTime(timezone=True)),
     Column("started_at", DateTime(timezone=True)),
@@ -207,7 +207,7 @@ class JobStore:
     def claim(self, worker_id: str, lease: timedelta, lease_id: str | None = None) -> Job | None:
         """Claims a job with work to do and no live claim, for `lease` (the oldest of the person with the fewest
         jobs being worked, so one person's three jobs don't hold every worker); None when there is none. A
-        claim is dead when it expired, or when its worker's process lease (`lease_id`, services/leases.py) has
+        claim is dead when it expired, or when its worker's process lease (`lease_id`, services/store/leases.py) has
         ended: a console killed and restarted on the same machine resumes its jobs at once.
         PostgreSQL: the row locked with FOR UPDATE SKIP LOCKED, so workers never wait on each other. SQLite:
         the UPDATE repeats the condition, so of two workers racing for a job one updates a row and one none."""

@@ -67,7 +67,7 @@ class JobWorker:
     def __init__(self, jobs: JobStore, client: PaymentsClient, *, concurrency: int = DEFAULT_CONCURRENCY,
                  lease: timedelta = LEASE, heartbeat_every: float = HEARTBEAT_EVERY, idle_poll: float = IDLE_POLL,
                  lease_id: Callable[[], str | None] | str | None = None, name: str = "worker") -> None:
-        """`lease_id`: this process's console lease (services/leases.py), so a restarted console on the same
+        """`lease_id`: this process's console lease (services/store/leases.py), so a restarted console on the same
         machine takes over its jobs without waiting out the claim."""
         if lease.total_seconds() < 2 * heartbeat_every:
             raise ValueError("A claim must outlive at least two heartbeats, or one late beat loses it.")

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.exc import IntegrityError
 
-from ..audit_keys import AuditKeys
+from ..audit.keys import AuditKeys
 
 from ..store import metadata, now, utc
 

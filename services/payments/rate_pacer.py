@@ -8,7 +8,7 @@ one request is in flight. A 429 that comes anyway holds every request until its 
 
 That bucket belongs to the API key, not to this process: two processes using one key (console replicas) would
 each believe they have the whole of it. An optional `shared` budget (`SharedBudget`, below; the console keeps
-one in its store, services/rate_budget.py) spaces the requests of every process using the key: each request
+one in its store, services/store/rate_budget.py) spaces the requests of every process using the key: each request
 waits for the later of the two places, this process's own and the shared one, and a 429 holds the shared
 budget too, so every process waits. The shared budget is given the rate (from the headers, the default until
 they are known) and a burst: the largest bucket the headers have shown (`Remaining` + 1 right after an

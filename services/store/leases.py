@@ -30,7 +30,8 @@ from pathlib import Path
 from sqlalchemy import Column, DateTime, Integer, Select, String, Table, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from .store import metadata, now
+from .clock import now
+from .engine import metadata
 
 HEARTBEAT_EVERY = timedelta(seconds=10)
 EXPIRES_AFTER = timedelta(seconds=60)  # six missed heartbeats: a slow store or a GC pause is not a death

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from sqlalchemy import Column, Double, Integer, String, Table, create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
-from .store import metadata
+from .engine import metadata
 
 log = logging.getLogger("billing_desk.rate_budget")
 

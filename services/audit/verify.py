@@ -1,5 +1,5 @@
-"""Verifying the audit chain (services/audit_chain.py): the whole of it, or only what was added since the last
-verified row (the schedule, the witness and `python -m services.audit verify` are in services/audit_watch.py).
+"""Verifying the audit chain (services/audit/chain.py): the whole of it, or only what was added since the last
+verified row (the schedule, the witness and `python -m services.audit verify` are in services/audit/watch.py).
 
 The walk goes through the rows in id order, a page at a time, and names each break it finds, one line each:
 - a row **altered**: its content no longer matches its hash (its successor still chains onto it);
@@ -7,16 +7,16 @@ The walk goes through the rows in id order, a page at a time, and names each bre
   before it is gone;
 - a row **inserted**: it is not the row its successor chains onto (that one chains past it onto the row
   before), or its hash and its link are both wrong.
-With the console's audit key (services/audit_keys.py) the hashes are HMACs the database can't recompute: every
+With the console's audit key (services/audit/keys.py) the hashes are HMACs the database can't recompute: every
 row after the first keyed one (the cut-over) must be keyed, and with a key configured the newest row must be
 too, so a chain recomputed with plain SHA-256 by someone with only database access is caught. Rows cut off the
-end leave a valid, shorter chain: the witness (services/audit_watch.py) catches that.
+end leave a valid, shorter chain: the witness (services/audit/watch.py) catches that.
 
 Verified progress is remembered in `audit_chain_checkpoints` (the last verified id and hash, how many rows,
 when), so the Audit page re-hashes only the rows added since, and every replica and restart shares it; on top
 of that each AuditLog keeps its last answer in memory for a few seconds (AuditLog.chain_status). The page's
 check also re-hashes the checkpoint row itself, so rewriting or truncating the log up to it shows. The full
-walk, which re-hashes everything, runs on a schedule (services/audit_watch.py).
+walk, which re-hashes everything, runs on a schedule (services/audit/watch.py).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, func, select, u
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
-from .audit_chain import CUT_OVER_ACTION, GENESIS, UnknownAuditKey, audit_rows, row_hash
-from .audit_keys import AuditKeys
-from .store import metadata, now, utc
+from ..store import metadata, now, utc
+from .chain import CUT_OVER_ACTION, GENESIS, UnknownAuditKey, audit_rows, row_hash
+from .keys import AuditKeys
 
 PAGE = 5000  # rows read per query: memory stays flat however long the log is
 CHECKPOINT = "verified"

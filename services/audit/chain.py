@@ -9,11 +9,11 @@ outcome. `audit_events` below describes that view for queries; it is not part of
 (autogenerate must not try to create it as a table).
 
 Each row stores `row_hash`, the HMAC-SHA256 of its canonical content under the console's audit key
-(services/audit_keys.py; the key's id is part of the content), or for rows written before the store had a key, the
+(services/audit/keys.py; the key's id is part of the content), or for rows written before the store had a key, the
 plain SHA-256 (`canonical`: every column but the hash, the previous row's hash included), and `prev_hash`, the
 hash of the row before it in id order. Changing a row
 breaks its own hash; removing one breaks the link of the next; and a row slipped in between is not the one
-its successor chains onto. services/audit_verify.py walks the chain.
+its successor chains onto. services/audit/verify.py walks the chain.
 
 Appending is serialised (`append_lock`), so two processes can't both chain onto the same previous row: on
 PostgreSQL an advisory lock held until the inserting transaction ends, on SQLite the database's write lock
@@ -34,13 +34,13 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .audit_keys import AuditKeys
-from .store import StoreError, metadata, write_transaction
+from ..store import StoreError, metadata, write_transaction
+from .keys import AuditKeys
 
 # The `prev_hash` of the first row.
 GENESIS = "0" * 64
 # pg_advisory_xact_lock's key for "appending to the audit chain": any fixed 64-bit number, the same in every
-# replica, and not the migration lock's (services/store.py).
+# replica, and not the migration lock's (services/store/).
 APPEND_LOCK_KEY = int.from_bytes(b"auditlog", "big") >> 1
 # How long an append waits for the lock on PostgreSQL before the write is refused (AuditUnavailable), like
 # SQLite's busy timeout: a stuck holder must not hang every page that writes.
@@ -73,7 +73,7 @@ audit_rows = Table(
     Column("completed_at", DateTime(timezone=True)),
     Column("prev_hash", String(64), nullable=False),
     Column("row_hash", String(64), nullable=False),
-    Column("key_id", String(16)),  # the audit key the hash is an HMAC under (services/audit_keys.py); None: SHA-256
+    Column("key_id", String(16)),  # the audit key the hash is an HMAC under (services/audit/keys.py); None: SHA-256
 )
 COLUMNS = tuple(column.name for column in audit_rows.columns)
 HASHED = tuple(name for name in COLUMNS if name != "row_hash")
@@ -196,7 +196,7 @@ def append(conn: Connection, values: Mapping[str, Any], keys: AuditKeys | None =
 
 def cut_over(engine: Engine, keys: AuditKeys, boot_id: str, environment: str | None) -> int | None:
     """Once, for a store hashed before it had a key: one keyed cut-over row, chained onto the last unkeyed one
-    (services/audit_keys.py). Returns its id, or None when the log is empty or already ends keyed."""
+    (services/audit/keys.py). Returns its id, or None when the log is empty or already ends keyed."""
     with append_lock(engine) as conn:
         last = conn.execute(select(audit_rows.c.key_id).order_by(audit_rows.c.id.desc()).limit(1)).first()
         if last is None or last.key_id is not None:

@@ -1,0 +1,5 @@
+"""`python -m services.store`: services/store/command.py."""
+
+from .command import main
+
+raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""The console's database role on PostgreSQL: what it may do, table by table (docs/deployment.md)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine
+
+from .engine import StoreError
+
+# What the console's own role may do, table by table (docs/deployment.md): append-only on the audit rows, no DDL.
+# A migration that adds a table adds it here; `python -m services.store grant ROLE` applies this, as the owner.
+CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("SELECT, INSERT", ("audit_rows",)),  # append-only: no UPDATE, DELETE, TRUNCATE
+    ("SELECT", ("audit_events", "alembic_version")),  # the view the pages read; the revision checked at start
+    ("SELECT, INSERT, UPDATE", ("audit_chain_checkpoints", "rate_budgets",  # the last verified row; the key's rate
+                                "audit_verifications",  # the scheduled full re-hashes, kept
+                                "outbox_messages",  # e-mail, kept; a sent one's body emptied
+                                "approval_requests",  # requests are decided, never deleted
+                                "bulk_jobs", "bulk_job_items")),  # a purge empties results, keeps the jobs
+    ("SELECT, INSERT, UPDATE, DELETE", ("sign_in_sessions", "sessions_valid_from", "login_throttles",
+                                        "console_leases")),
+)
+
+
+def grant_console(engine: Engine, role: str) -> list[str]:
+    """Gives `role` exactly what the console needs on every table the store has, in one transaction: what an
+    earlier release granted and this one doesn't (DELETE on the bulk-job tables before migration 0010) is
+    revoked first. Returns the statements run."""
+    if engine.dialect.name != "postgresql":
+        raise StoreError("Grants are for PostgreSQL; a SQLite store has no roles.")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise StoreError(f"{role!r} is not a plain PostgreSQL role name (lower case letters, digits, _).")
+    statements = []
+    with engine.begin() as conn:
+        present = set(inspect(conn).get_table_names()) | set(inspect(conn).get_view_names())
+        statements.append(f"GRANT USAGE ON SCHEMA public TO {role}")
+        for privileges, tables in CONSOLE_GRANTS:
+            names = [name for name in tables if name in present]
+            if names:
+                statements.append(f"REVOKE ALL ON {', '.join(names)} FROM {role}")
+                statements.append(f"GRANT {privileges} ON {', '.join(names)} TO {role}")
+        for statement in statements:
+            conn.execute(text(statement))
+    return statements
