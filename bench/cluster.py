@@ -31,7 +31,7 @@ from services.payments.client import PaymentsClient
 
 from .latency import PLAIN_NAME, VIEWPORT, summary, timed_click
 from tests.support.cluster import pinned, sign_in
-from tests.support.browser import launch_chromium, login, wait_for_app
+from tests.support.browser import LOOKUP_BOX, launch_chromium, login, wait_for_app
 
 
 def _lookups(pages: dict[str, Page], organizations: list[dict[str, Any]], warm: int) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def _lookups(pages: dict[str, Page], organizations: list[dict[str, Any]], warm: 
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
             page = pages[name]
-            page.get_by_role("textbox", name="Organization id").fill(organization["id"])
+            page.get_by_role("textbox", name=LOOKUP_BOX).fill(organization["id"])
             elapsed = timed_click(page, page.get_by_role("button", name="Look up"), "h3", organization["name"])
             wait_for_app(page, settle_ms=150)
             if index >= warm:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from services.run_log import LOG_LEVEL_VARIABLE
-from tests.support.browser import (ROOT, Console, Server, launch_chromium, login, start_console,
+from tests.support.browser import (LOOKUP_BOX, ROOT, Console, Server, launch_chromium, login, start_console,
                                    start_streamlit, wait_for_app, warm_up)
 
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -141,7 +141,7 @@ def lookup_floor(browser, roots: dict[str, Path], lookups: int = 60,  # type: ig
                 shift = index % len(names)  # each app goes first as often: no app always follows another's click
                 for name in names[shift:] + names[:shift]:
                     page = pages[name]
-                    page.get_by_role("textbox", name="Organization id").fill(organization["id"])
+                    page.get_by_role("textbox", name=LOOKUP_BOX).fill(organization["id"])
                     if name in logs:
                         logs[name].take()
                     # The bare app heads its answer with what was typed; the others with the organization's name.

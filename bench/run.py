@@ -68,7 +68,8 @@ def console_lookups(lookups: int = 30) -> dict[str, Any]:
     """In Chromium: log in, then look organizations up on the Customer page; and API calls per page view."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.support.browser import launch_chromium, login, open_page, start_console, wait_for_app, warm_up
+    from tests.support.browser import (LOOKUP_BOX, launch_chromium, login, open_page, start_console, wait_for_app,
+                                       warm_up)
 
     with tempfile.TemporaryDirectory() as data, sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -79,7 +80,7 @@ def console_lookups(lookups: int = 30) -> dict[str, Any]:
             login(page, console, "support")
             organizations = console.sandbox.organizations()[:lookups]
             timings = []
-            box = page.get_by_role("textbox", name="Organization id")
+            box = page.get_by_role("textbox", name=LOOKUP_BOX)
             for organization in organizations:
                 expect(box).to_have_value("")  # the previous lookup has cleared the box
                 box.fill(organization["id"])

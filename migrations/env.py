@@ -20,6 +20,7 @@ context.configure(
     connection=connection,
     # Only `revision --autogenerate` compares against the models; an upgrade never imports them.
     target_metadata=config.attributes.get("target_metadata"),
+    include_name=config.attributes.get("include_name"),
     # Each migration commits on its own: a failure leaves the store at the last one that worked (PostgreSQL;
     # SQLite has no transactional DDL), and the error names the one that failed.
     transaction_per_migration=True,

@@ -21,11 +21,13 @@ from ui import guard, organization, reads, session
 from ui import portal as portal_ui
 from ui.approvals import waiting_notice
 from ui.console import get_console
+from ui.directory import directory_panel
 from ui.history import history
 from ui.present import customer_heading, escape_markdown, facts_html
 from ui.widgets import fresh_link_panel, stop_on_read_error
 
-HINT = "Look up an organization by its id to see its subscription, card and contact details."
+HINT = ("Find a customer by organization id, customer id, e-mail or name to see their subscription, card and "
+        "contact details.")
 # The run log names the fragment's own runs apart from the page's full runs (app.py logs those).
 LOOKUP_RUN = "Customer lookup"
 
@@ -36,7 +38,11 @@ st.title("Customer")
 
 
 def _customer_panel(actor: Actor) -> None:
-    organization_id = organization.chosen_or_stop(HINT)
+    organization_id = organization.picker()
+    if not organization_id:
+        st.info(HINT, icon=":material/search:")
+        directory_panel(desk, actor, None)
+        return
     try:
         customer = reads.customer(actor, organization_id)
     except Exception as problem:  # shown as a sentence, never a traceback
@@ -85,6 +91,7 @@ def _customer_panel(actor: Actor) -> None:
     portal_ui.delivery_line(desk, actor, organization_id)
     fresh_link_panel("portal", organization_id)
     history(desk, actor, organization_id)
+    directory_panel(desk, actor, organization_id)
 
 
 @guard.fragment(page=Page.CUSTOMER)

@@ -85,6 +85,13 @@ def ids_from_text(text: str) -> list[str]:
     return [token for token in _SEPARATORS.split(text or "") if token]
 
 
+def import_file_ids(data: bytes, limit: int = 100_000) -> ParsedIds:
+    """The organization ids of a company's list (a CSV) for the customer directory, checked: what is valid,
+    duplicated, refused and past `limit` (services/jobs/store.py MAX_IDS_PER_IMPORT). InputRefused for a file
+    that isn't CSV text."""
+    return parse_ids(ids_from_csv(data, limit=2 * limit), limit=limit)
+
+
 def ids_from_csv(data: bytes, limit: int = 2 * MAX_IDS) -> list[str]:
     """The id column of a CSV: a header named like organization_id/org/id, else the first column. Reading stops
     after `limit` rows (enough to report duplicates and what lies past the id limit); a file that isn't

@@ -16,10 +16,10 @@ from typing import Any, Mapping, Union
 from urllib.parse import urlsplit
 
 from .approvals.policy import ApprovalPolicy, PolicyError
-from .errors import ConfigError
 from .audit.keys import AuditKeyError, AuditKeys, check_secret
 from .auth.roles import Role
 from .auth.sso import SsoSettings
+from .errors import ConfigError
 from .payments import validation
 from .payments.errors import InvalidInputError
 
@@ -35,7 +35,7 @@ ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_T
                          "BILLING_DESK_SESSION_HOURS", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL",
                          "CHECKOUT_CANCEL_URL", "CHECKOUT_ALLOWED_HOSTS", "SANDBOX_PORT", "SANDBOX_API_KEY",
                          "SANDBOX_DIALECT", "BILLING_DESK_JOB_WORKERS", "BILLING_DESK_JOB_LIMIT",
-                         "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_JOB_LEASE_SECONDS", "BILLING_DESK_APPROVAL_ACTIONS",
+                         "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_DIRECTORY_KEEP_DAYS", "BILLING_DESK_JOB_LEASE_SECONDS", "BILLING_DESK_APPROVAL_ACTIONS",
                          "BILLING_DESK_APPROVAL_THRESHOLD", "BILLING_DESK_APPROVERS", "BILLING_DESK_APPROVAL_HOURS",
                          "BILLING_DESK_AUDIT_KEY", "BILLING_DESK_AUDIT_OLD_KEYS", "BILLING_DESK_AUDIT_VERIFY_MINUTES",
                          "BILLING_DESK_AUDIT_WITNESS", "BILLING_DESK_SMTP_HOST", "BILLING_DESK_SMTP_PORT",
@@ -69,12 +69,13 @@ class ConsoleConfig:
     sandbox_api_key: str | None = field(default=None, repr=False)
     sandbox_dialect: str | None = None  # the sandbox's answer shapes (sandbox/ --dialect); tests try others
     sso: SsoSettings | None = None  # single sign-on through st.login, when secrets have an [auth] section
+    directory_keep_days: float = 400  # an organization not read for this long leaves the customer directory
     job_workers: int = 2  # bulk-job workers inside the console (each runs one job); 0: worker processes only
     job_limit: int = 3  # queued or running bulk jobs per person
     job_keep_days: float = 30  # a finished bulk job's results are purged after this
     job_lease_seconds: float = 30  # a worker's claim on a job lasts this without a heartbeat
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # which writes wait for a second person
-    audit_keys: AuditKeys | None = field(default=None, repr=False)  # the audit chain's HMAC key (services/audit/keys.py)
+    audit_keys: AuditKeys | None = field(default=None, repr=False)  # the audit chain's HMAC key (audit/keys.py)
     audit_verify_every: timedelta = timedelta(minutes=15)  # the whole chain re-hashed this often
     audit_witness: str | None = None  # a file or http(s) URL the chain's head is written to at each re-hash
     # E-mail to customers (portal links), through the outbox (services/outbox/); no host: nothing is e-mailed
@@ -230,6 +231,8 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         job_workers=int(_number(environ.get("BILLING_DESK_JOB_WORKERS"), "BILLING_DESK_JOB_WORKERS", 2, 0, 16)),
         job_limit=int(_number(environ.get("BILLING_DESK_JOB_LIMIT"), "BILLING_DESK_JOB_LIMIT", 3, 1, 100)),
         job_keep_days=_number(environ.get("BILLING_DESK_JOB_KEEP_DAYS"), "BILLING_DESK_JOB_KEEP_DAYS", 30, 1, 3650),
+        directory_keep_days=_number(environ.get("BILLING_DESK_DIRECTORY_KEEP_DAYS"),
+                                    "BILLING_DESK_DIRECTORY_KEEP_DAYS", 400, 1, 3650),
         job_lease_seconds=_number(environ.get("BILLING_DESK_JOB_LEASE_SECONDS"), "BILLING_DESK_JOB_LEASE_SECONDS",
                                   30, 2, 600),
         approvals=_approvals(environ, secrets), audit_keys=_audit_keys(environ, audit),

@@ -3,8 +3,10 @@ configuration. The only module that imports the sandbox (in test mode the consol
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -18,6 +20,7 @@ from .auth.throttle import LoginThrottle
 from .auth.users import User, demo_users
 from .config import ConsoleConfig, shared_store
 from .desk import BillingDesk
+from .directory import SANDBOX_SEED, Directory
 from .jobs import claim_timing, job_store
 from .jobs.store import JobStore
 from .jobs.worker import JobWorker, start_workers
@@ -29,6 +32,7 @@ from .store.rate_budget import SharedRateBudget
 from .store import open_store
 
 CONNECT_TIMEOUT_SECONDS = 3.05  # just over a TCP retransmission window, as requests' docs advise
+log = logging.getLogger("billing_desk.console")
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Console:
     jobs: JobStore | None = field(default=None, repr=False)  # bulk lookups kept in the store
     workers: list[JobWorker] = field(default_factory=list, repr=False)  # this process's bulk-job workers
     verification: VerificationSchedule | None = field(default=None, repr=False)  # the chain's scheduled re-hash
+    customers: Directory | None = field(default=None, repr=False)  # the customer directory
 
     @property
     def environment(self) -> str:
@@ -123,16 +128,39 @@ def build_console(config: ConsoleConfig) -> Console:
         directory = UsersDirectory(config.users_file, on_change=sessions.invalidate_all)
     throttle = LoginThrottle(store, audit)
     jobs = job_store(store, config)
+    customers = Directory(store)  # every customer read, wherever it happens, is noted in it
+    customers.keep_purging(timedelta(days=config.directory_keep_days))  # personal data: kept while it is read
     # Bulk jobs run in this process's worker threads (and in any separate `python -m services.jobs worker`).
-    workers = start_workers(config.job_workers, jobs, client, lease_id=lease.lease_id, **claim_timing(config))
+    workers = start_workers(config.job_workers, jobs, client, lease_id=lease.lease_id, on_read=customers.note_job_read,
+                            **claim_timing(config))
     mail = smtp_settings(config, sandbox)
     outbox = Outbox(store, audit.keys) if mail is not None else None  # bodies sealed under the audit key
     # E-mail (portal links to customers) is delivered by a thread in each console process, once per message.
     mailer = OutboxWorker(outbox, mail).start() if outbox is not None and mail is not None else None
     desk = BillingDesk(client, audit, redirect_hosts=config.checkout_allowed_hosts, loopback_redirects=config.sandbox,
                        jobs=jobs, on_job_started=lambda: [worker.wake() for worker in workers],
-                       policy=config.approvals, outbox=outbox, on_mail_queued=mailer.wake if mailer else lambda: None)
+                       policy=config.approvals, outbox=outbox, on_mail_queued=mailer.wake if mailer else lambda: None,
+                       directory=customers)
+    if sandbox is not None and customers.size() == 0:  # `make run` shows a full directory at once
+        fill_from_sandbox(sandbox, client, customers)
     return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
                    sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
                    success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease, jobs=jobs,
-                   workers=workers, verification=verification)
+                   workers=workers, verification=verification, customers=customers)
+
+
+def fill_from_sandbox(sandbox: object, client: PaymentsClient, customers: Directory) -> int:
+    """On a sandbox console's first start, its directory is filled from the sandbox's own organizations, each read
+    through the API as any read is; returns how many. Before the console answers (about 80 local reads, a few
+    tenths of a second), so the first search finds them all and no read runs behind a person's back."""
+    from sandbox.control_client import SandboxControl  # only the test mode has one
+
+    filled = 0
+    try:
+        control = SandboxControl(getattr(sandbox, "root_url"), getattr(sandbox, "api_key"))
+        for organization in control.organizations():
+            customers.note(client.get_customer(organization["id"]), SANDBOX_SEED)
+            filled += 1
+    except Exception:  # a half-filled directory fills up as people look customers up
+        log.warning("The sandbox's organizations could not all be read into the directory.", exc_info=True)
+    return filled

@@ -135,6 +135,16 @@ def _moment(value: Any) -> datetime | None:
     return pd.Timestamp(value).to_pydatetime()
 
 
+def mrr_cents(status: str | None, price_cents: object, interval_unit: object, interval_count: object = 1
+              ) -> Decimal | None:
+    """A subscription's MRR in exact cents, by the rules above, for every view that shows MRR (this summary, the
+    customer directory): 0 unless its status is counted (active, past due); None when it is counted but its price
+    or billing interval is unknown."""
+    if status not in COUNTED_STATUSES:
+        return Decimal(0)
+    return monthly_cents(price_cents, interval_unit, interval_count)
+
+
 def _row_cents(row: dict[str, Any]) -> Decimal | None:
     return monthly_cents(row.get("price_cents"), row.get("interval_unit"), row.get("interval_count"))
 
@@ -192,7 +202,7 @@ def summarize(results: pd.DataFrame, today: date, trial_window_days: int = TRIAL
                                           money(cents) if cents is not None and row_currency == currency else None))
         if status not in COUNTED_STATUSES:
             continue  # counts zero
-        cents = _row_cents(row)
+        cents = mrr_cents(status, row.get("price_cents"), row.get("interval_unit"), row.get("interval_count"))
         if cents is None:
             not_counted.append(NotCounted(organization_id, status, "The answer gave no price or billing interval "
                                                                    "for its subscription"))

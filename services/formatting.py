@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from .directory import DirectoryEntry
 from .payments.models import CustomerInfo, cents_to_dollars
 
 def money(amount: Decimal | float | int | None, currency: str = "usd") -> str:
@@ -54,3 +55,27 @@ def customer_notices(customer: CustomerInfo) -> list[tuple[str, str]]:
         notices.append(("info", f"Free trial ends on {day(subscription.trial_end or subscription.current_period_end)}."))
     return notices
 
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    """How long ago, as people say it: "just now", "12 min ago", "3 h ago", "5 days ago"."""
+    if moment is None:
+        return "never"
+    seconds = max(0.0, (now - moment).total_seconds())
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86_400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86_400)
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def search_result_line(entry: DirectoryEntry, now: datetime) -> str:
+    """One search result's details under its name: e-mail, plan, status, MRR and how fresh it is."""
+    status = "Gone" if entry.gone_at else ("Cancelling" if entry.cancel_at_period_end else
+                                           entry.status.replace("_", " ").capitalize())
+    mrr = money(entry.mrr_cents / 100, entry.currency or "usd") + " MRR" if entry.mrr_cents else None
+    parts = [entry.email, entry.plan, status, mrr, f"{entry.organization_id}", f"read {ago(entry.last_read_at, now)}"]
+    return " · ".join(part for part in parts if part)

@@ -19,6 +19,7 @@ from . import audit  # noqa: F401  (each declares its tables on store.metadata)
 from .store import leases, rate_budget  # noqa: F401
 from .approvals import store as approvals_store  # noqa: F401
 from .auth import sessions, throttle  # noqa: F401
+from .directory import table as directory_table  # noqa: F401
 from .jobs import store as jobs_store  # noqa: F401
 from .outbox import store as outbox_store  # noqa: F401
 from .store import alembic_config, head_revision, metadata, store_engine, upgrade
@@ -29,6 +30,17 @@ def model_metadata() -> MetaData:
     return metadata
 
 
+# What each store builds beside the models, by its own means (migration 0013): SQLite's FTS5 table and its shadow
+# tables, PostgreSQL's trigram indexes. Left out when the models are compared with a store.
+NOT_IN_THE_MODELS = ("directory_search", "ix_directory_organizations_search_trgm",
+                     "ix_directory_organizations_name_trgm")
+
+
+def compared(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's `include_name`: whether a table or index of the store is compared with the models."""
+    return not (name or "").startswith(NOT_IN_THE_MODELS)
+
+
 def draft(message: str, autogenerate: bool, url: str | None) -> int:
     """A new migration numbered after the newest; with --autogenerate, drafted from the models' differences."""
     next_id = f"{int(head_revision() or 0) + 1:04d}"
@@ -37,8 +49,8 @@ def draft(message: str, autogenerate: bool, url: str | None) -> int:
         try:
             upgrade(engine)
             with engine.connect() as conn:
-                command.revision(alembic_config(conn, target_metadata=model_metadata()), message=message,
-                                 autogenerate=autogenerate, rev_id=next_id)
+                command.revision(alembic_config(conn, target_metadata=model_metadata(), include_name=compared),
+                                 message=message, autogenerate=autogenerate, rev_id=next_id)
         finally:
             engine.dispose()
     return 0

@@ -37,7 +37,8 @@ from services.payments.client import PaymentsClient
 from services.auth.throttle import LoginThrottle
 from services.store.leases import ConsoleLease
 from services.jobs.store import JobStore
-from services.store import alembic_config, grant_console, head_revision, migration_lock, open_store, store_engine, upgrade
+from services.store import (alembic_config, grant_console, head_revision, migration_lock, open_store, store_engine,
+                            upgrade)
 from tests.support.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]

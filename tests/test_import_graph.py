@@ -1,14 +1,22 @@
 """The code's import graph has no circles and no upward imports, function-level imports included.
 
 Read with `ast` (nothing is imported): every `import` and `from … import` anywhere in a module, at its top or
-inside a function, is an edge from that module to the one it names. Three rules hold outside the tests:
+inside a function, is an edge from that module to the one it names. Four rules hold outside the tests (whose
+support helpers, which the benchmarks import, are walked too):
 
-1. No circle of modules (app.py, pages/, ui/, services/, sandbox/, deploy/, bench/, migrations/env.py).
+1. No circle of modules (app.py, pages/, ui/, services/, sandbox/, deploy/, bench/, migrations/, tests/support/);
+   an import that names a project folder the walk doesn't read fails too, so no edge goes unseen.
 2. No circle of services' parts: the top-level packages and modules of services/ (store, audit, auth, desk, …)
    form layers. A part may use the parts below it, never one that uses it, even through other modules
-   (services/store/ knows no table module; the full schema is gathered above it, in services/schema.py).
+   (services/store/ knows no table module; the full schema is gathered above it, in services/schema.py). A
+   package's `__main__` (its command) is an entry point that nothing imports: it composes what it needs from any
+   layer, so it is left out of the parts' layers (and checked to be imported by nothing).
 3. services/ never imports Streamlit, ui/ or pages/; services/payments/ (the API client) knows nothing of the
    console: it imports nothing else from services/.
+4. No module in services/ is over ~400 lines: split it by concern.
+
+The store runs the migrations by path (Alembic loads migrations/versions/), not by import: a migration may use a
+part above the store (0004 hashes with services/audit/chain.py) without making the store depend on it.
 
 Each rule has a case below proving it can fail.
 """
@@ -22,8 +30,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-WALKED = ("app.py", "pages", "ui", "services", "sandbox", "deploy", "bench", "migrations/env.py")
-SERVICES_LIMIT_LINES = 450  # "no module in services/ over ~400 lines": the hard stop a little above
+WALKED = ("app.py", "pages", "ui", "services", "sandbox", "deploy", "bench", "migrations", "tests/support")
+PROJECT_FOLDERS = ("app", "pages", "ui", "services", "sandbox", "deploy", "bench", "migrations", "tests")
+SERVICES_LIMIT_LINES = 400
 
 
 def module_files(root: Path = ROOT) -> dict[str, Path]:
@@ -44,40 +53,62 @@ def module_files(root: Path = ROOT) -> dict[str, Path]:
     return found
 
 
-def imports_of(name: str, file: Path) -> set[str]:
-    """The dotted names a module imports, anywhere in it, relative imports resolved."""
+def imports_of(name: str, file: Path) -> set[tuple[str, ...]]:
+    """What a module imports, anywhere in it, relative imports resolved: ("a.b",) for `import a.b`, and
+    ("pkg", "name") for `from pkg import name` (a submodule of pkg, or a name its __init__ defines)."""
     package = name if file.name == "__init__.py" else name.rpartition(".")[0]
-    named: set[str] = set()
+    named: set[tuple[str, ...]] = set()
     for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"), str(file))):
         if isinstance(node, ast.Import):
-            named.update(alias.name for alias in node.names)
+            named.update((alias.name,) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".") if package else []
                 parts = parts[: len(parts) - (node.level - 1)]
                 base = ".".join(parts + ([base] if base else []))
-            if base:
-                named.add(base)
-            named.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
+            named.update((base, alias.name) if base else (alias.name,) for alias in node.names)
     return named
 
 
+def dotted(imported: tuple[str, ...]) -> str:
+    return ".".join(imported)
+
+
 def import_graph(modules: Mapping[str, Path]) -> dict[str, set[str]]:
-    """Module -> the project's modules it imports. `from package import name` counts as the submodule when
-    `name` is one, else as the package; a module's import of its own package's __init__ is not an edge (Python
-    runs the __init__ first anyway, and it is how a package's face re-exports its parts)."""
-    def resolve(dotted: str) -> str | None:
-        while dotted and dotted not in modules:
-            dotted = dotted.rpartition(".")[0]
-        return dotted or None
+    """Module -> the project's modules it imports. `from pkg import name` is an edge to the submodule pkg.name when
+    there is one, else to pkg itself, even from inside pkg (a part taking a name from its own package's face
+    while the face imports that part is a circle Python refuses). `import a.b` is an edge to a.b: the packages
+    above it are run first, but a module inside them doesn't name them."""
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
 
     graph: dict[str, set[str]] = {}
     for name, file in modules.items():
-        edges = {resolve(dotted) for dotted in imports_of(name, file)}
-        graph[name] = {target for target in edges
-                       if target and target != name and not name.startswith(target + ".")}
+        targets = set()
+        for imported in imports_of(name, file):
+            target = resolve(dotted(imported))
+            if target is None:
+                continue
+            ancestor = name.startswith(target + ".")
+            if ancestor and len(imported) == 1:  # `import pkg.part` from inside pkg: the part, not the face
+                continue
+            targets.add(target)
+        graph[name] = targets - {name}
     return graph
+
+
+def unseen(modules: Mapping[str, Path]) -> list[str]:
+    """Imports naming a project folder that resolve to no walked module: edges the walk would miss."""
+    missing = []
+    for name, file in modules.items():
+        for imported in imports_of(name, file):
+            if imported[0].split(".")[0] in PROJECT_FOLDERS and not any(
+                    candidate in modules for candidate in (dotted(imported), imported[0])):
+                missing.append(f"{name} imports {dotted(imported)}")
+    return missing
 
 
 def circles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
@@ -135,7 +166,7 @@ def part_graph(graph: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
     parts: dict[str, set[str]] = {}
     for module, targets in graph.items():
         source = part_of(module)
-        if source is None:
+        if source is None or module.endswith(".__main__"):
             continue
         edges = parts.setdefault(source, set())
         edges.update(target for target in map(part_of, targets) if target and target != source)
@@ -159,9 +190,9 @@ def console_leaks(graph: Mapping[str, Iterable[str]], modules: Mapping[str, Path
     for name, file in modules.items():
         if not name.startswith("services"):
             continue
-        for dotted in imports_of(name, file):
-            if dotted.split(".")[0] in ("streamlit", "ui", "pages"):
-                leaks.append(f"{name} imports {dotted}")
+        for imported in imports_of(name, file):
+            if imported[0].split(".")[0] in ("streamlit", "ui", "pages"):
+                leaks.append(f"{name} imports {dotted(imported)}")
         if name.startswith("services.payments"):
             leaks += [f"{name} imports {target}" for target in sorted(graph[name])
                       if not target.startswith("services.payments")]
@@ -176,6 +207,15 @@ GRAPH = import_graph(MODULES)
 def test_no_circle_of_modules() -> None:
     found = circles(GRAPH)
     assert not found, described(found, GRAPH)
+
+
+def test_no_module_imports_an_entry_point() -> None:
+    assert sorted(f"{source} -> {target}" for source, targets in GRAPH.items() for target in targets
+                  if target.endswith(".__main__")) == []
+
+
+def test_every_project_import_is_walked() -> None:
+    assert unseen(MODULES) == []
 
 
 def test_services_parts_form_layers() -> None:
@@ -197,7 +237,7 @@ def test_no_services_module_is_long() -> None:
 def test_the_walk_sees_the_whole_project() -> None:
     """The check reads what it should: the parts named in the README exist, function-level imports count."""
     for module in ("app", "services.store", "services.audit", "services.desk", "services.schema", "bench.run",
-                   "migrations.env"):
+                   "migrations.env", "tests.support.browser"):
         assert module in MODULES, module
     parts = part_graph(GRAPH)
     assert parts["services.store"] <= {"services.errors"}  # the bottom layer: it knows no table module
@@ -245,8 +285,22 @@ def test_a_package_face_importing_its_parts_is_no_circle(tmp_path: Path) -> None
         "services/__init__.py": "",
         "services/desk/__init__.py": "from .core import Core\nfrom .writes import Writes\n",
         "services/desk/core.py": "class Core: ...\n",
-        "services/desk/writes.py": "from .core import Core\nfrom . import core\n"})
+        "services/desk/writes.py": "from .core import Core\nfrom . import core\nimport services.desk.core\n"})
     assert circles(import_graph(modules)) == []
+
+
+def test_a_part_taking_a_name_from_its_own_face_is_a_circle(tmp_path: Path) -> None:
+    """Python refuses this one (a partially initialised module): the face imports the part, the part the face."""
+    modules = _project(tmp_path, {
+        "services/__init__.py": "",
+        "services/desk/__init__.py": "LIMIT = 3\nfrom .writes import Writes\n",
+        "services/desk/writes.py": "from . import LIMIT\n"})
+    assert circles(import_graph(modules)) == [["services.desk", "services.desk.writes"]]
+
+
+def test_an_import_the_walk_cannot_see_is_caught(tmp_path: Path) -> None:
+    modules = _project(tmp_path, {"bench/__init__.py": "", "bench/run.py": "from tests.helpers import start\n"})
+    assert unseen(modules) == ["bench.run imports tests.helpers.start"]
 
 
 def test_the_client_importing_the_console_is_caught(tmp_path: Path) -> None:
@@ -263,12 +317,12 @@ def test_the_client_importing_the_console_is_caught(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("from . import sibling\n", {"pkg", "pkg.sibling"}),
-    ("from .. import top\n", {"top"}),
-    ("import a.b as c\n", {"a.b"}),
-    ("def f():\n    from .x import y\n", {"pkg.x", "pkg.x.y"}),
+    ("from . import sibling\n", {("pkg", "sibling")}),
+    ("from .. import top\n", {("top",)}),
+    ("import a.b as c\n", {("a.b",)}),
+    ("def f():\n    from .x import y\n", {("pkg.x", "y")}),
 ])
-def test_imports_are_resolved(tmp_path: Path, source: str, expected: set[str]) -> None:
+def test_imports_are_resolved(tmp_path: Path, source: str, expected: set[tuple[str, ...]]) -> None:
     file = tmp_path / "mod.py"
     file.write_text(source, encoding="utf-8")
     assert imports_of("pkg.mod", file) == expected

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
 
-That release made these tables with `metadata.create_all` (services/audit/ at 3f600a6). Its databases carry
+That release made these tables with `metadata.create_all` (services/audit.py at 3f600a6). Its databases carry
 no version, so services/store/ stamps them at this revision and they upgrade in place; an empty database
 runs it from scratch. Table, index and constraint names are create_all's, so both kinds look the same.
 """

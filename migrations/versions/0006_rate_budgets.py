@@ -1,4 +1,5 @@
-"""Rate budgets: one row per API key, the key's request rate shared by every console process (services/store/rate_budget.py).
+"""Rate budgets: one row per API key, the key's request rate shared by every console process
+(services/store/rate_budget.py).
 
 Revision ID: 0006
 Revises: 0005

@@ -40,7 +40,7 @@ from .keys import AuditKeys
 # The `prev_hash` of the first row.
 GENESIS = "0" * 64
 # pg_advisory_xact_lock's key for "appending to the audit chain": any fixed 64-bit number, the same in every
-# replica, and not the migration lock's (services/store/).
+# replica, and not the migration lock's (services/store/migrations.py).
 APPEND_LOCK_KEY = int.from_bytes(b"auditlog", "big") >> 1
 # How long an append waits for the lock on PostgreSQL before the write is refused (AuditUnavailable), like
 # SQLite's busy timeout: a stuck holder must not hang every page that writes.

@@ -18,11 +18,15 @@ from sqlalchemy.engine import Row
 from .chain import audit_events, audit_rows
 
 # The read indexes of migration 0005, declared with the conditions they serve so the models match the schema.
-_INTENTS = audit_rows.c.kind == "intent"
-for _name, _columns in (("intents_newest", ("at", "id")), ("intents_user_at", ("user", "at")),
-                        ("intents_action_at", ("action", "at"))):
-    Index(f"ix_audit_rows_{_name}", *(audit_rows.c[column] for column in _columns),
-          postgresql_where=_INTENTS, sqlite_where=_INTENTS)
+def _declare_read_indexes() -> None:
+    intents = audit_rows.c.kind == "intent"
+    for name, columns in (("intents_newest", ("at", "id")), ("intents_user_at", ("user", "at")),
+                          ("intents_action_at", ("action", "at"))):
+        Index(f"ix_audit_rows_{name}", *(audit_rows.c[column] for column in columns),
+              postgresql_where=intents, sqlite_where=intents)
+
+
+_declare_read_indexes()
 Index("ix_audit_rows_organization_at", audit_rows.c.organization_id, audit_rows.c.at,
       postgresql_ops={"organization_id": "varchar_pattern_ops"})
 
@@ -58,7 +62,8 @@ class AuditCursor:
 
 
 def conditions_for(filters: AuditFilter, dialect: str, after: AuditCursor | None = None,
-           upto: AuditCursor | None = None, candidates: Sequence[int] | None = None) -> list[ColumnElement[bool]]:
+                   upto: AuditCursor | None = None, candidates: Sequence[int] | None = None
+                   ) -> list[ColumnElement[bool]]:
     """The filters, and the keyset bounds (older than `after`, no newer than `upto`), as conditions on the view
     (`dialect`: the store's, for the organization prefix). `candidates`: the intents `carriers_of` found for the
     organization filter, already read (None: found again by this query)."""

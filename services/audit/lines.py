@@ -86,7 +86,7 @@ def line_of(conn: Connection, event_id: int) -> Row[Any] | None:
 
 
 def lines_of(conn: Connection, event_ids: Iterable[int], condition: ColumnElement[bool] | None = None,
-           newest_first: bool = False) -> list[Row[Any]]:
+             newest_first: bool = False) -> list[Row[Any]]:
     """The audit_events lines of these intents (that also meet `condition`), by id."""
     wanted = sorted(set(event_ids))
     if not wanted:

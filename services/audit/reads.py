@@ -225,5 +225,5 @@ class AuditReads:
         view = audit_events
         with self.engine.connect() as conn:
             lines = lines_of(conn, conn.execute(candidates).scalars(), (view.c.organization_id == organization_id)
-                           & (view.c.outcome == "unknown") & (view.c.settled == 0), newest_first=True)
+                             & (view.c.outcome == "unknown") & (view.c.settled == 0), newest_first=True)
             return [dict(line._mapping) for line in lines]

@@ -1,5 +1,6 @@
 """Verifying the audit chain (services/audit/chain.py): the whole of it, or only what was added since the last
-verified row (the schedule, the witness and `python -m services.audit verify` are in services/audit/watch.py).
+verified row (the schedule and the witness: services/audit/watch.py; `python -m services.audit verify`:
+services/audit/command.py).
 
 The walk goes through the rows in id order, a page at a time, and names each break it finds, one line each:
 - a row **altered**: its content no longer matches its hash (its successor still chains onto it);

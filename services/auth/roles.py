@@ -29,6 +29,8 @@ class Action(str, Enum):
     APPROVE_REQUESTS = "approve or reject a request"
     VIEW_CUSTOMER_HISTORY = "see a customer's history"
     ADD_NOTE = "add a note on a customer"
+    EXPORT_DIRECTORY = "export the customer directory"
+    MANAGE_DIRECTORY = "manage the customer directory"  # import ids into it, forget an organization
 
 
 class Page(str, Enum):
@@ -44,7 +46,8 @@ _SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_
                       Action.SEND_PORTAL_LINK, Action.BULK_LOOKUP, Action.VIEW_CUSTOMER_HISTORY, Action.ADD_NOTE})
 _FINANCE = _SUPPORT | {Action.PROCESS_CHECKOUT, Action.CHANGE_PLAN, Action.CANCEL_SUBSCRIPTION, Action.READ_AUDIT_LOG,
                        Action.SHOW_PORTAL_LINK,
-                       Action.SETTLE_UNKNOWN_OUTCOME, Action.FINANCE_SUMMARY, Action.APPROVE_REQUESTS}
+                       Action.SETTLE_UNKNOWN_OUTCOME, Action.FINANCE_SUMMARY, Action.APPROVE_REQUESTS,
+                       Action.EXPORT_DIRECTORY}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.SUPPORT: _SUPPORT,
     Role.FINANCE: _FINANCE,

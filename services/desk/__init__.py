@@ -30,6 +30,9 @@ Checkout and portal URLs are returned to the caller once and never stored; audit
 | reject_request, withdraw_request | APPROVE_REQUESTS / the requester | the decision |
 | customer_history, customer_bulk_lookups | VIEW_CUSTOMER_HISTORY    | refusals       |
 | add_note                  | ADD_NOTE                        | the note (it is an audit row) |
+| search_customers, directory_size | LOOK_UP_CUSTOMER         | refusals       |
+| directory_export          | EXPORT_DIRECTORY                | every export   |
+| forget_organization, import_organizations | MANAGE_DIRECTORY | every forget and import |
 
 Four-eyes approvals (services/approvals/): a cancel or plan change the policy holds back is refused here with one
 sentence unless it comes through `approve_request`, which performs it with the request's idempotency key.
@@ -49,15 +52,17 @@ is missing from it. `BillingDesk` is composed of one class per concern, each in 
 | `bulk_jobs.py`  | bulk lookups (`BulkJobView`)                                     |
 | `audit_log.py`  | the audit log's reads and exports                                |
 | `history.py`    | a customer's history and notes                                   |
+| `directory.py`  | the customer directory: search, export, forget                   |
 """
 
 
 from __future__ import annotations
 
-from .audit_log import AuditReads
+from .audit_log import AuditLogReads
 from .bulk_jobs import JOB_COLUMNS, BulkJobs, BulkJobView
 from .core import DeskCore, WriteOutcomeUnknown, WriteResult
 from .customers import CustomerReads
+from .directory import DirectoryReads
 from .four_eyes import SYSTEM_USER, Approvals, RequestReview
 from .history import BULK_LOOKUPS_SHOWN, HISTORY_COLUMNS, NOTES_PER_HOUR, History
 from .portal import PortalLinks
@@ -67,5 +72,6 @@ __all__ = ["BULK_LOOKUPS_SHOWN", "HISTORY_COLUMNS", "JOB_COLUMNS", "NOTES_PER_HO
            "BulkJobView", "RequestReview", "WriteOutcomeUnknown", "WriteResult"]
 
 
-class BillingDesk(CustomerReads, Writes, PortalLinks, Approvals, BulkJobs, AuditReads, History, DeskCore):
+class BillingDesk(CustomerReads, DirectoryReads, Writes, PortalLinks, Approvals, BulkJobs, AuditLogReads, History,
+                  DeskCore):
     """The one road from the pages to the Payments API and the store (`ui/reads.py` only caches around it)."""

@@ -12,7 +12,7 @@ from ..auth.roles import Action, Actor
 from .core import DeskCore
 
 
-class AuditReads(DeskCore):
+class AuditLogReads(DeskCore):
     """Reading the audit log through the role check."""
 
     def audit_events(self, actor: Actor, filters: AuditFilter) -> pd.DataFrame:

@@ -16,11 +16,13 @@ from ..approvals.policy import ApprovalPolicy, Gate, gate
 from ..approvals.store import ApprovalBook
 from ..audit import AuditLog
 from ..auth.roles import Action, Actor, PermissionDenied, require
+from ..directory import LOOKUP, Directory
 from ..inputs import InputRefused
 from ..jobs.store import JobStore
 from ..outbox import Outbox
 from ..payments.client import PaymentsClient
-from ..payments.errors import ApiConnectionError, ApiTimeoutError, PaymentsError, UnexpectedResponseError
+from ..payments.errors import (ApiConnectionError, ApiTimeoutError, NotFoundError, PaymentsError,
+                               UnexpectedResponseError)
 from ..payments.models import CustomerInfo, PlanCatalog, PlanChangeResult, ProcessResult
 
 T = TypeVar("T")
@@ -74,14 +76,15 @@ class DeskCore:
                  loopback_redirects: bool = False, jobs: JobStore | None = None,
                  on_job_started: Callable[[], object] = lambda: None, policy: ApprovalPolicy | None = None,
                  approvals: ApprovalBook | None = None, outbox: Outbox | None = None,
-                 on_mail_queued: Callable[[], object] = lambda: None) -> None:
+                 on_mail_queued: Callable[[], object] = lambda: None, directory: Directory | None = None) -> None:
         """`redirect_hosts`: where checkout links may send customers; `loopback_redirects`: the sandbox's own
         pages on 127.0.0.1 are allowed too. `jobs`: the bulk jobs' store (by default on the audit log's);
         `on_job_started` wakes this process's job workers. `policy`: which writes wait for a second person
         (services/approvals/policy.py; the console passes its configuration's, by default cancel and downgrade;
         none when not given); `approvals`: the requests' store (by default on the audit log's). `outbox`: where
         e-mail to customers is queued (None: no mail server, so portal links can't be sent); `on_mail_queued`
-        wakes this process's delivery worker."""
+        wakes this process's delivery worker. `directory`: where every customer read is noted (by default on the
+        audit log's store)."""
         self.client, self.audit = client, audit
         self.note_window = timedelta(hours=1)  # the notes limit's window
         self.policy = policy if policy is not None else ApprovalPolicy(kinds=frozenset())  # none unless configured
@@ -90,6 +93,18 @@ class DeskCore:
         self.on_job_started = on_job_started
         self.outbox, self.on_mail_queued = outbox, on_mail_queued
         self.redirect_hosts, self.loopback_redirects = redirect_hosts, loopback_redirects
+        self.directory = directory if directory is not None else Directory(audit.engine)
+
+    # --- every read of a customer: noted in the directory (services/directory/) ----------------------------
+    def _read_customer(self, organization_id: str, read_by: str = LOOKUP) -> CustomerInfo:
+        """The customer as the API has it now; the directory notes it (or that the organization is gone)."""
+        try:
+            customer = self.client.get_customer(organization_id)
+        except NotFoundError:
+            self.directory.note_gone(organization_id, read_by)
+            raise
+        self.directory.note(customer, read_by)
+        return customer
 
     # --- the role check every operation starts with ------------------------------------------------------
     def _authorize(self, actor: Actor, action: Action, organization_id: str | None = None,
@@ -115,7 +130,7 @@ class DeskCore:
     # --- the approval policy every cancel and plan change passes (four_eyes.py files and decides requests) ----
     def _fresh_gate(self, action: Action, organization_id: str, price_id: str | None) -> tuple[Gate, CustomerInfo,
                                                                                                PlanCatalog | None]:
-        customer = self.client.get_customer(organization_id)
+        customer = self._read_customer(organization_id)
         needs_catalog = action == Action.CHANGE_PLAN or self.policy.threshold_cents is not None
         catalog = self.client.list_plans(organization_id) if needs_catalog else None
         return gate(self.policy, customer, catalog, action.value, price_id), customer, catalog
@@ -172,6 +187,6 @@ class DeskCore:
         if not organization_id:
             return None, None
         try:
-            return self.client.get_customer(organization_id), None
+            return self._read_customer(organization_id), None
         except PaymentsError as problem:
             return None, problem

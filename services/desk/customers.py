@@ -16,7 +16,7 @@ class CustomerReads(DeskCore):
 
     def customer(self, actor: Actor, organization_id: str) -> CustomerInfo:
         self._authorize(actor, Action.LOOK_UP_CUSTOMER, organization_id)
-        return self.client.get_customer(organization_id)
+        return self._read_customer(organization_id)
 
     def plans(self, actor: Actor, organization_id: str) -> PlanCatalog:
         self._authorize(actor, Action.VIEW_PLANS, organization_id)

@@ -11,6 +11,7 @@ from ..approvals.policy import Gate, gate, snapshot_of
 from ..approvals.store import APPROVED, EXPIRED, REJECTED, WAITING, WITHDRAWN, AlreadyWaiting, ApprovalRequest
 from ..audit import AuditUnavailable, reading
 from ..auth.roles import Action, Actor, PermissionDenied, allowed
+from ..directory import APPROVAL
 from ..formatting import day, money
 from ..inputs import InputRefused, reason_text, typed_confirmation
 from ..payments import validation
@@ -152,7 +153,7 @@ class Approvals(DeskCore):
         """One request with its customer re-read now: what will change, and whether it still applies (stale)."""
         request = self._request(actor, request_id)
         try:
-            customer = self.client.get_customer(request.organization_id)
+            customer = self._read_customer(request.organization_id, APPROVAL)
         except PaymentsError as problem:
             return RequestReview(request, None, None, problem, mine=self._asked(actor, request))
         stale = _staleness(request, customer) if request.status == WAITING else None
@@ -166,7 +167,7 @@ class Approvals(DeskCore):
         reason = reason_text(reason)
         action = Action(request.action)
         self._authorize(actor, action, request.organization_id, request.parameters, reason)
-        customer = self.client.get_customer(request.organization_id)
+        customer = self._read_customer(request.organization_id, APPROVAL)
         stale = _staleness(request, customer)
         if stale and (now_state := self.approvals.get(request.id)) and now_state.status != WAITING:
             raise InputRefused("request", _decided_sentence(now_state))  # decided meanwhile: that is the news

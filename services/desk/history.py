@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+
 import pandas as pd
 
 from ..audit import AuditCursor, AuditFilter, AuditPage, AuditSummary, approval_request_named, reading

@@ -25,7 +25,7 @@ class PortalLinks(DeskCore):
         if self.outbox is None:
             raise InputRefused("portal", "Billing Desk has no mail server configured, so it can't e-mail portal links: "
                                          "ask an admin to set BILLING_DESK_SMTP_HOST.")
-        customer = self.client.get_customer(organization_id)
+        customer = self._read_customer(organization_id)
         recipient = portal_mail.recipient_of(customer)
 
         def send() -> PortalLinkSent:

@@ -3,11 +3,15 @@ settling a write whose outcome is unknown."""
 
 from __future__ import annotations
 
+import logging
+
 from ..auth.roles import Action, Actor
 from ..inputs import InputRefused, checkout_redirect, reason_text, typed_confirmation
 from ..payments import validation
 from ..payments.models import CustomerInfo, SessionLink
-from .core import DeskCore, WriteResult, log
+from .core import DeskCore, WriteResult
+
+log = logging.getLogger("billing_desk.desk")
 
 
 class Writes(DeskCore):
@@ -82,7 +86,7 @@ class Writes(DeskCore):
         Only that organization's row, and only while it is unknown and unsettled."""
         organization_id = validation.organization_id(organization_id)
         self._authorize(actor, Action.SETTLE_UNKNOWN_OUTCOME, organization_id, {"auditId": audit_id})
-        customer = self.client.get_customer(organization_id)
+        customer = self._read_customer(organization_id)
         plan = customer.subscription.plan_name if customer.subscription else None
         seen = f"{actor.username}: status {customer.status}, plan {plan or '—'}"
         if not self.audit.settle(audit_id, organization_id, seen):

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 
 from ..config import ConfigError, load_config
+from ..directory import Directory
 from ..store.leases import ConsoleLease
 from ..payments.client import PaymentsClient
 from ..payments.rate_pacer import RatePacer
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = PaymentsClient(config.api_url, config.api_key or "", timeout=(3.05, config.api_timeout_seconds),
                             pacer=RatePacer(shared=SharedRateBudget(store, config.api_key or "")))
     workers = start_workers(args.threads, job_store(store, config), client, lease_id=lease.lease_id,
-                            **claim_timing(config))
+                            on_read=Directory(store).note_job_read, **claim_timing(config))
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

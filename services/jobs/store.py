@@ -25,6 +25,9 @@ ACTIVE = (QUEUED, RUNNING, STOPPING)  # a worker has something to do (stopping: 
 FINISHED = (STOPPED, DONE, FAILED)
 PENDING, FETCHED = "pending", "done"
 MAX_IDS_PER_JOB = 5000
+MAX_IDS_PER_IMPORT = 100_000  # a company's list of organizations, read into the directory
+# A person's bulk lookup; filling the customer directory from a list; re-reading all of it (migration 0013).
+LOOKUP, IMPORT, REFRESH = "lookup", "import", "refresh"
 MAX_ACTIVE_PER_PERSON = 3
 KEEP_DAYS = 30
 
@@ -50,6 +53,7 @@ bulk_jobs = Table(
     # When its results were purged (migration 0010): the job and the ids it looked up stay, for each customer's
     # history; the results (the customer data) are gone. A purged job is no longer listed or opened.
     Column("purged_at", DateTime(timezone=True)),
+    Column("kind", String(10), nullable=False, server_default=LOOKUP),  # LOOKUP, IMPORT or REFRESH
     Index("ix_bulk_jobs_status", "status", "created_at"),
     Index("ix_bulk_jobs_username", "username", "created_at"),
 )
@@ -88,6 +92,7 @@ class Job:
     stopped_by: str | None
     failure: str | None
     purged_at: datetime | None
+    kind: str
     now: datetime  # the store's clock when read
 
     @classmethod
@@ -128,12 +133,15 @@ class JobStore:
         self.engine, self.max_active, self.max_ids, self.keep = engine, max_active, max_ids, keep
 
     # --- people -------------------------------------------------------------------------------------------
-    def create(self, username: str, role: str, organization_ids: list[str]) -> str:
-        """A queued job for these ids (in this order); refuses past the limits with one sentence."""
+    def create(self, username: str, role: str, organization_ids: list[str], kind: str = LOOKUP) -> str:
+        """A queued job for these ids (in this order); refuses past the limits with one sentence. An IMPORT (the
+        company's list of organizations, read into the directory) may hold up to MAX_IDS_PER_IMPORT."""
         if not organization_ids:
             raise InputRefused("organization ids", "Give at least one organization id to look up.")
-        if len(organization_ids) > self.max_ids:
-            raise InputRefused("organization ids", f"A bulk lookup takes at most {self.max_ids:,} organization "
+        most = self.max_ids if kind == LOOKUP else MAX_IDS_PER_IMPORT
+        if len(organization_ids) > most:
+            what = "A bulk lookup" if kind == LOOKUP else "An import"
+            raise InputRefused("organization ids", f"{what} takes at most {most:,} organization "
                                                    f"ids; this one has {len(organization_ids):,}, so split it.")
         job_id = uuid.uuid4().hex
         with write_transaction(self.engine) as conn:
@@ -147,7 +155,8 @@ class JobStore:
                                                        f"stop one.")
             conn.execute(insert(bulk_jobs).values(id=job_id, username=username, role=role,
                                                    created_at=store_now(conn), status=QUEUED,
-                                                   total=len(organization_ids), done=0, failed=0, not_found=0))
+                                                   total=len(organization_ids), done=0, failed=0, not_found=0,
+                                                   kind=kind))
             conn.execute(insert(bulk_job_items), [
                 {"job_id": job_id, "position": position, "organization_id": organization_id, "state": PENDING}
                 for position, organization_id in enumerate(organization_ids)])

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
-from ..bulk import DEFAULT_CONCURRENCY, fetch_row, row_record
+from ..bulk import DEFAULT_CONCURRENCY, BulkRow, fetch_row, row_record
 from ..payments.client import PaymentsClient
 from ..payments.errors import ApiConnectionError, AuthenticationError, PaymentsError, ServerError
 from ..payments.models import CustomerInfo, PlanCatalog
@@ -66,12 +66,16 @@ class FailureWatch:
 class JobWorker:
     def __init__(self, jobs: JobStore, client: PaymentsClient, *, concurrency: int = DEFAULT_CONCURRENCY,
                  lease: timedelta = LEASE, heartbeat_every: float = HEARTBEAT_EVERY, idle_poll: float = IDLE_POLL,
-                 lease_id: Callable[[], str | None] | str | None = None, name: str = "worker") -> None:
+                 lease_id: Callable[[], str | None] | str | None = None, name: str = "worker",
+                 on_read: Callable[[str, str, CustomerInfo | None], object] | None = None) -> None:
         """`lease_id`: this process's console lease (services/store/leases.py), so a restarted console on the same
-        machine takes over its jobs without waiting out the claim."""
+        machine takes over its jobs without waiting out the claim. `on_read(kind, organization_id, customer)`: told
+        of every customer read (None: the API said there is no such organization); the composition root notes
+        them in the customer directory. Its failure never fails the job."""
         if lease.total_seconds() < 2 * heartbeat_every:
             raise ValueError("A claim must outlive at least two heartbeats, or one late beat loses it.")
         self.jobs, self.client, self.concurrency = jobs, client, concurrency
+        self.on_read = on_read
         self.lease, self.heartbeat_every, self.idle_poll = lease, heartbeat_every, idle_poll
         self._lease_id = lease_id
         self.worker_id = f"{socket.gethostname()[:30]}:{os.getpid()}:{name}:{uuid.uuid4().hex[:8]}"
@@ -174,6 +178,7 @@ class JobWorker:
                     row = fetch_row(self.client, organization_id, halt.is_set)
                     if row is None or self._dead.is_set():
                         return
+                    self._tell(job, row)
                     self.jobs.save(job.id, position, row_record(row, plans))
                     if watch.note(row.problem):
                         halt.set()
@@ -218,6 +223,14 @@ class JobWorker:
             self.jobs.finish(job.id, self.worker_id, DONE)
         elif status is not None:
             self.jobs.release(job.id, self.worker_id)  # this worker is stopping: another resumes it
+
+    def _tell(self, job: Job, row: BulkRow) -> None:
+        if self.on_read is None or (row.customer is None and row.status != "not found"):
+            return
+        try:
+            self.on_read(job.kind, row.organization_id, row.customer)
+        except Exception:
+            log.warning("Bulk job %s: a read of %s could not be noted.", job.id, row.organization_id, exc_info=True)
 
     @staticmethod
     def _wait(threads: list[threading.Thread], seconds: float) -> bool:

@@ -39,6 +39,11 @@ def organization_id(raw: object, field: str = "organization id") -> str:
     return text
 
 
+def other_id_kind(text: str) -> str | None:
+    """What kind of id `text` is when it is another kind than an organization's ("a customer id"), or None."""
+    return next((kind for prefix, kind in _OTHER_ID_KINDS.items() if text.strip().startswith(prefix)), None)
+
+
 def _prefixed_id(raw: object, pattern: re.Pattern[str], field: str, example: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInputError(field, f"Enter a {field}, e.g. {example}.")

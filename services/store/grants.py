@@ -20,8 +20,11 @@ CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                 "approval_requests",  # requests are decided, never deleted
                                 "bulk_jobs", "bulk_job_items")),  # a purge empties results, keeps the jobs
     ("SELECT, INSERT, UPDATE, DELETE", ("sign_in_sessions", "sessions_valid_from", "login_throttles",
-                                        "console_leases")),
+                                        "console_leases",
+                                        "directory_organizations")),  # forgetting one; the retention purge
 )
+# The sequences behind the keys the console's inserts draw (nextval needs USAGE).
+CONSOLE_SEQUENCES: tuple[str, ...] = ("directory_organizations_id_seq",)
 
 
 def grant_console(engine: Engine, role: str) -> list[str]:
@@ -41,6 +44,10 @@ def grant_console(engine: Engine, role: str) -> list[str]:
             if names:
                 statements.append(f"REVOKE ALL ON {', '.join(names)} FROM {role}")
                 statements.append(f"GRANT {privileges} ON {', '.join(names)} TO {role}")
+        sequences = [name for name in CONSOLE_SEQUENCES if name in set(inspect(conn).get_sequence_names())]
+        if sequences:
+            statements.append(f"REVOKE ALL ON SEQUENCE {', '.join(sequences)} FROM {role}")
+            statements.append(f"GRANT USAGE ON SEQUENCE {', '.join(sequences)} TO {role}")
         for statement in statements:
             conn.execute(text(statement))
     return statements

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support.browser import LOOKUP_BOX
+
 from .conftest import (PASSWORDS, Console, choose, login, nav_links, open_page, open_tab, screenshot, start_console,
                        wait_for_app)
 
@@ -77,7 +79,7 @@ def test_deep_link_survives_login(page: Page, console: Console) -> None:
 
 def test_support_looks_up_a_customer_and_e_mails_the_portal_link(page: Page, console: Console) -> None:
     login(page, console, "support")
-    page.get_by_role("textbox", name="Organization id").fill("org_abc123")
+    page.get_by_role("textbox", name=LOOKUP_BOX).fill("org_abc123")
     page.get_by_role("button", name="Look up").click()
     expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
     expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
@@ -85,7 +87,7 @@ def test_support_looks_up_a_customer_and_e_mails_the_portal_link(page: Page, con
     expect(page.get_by_role("button", name="Subscription actions")).to_have_count(0)  # not support's
     screenshot(page, "customer")
     other = console.sandbox.organizations("canceled")[0]
-    page.get_by_role("textbox", name="Organization id").fill(other["id"])
+    page.get_by_role("textbox", name=LOOKUP_BOX).fill(other["id"])
     page.get_by_role("button", name="Look up").click()  # a second lookup replaces the first
     expect(page.get_by_role("heading", name=other["name"], exact=True)).to_be_visible()
     expect(page.get_by_text("Canceled", exact=True)).to_be_visible()

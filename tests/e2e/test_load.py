@@ -27,7 +27,8 @@ from playwright.async_api import async_playwright, expect
 from services.run_log import LOG_LEVEL_VARIABLE
 from ui.present import unlinked
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, PASSWORDS, ROOT, Console, idle_for, start_console, warm_up
+from tests.support.browser import (CHROMIUM, CHROMIUM_ARGS, LOOKUP_BOX, PASSWORDS, ROOT, Console, idle_for,
+                                   start_console, warm_up)
 
 SESSIONS = int(os.environ.get("LOAD_SESSIONS", "20"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "120"))
@@ -106,7 +107,7 @@ async def virtual_user(index: int, console: Console, browser, organizations: lis
             try:
                 if step % 4:
                     organization = organizations[(index * 7 + step) % len(organizations)]
-                    box = page.get_by_role("textbox", name="Organization id")
+                    box = page.get_by_role("textbox", name=LOOKUP_BOX)
                     await box.fill(organization["id"])
                     await expect(box).to_have_value(organization["id"])
                     started = time.perf_counter()
@@ -116,7 +117,7 @@ async def virtual_user(index: int, console: Console, browser, organizations: lis
                     await settle(page)
                 else:  # a checkout link for an organization without a subscription, moving through the menu
                     target = unsubscribed[(index + step) % len(unsubscribed)]
-                    box = page.get_by_role("textbox", name="Organization id")
+                    box = page.get_by_role("textbox", name=LOOKUP_BOX)
                     await box.fill(target["id"])
                     await page.get_by_role("button", name="Look up").click()
                     # Its heading, not its id: the id may already be on screen among the recent lookups.

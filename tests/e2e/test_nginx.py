@@ -30,8 +30,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from deploy.nginx import content_security_policy, replica_name
 from sandbox import SandboxSettings, new_test_key, start_sandbox
 from services.auth.roles import pages_for
-from tests.support.browser import (Console, free_port, login, open_page, screenshot, start_console, start_streamlit,
-                                   wait_for_app, warm_up)
+from tests.support.browser import (LOOKUP_BOX, Console, free_port, login, open_page, screenshot, start_console,
+                                   start_streamlit, wait_for_app, warm_up)
 from tests.support.nginx import RunningNginx, start_nginx
 from tests.support.oidc import secrets_toml, sign_in_at_provider, start_oidc_provider
 
@@ -192,7 +192,7 @@ def test_a_lookup_works_over_the_websocket_through_nginx(front: Front, context: 
     watch = Watch({"127.0.0.1"})
     page = watch.on(context.new_page())
     login(page, Address(front.url), "support")
-    page.get_by_role("textbox", name="Organization id").fill("org_abc123")
+    page.get_by_role("textbox", name=LOOKUP_BOX).fill("org_abc123")
     page.get_by_role("button", name="Look up").click()
     expect(page.get_by_role("heading", name="Acme Analytics")).to_be_visible()
     expect(page.get_by_text("$399.00 per month")).to_be_visible()

@@ -225,8 +225,8 @@ def read_terms(reader: Reader | None) -> Terms:
     if per != 1:  # "quarterly": 3 × "month"
         count = (count or 1) * per
     return Terms(interval=interval, interval_count=count,
-                  unit_amount=reader.integer("unitAmount", "amount", "unitAmountDecimal"),  # cents
-                  currency=(reader.text("currency") or "").lower() or None)
+                 unit_amount=reader.integer("unitAmount", "amount", "unitAmountDecimal"),  # cents
+                 currency=(reader.text("currency") or "").lower() or None)
 
 
 class PricedRefs(NamedTuple):

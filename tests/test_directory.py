@@ -1,0 +1,309 @@
+"""The customer directory (services/directory/): every customer read leaves its row, and a search by whatever a
+person has finds it. Both stores, against the sandbox over real HTTP.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from sandbox.control_client import SandboxControl
+from sandbox.server import RunningSandbox
+from services.audit import AuditFilter, AuditLog
+from services.auth.roles import Actor, PermissionDenied, Role
+from services.bulk import import_file_ids
+from services.console import fill_from_sandbox
+from services.desk import BillingDesk
+from services.directory import BULK_JOB, LOOKUP, SANDBOX_SEED, Directory, fold
+from services.directory.search import word_similarity
+from services.inputs import InputRefused
+from services.jobs.store import IMPORT, REFRESH, JobStore
+from services.jobs.worker import JobWorker
+from services.payments.client import PaymentsClient
+from services.payments.errors import NotFoundError
+from services.store import now, open_store
+
+SUPPORT, FINANCE, ADMIN = Actor("sam", Role.SUPPORT), Actor("fay", Role.FINANCE), Actor("ada", Role.ADMIN)
+ORG = "org_abc123"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def audit(store_url: str) -> Iterator[AuditLog]:
+    log = AuditLog(open_store(store_url))
+    yield log
+    log.engine.dispose()
+
+
+@pytest.fixture
+def directory(audit: AuditLog) -> Directory:
+    return Directory(audit.engine)
+
+
+@pytest.fixture
+def desk(client: PaymentsClient, audit: AuditLog, directory: Directory) -> BillingDesk:
+    return BillingDesk(client, audit, directory=directory)
+
+
+def _named(control: SandboxControl, organization_id: str, name: str, email: str) -> None:
+    control.set_profile(organization_id, organizationName=name, email=email)
+
+
+def test_a_lookup_puts_the_organization_in_the_directory(desk: BillingDesk, directory: Directory) -> None:
+    assert directory.entry(ORG) is None
+    customer = desk.customer(SUPPORT, ORG)
+    entry = directory.entry(ORG)
+    assert entry is not None and entry.last_read_by == LOOKUP
+    assert (entry.customer_id, entry.email, entry.status) == (customer.customer_id, customer.email, customer.status)
+    assert entry.name == customer.display_name
+    with directory.engine.connect() as conn:  # no card data, not even the last four digits; no address
+        stored = " ".join(str(value) for value in conn.execute(text("SELECT * FROM directory_organizations")).one())
+    assert customer.card_last4 and customer.card_last4 not in stored.replace(customer.organization_id, "")
+    assert not customer.address or not customer.address.line1 or customer.address.line1 not in stored
+
+
+def test_mrr_follows_the_finance_summary_rule(desk: BillingDesk, directory: Directory,
+                                              control: SandboxControl) -> None:
+    """Active and past due count their price a month (a yearly one a twelfth); trials and the canceled zero."""
+    for row in control.organizations():
+        customer = desk.customer(SUPPORT, row["id"])
+        entry = directory.entry(row["id"])
+        subscription = customer.subscription
+        assert entry is not None
+        if customer.status not in ("active", "past_due") or subscription is None:
+            assert entry.mrr_cents == 0, row
+        elif subscription.unit_amount is not None and subscription.interval in ("month", "year"):
+            months = {"month": 1, "year": 12}[subscription.interval] * subscription.interval_count
+            assert entry.mrr_cents == round(subscription.unit_amount / months), row
+
+
+@pytest.mark.parametrize("typed", ["org_abc123", "org_abc", "quokka", "QUOKKA", "Quökka", "quokla freight", "qokka",
+                                   "billing@quokkafreight", "quokkafreight.example.com"])
+def test_search_finds_the_organization_by_whatever_a_person_has(
+        desk: BillingDesk, directory: Directory, control: SandboxControl, typed: str) -> None:
+    _named(control, ORG, "Quokka Freight", "billing@quokkafreight.example.com")
+    for organization_id in [row["id"] for row in control.organizations()][:30]:
+        desk.customer(SUPPORT, organization_id)
+    found = [entry.organization_id for entry in desk.search_customers(SUPPORT, typed)]
+    assert found and found[0] == ORG, found
+
+
+def test_an_exact_customer_id_comes_first(desk: BillingDesk, control: SandboxControl) -> None:
+    others = [row["id"] for row in control.organizations()][:10]
+    for organization_id in [*others, ORG]:
+        desk.customer(SUPPORT, organization_id)
+    customer_id = desk.customer(SUPPORT, ORG).customer_id
+    assert customer_id
+    found = desk.search_customers(SUPPORT, customer_id)
+    assert found[0].organization_id == ORG and found[0].match == "exact"
+
+
+def test_results_are_newest_read_first_among_equals(desk: BillingDesk, directory: Directory,
+                                                    control: SandboxControl) -> None:
+    first, second = [row["id"] for row in control.organizations(status="active")][:2]
+    _named(control, first, "Harbor Freight One", "a@harbor.example")
+    _named(control, second, "Harbor Freight Two", "b@harbor.example")
+    desk.customer(SUPPORT, first)
+    desk.customer(SUPPORT, second)
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "harbor")][:2] == [second, first]
+    desk.customer(SUPPORT, first)
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "harbor")][:2] == [first, second]
+
+
+def test_a_read_saying_the_organization_is_gone_marks_it(desk: BillingDesk, directory: Directory,
+                                                          control: SandboxControl) -> None:
+    desk.customer(SUPPORT, ORG)
+    control.add_fault("customer-info", status=404, code="not_found", count=1)
+    with pytest.raises(NotFoundError):
+        desk.customer(SUPPORT, ORG)
+    entry = directory.entry(ORG)
+    assert entry is not None and entry.gone_at is not None
+    desk.customer(SUPPORT, ORG)
+    assert directory.entry(ORG).gone_at is None  # type: ignore[union-attr]
+
+
+def test_a_changed_customer_is_updated_not_duplicated(desk: BillingDesk, directory: Directory,
+                                                      control: SandboxControl) -> None:
+    desk.customer(SUPPORT, ORG)
+    _named(control, ORG, "Renamed Holdings", "ap@renamed.example")
+    desk.customer(SUPPORT, ORG)
+    assert directory.size() == 1
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "renamed")] == [ORG]
+    assert desk.search_customers(SUPPORT, "billing@") == [] or all(
+        entry.email and "billing@" in entry.email for entry in desk.search_customers(SUPPORT, "billing@"))
+
+
+@pytest.mark.parametrize("typed, sentence", [("", "Type an organization id"), ("   ", "Type an organization id"),
+                                             ("x" * 10_000, "at most 200 characters; this one has 10,000")])
+def test_bad_searches_get_one_sentence(desk: BillingDesk, typed: str, sentence: str) -> None:
+    with pytest.raises(InputRefused, match=sentence):
+        desk.search_customers(SUPPORT, typed)
+
+
+@pytest.mark.parametrize("typed", ['"', "' OR 1=1 --", "NEAR(a b)", "a*", "%", "_", "\\", "name_key : x", "\x00x"])
+def test_hostile_searches_are_text(desk: BillingDesk, typed: str) -> None:
+    desk.customer(SUPPORT, ORG)
+    try:
+        found = desk.search_customers(SUPPORT, typed)
+    except InputRefused:
+        return
+    assert all(typed.strip().casefold() in entry.organization_id.casefold() or entry.match == "similar name"
+               or typed.strip() in (entry.name or "") + (entry.email or "") + (entry.customer_id or "")
+               for entry in found)
+
+
+def test_short_queries_match_the_start_of_an_id(desk: BillingDesk) -> None:
+    desk.customer(SUPPORT, ORG)
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "or")] == [ORG]
+    assert desk.search_customers(SUPPORT, "bc") == []
+
+
+def test_a_bulk_job_read_is_noted_with_its_source(directory: Directory, client: PaymentsClient) -> None:
+    customer = client.get_customer(ORG)
+    assert directory.note(customer, BULK_JOB)
+    assert directory.entry(ORG).last_read_by == BULK_JOB  # type: ignore[union-attr]
+
+
+def test_forget_is_admin_only_audited_and_undone_by_a_read(desk: BillingDesk, directory: Directory,
+                                                           audit: AuditLog) -> None:
+    desk.customer(SUPPORT, ORG)
+    for actor in (SUPPORT, FINANCE):
+        with pytest.raises(PermissionDenied):
+            desk.forget_organization(actor, ORG, "asked to be forgotten")
+    assert desk.forget_organization(ADMIN, ORG, "asked to be forgotten") is True
+    assert directory.entry(ORG) is None and desk.search_customers(SUPPORT, ORG) == []
+    events = audit.events(AuditFilter(actions=("forget organization",)))
+    assert list(events.outcome) == ["succeeded"] and list(events.reason) == ["asked to be forgotten"]
+    desk.customer(SUPPORT, ORG)
+    assert directory.entry(ORG) is not None
+
+
+def test_the_retention_purge_removes_what_was_not_read(directory: Directory, client: PaymentsClient,
+                                                       control: SandboxControl) -> None:
+    old, recent = ORG, control.organizations(status="active")[1]["id"]
+    directory.clock = lambda: now() - timedelta(days=401)
+    directory.note(client.get_customer(old), LOOKUP)
+    directory.clock = now
+    directory.note(client.get_customer(recent), LOOKUP)
+    assert directory.purge(timedelta(days=400)) == 1
+    assert directory.entry(old) is None and directory.entry(recent) is not None
+
+
+def test_export_is_finance_and_admin_only_formula_safe_and_audited(
+        desk: BillingDesk, control: SandboxControl, audit: AuditLog) -> None:
+    _named(control, ORG, "=HYPERLINK(\"http://evil.example\")", "x@quokkafreight.example.com")
+    desk.customer(SUPPORT, ORG)
+    with pytest.raises(PermissionDenied):
+        desk.directory_export(SUPPORT, "csv")
+    exported = desk.directory_export(FINANCE, "csv").decode("utf-8-sig")
+    assert ORG in exported and "'=HYPERLINK" in exported
+    assert desk.directory_export(ADMIN, "xlsx")[:2] == b"PK"
+    events = audit.events(AuditFilter(actions=("export directory",)))
+    assert sorted(events.user) == ["ada", "fay"] and set(events.outcome) == {"succeeded"}
+
+
+def test_the_note_of_a_read_never_fails_the_read(client: PaymentsClient, audit: AuditLog) -> None:
+    broken = Directory(audit.engine)
+    with audit.engine.begin() as conn:
+        conn.execute(text("DROP TABLE directory_organizations"
+                          + (" CASCADE" if audit.engine.dialect.name == "postgresql" else "")))
+    desk = BillingDesk(client, audit, directory=broken)
+    assert desk.customer(SUPPORT, ORG).organization_id == ORG
+
+
+def test_fold_and_similarity() -> None:
+    assert fold("  Zoë   Ltd ") == "zoe ltd"
+    assert fold("ÅNGSTRÖM") == "angstrom"
+    assert word_similarity("kestrel", "kestrel labs") == 1.0
+    assert word_similarity("kestral", "kestrel labs") >= 0.4
+    assert word_similarity("acme", "kestrel labs") == 0.0
+
+
+FAST = {"lease": timedelta(seconds=2), "heartbeat_every": 0.2, "idle_poll": 0.05}
+
+
+def test_an_import_fills_the_directory_through_a_job(desk: BillingDesk, directory: Directory, audit: AuditLog,
+                                                      client: PaymentsClient, control: SandboxControl) -> None:
+    ids = [row["id"] for row in control.organizations()][:12]
+    parsed = import_file_ids(("organizationId,name\n" + "\n".join(f"{org},x" for org in ids)
+                              + "\nnot an id,y\n" + f"{ids[0]},dup\n").encode())
+    assert parsed.valid == ids and parsed.invalid_count == 1 and parsed.duplicates == [ids[0]]
+    with pytest.raises(PermissionDenied):
+        desk.import_organizations(FINANCE, ids)
+    job_id = desk.import_organizations(ADMIN, ids)
+    assert JobWorker(desk.jobs, client, on_read=directory.note_job_read, **FAST).run_once()  # type: ignore[arg-type]
+    assert desk.jobs.job(job_id).kind == IMPORT  # type: ignore[union-attr]
+    assert directory.size() == len(ids)
+    assert {directory.entry(org).last_read_by for org in ids} == {"import"}  # type: ignore[union-attr]
+    events = audit.events(AuditFilter(actions=("import organizations",)))
+    assert list(events.user) == ["ada"] and f'"organizations": {len(ids)}' in events.parameters[0]
+
+
+def test_a_bulk_lookup_by_a_person_fills_it_too(desk: BillingDesk, directory: Directory,
+                                                client: PaymentsClient) -> None:
+    desk.start_bulk_job(SUPPORT, [ORG, "org_doesnotexist"])
+    assert JobWorker(desk.jobs, client, on_read=directory.note_job_read, **FAST).run_once()  # type: ignore[arg-type]
+    assert directory.entry(ORG).last_read_by == BULK_JOB  # type: ignore[union-attr]
+    assert directory.entry("org_doesnotexist") is None  # a not-found id is not added
+
+
+@pytest.mark.parametrize("content, said", [(b"\xff\xfe\x00binary", "isn't UTF-8 text"),
+                                           (b"Acme Inc\nGlobex Corp\n", "no organization ids")])
+def test_an_import_file_that_is_not_a_list_of_ids_gets_one_sentence(content: bytes, said: str) -> None:
+    try:
+        parsed = import_file_ids(content)
+    except InputRefused as refused:
+        assert said in refused.message
+        return
+    assert not parsed.valid and said == "no organization ids"
+
+
+def test_a_sandbox_console_fills_its_directory_from_the_sandbox(sandbox: RunningSandbox, client: PaymentsClient,
+                                                                control: SandboxControl, audit: AuditLog) -> None:
+    directory = Directory(audit.engine)
+    assert fill_from_sandbox(sandbox, client, directory) == directory.size() == len(control.organizations())
+    assert directory.entry(ORG).last_read_by == SANDBOX_SEED  # type: ignore[union-attr]
+
+
+def test_the_command_imports_a_file_and_queues_a_refresh(tmp_path: Path, store_url: str,
+                                                         control: SandboxControl, client: PaymentsClient) -> None:
+    store = open_store(store_url)
+    Directory(store).note(client.get_customer(ORG), LOOKUP)
+    ids = [row["id"] for row in control.organizations()][:5]
+    listing = tmp_path / "organizations.csv"
+    listing.write_text("organization_id\n" + "\n".join(ids) + "\n")
+    environment = {**{key: value for key, value in os.environ.items() if not key.startswith(("BILLING_DESK_",
+                                                                                               "PAYMENTS_API"))},
+                   "AUDIT_DATABASE_URL": store_url, "BILLING_DESK_SANDBOX": "1",
+                   "BILLING_DESK_DATA_DIR": str(tmp_path / "data"),
+                   "BILLING_DESK_AUDIT_KEY": secrets.token_urlsafe(48),
+                   "BILLING_DESK_COOKIE_KEY": secrets.token_urlsafe(48)}
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "services.directory", *arguments], cwd=ROOT, env=environment,
+                              capture_output=True, text=True, timeout=120)
+
+    imported = run("import", str(listing))
+    assert imported.returncode == 0, imported.stderr
+    assert "Queued 5 organizations" in imported.stdout
+    refreshed = run("refresh")
+    assert refreshed.returncode == 0 and "Queued 1 organizations" in refreshed.stdout, refreshed.stderr
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"\xff\xfe\x00\x01")
+    refused = run("import", str(broken))
+    assert refused.returncode == 1 and "isn't UTF-8 text" in refused.stderr
+    jobs = JobStore(store).jobs()
+    assert sorted(job.kind for job in jobs) == [IMPORT, REFRESH]
+    assert {job.username for job in jobs} == {f"command line ({getpass.getuser()})"}
+    events = AuditLog(store).events(AuditFilter(actions=("import organizations", "refresh directory")))
+    assert sorted(events.action) == ["import organizations", "refresh directory"]
+    store.dispose()
