@@ -28,6 +28,7 @@ from services.payments.client import PaymentsClient
 from .audit_scale import failures as audit_scale_failures, table as audit_scale_table
 from .shared_rate import failures as shared_rate_failures, table as shared_rate_table
 from .cluster import table as cluster_table
+from .directory_refresh import failures as refresh_failures, table as refresh_table
 from .jobs import failures as jobs_failures, table as jobs_table
 from .support import machine, sandbox_process
 
@@ -248,7 +249,7 @@ def without_samples(value: Any) -> Any:
     return value
 
 
-SECTIONS = ("bulk", "shared-rate", "jobs", "console", "latency", "throughput", "audit-scale", "cluster")
+SECTIONS = ("bulk", "shared-rate", "jobs", "refresh", "console", "latency", "throughput", "audit-scale", "cluster")
 BASELINE = ROOT / "bench" / "baseline.json"
 
 
@@ -283,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import jobs
         print("… two people's bulk jobs on one key", flush=True)
         results["jobs"] = jobs.run()
+    results["refresh"] = {}
+    if "refresh" in sections:  # bench/directory_refresh.py: the directory's refresh beside a person's lookups
+        from . import directory_refresh
+        print("… the directory's refresh beside a person's lookups", flush=True)
+        results["refresh"] = directory_refresh.run()
     results["console"] = {}
     if "console" in sections:
         print("… console lookups in Chromium", flush=True)
@@ -328,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     if results["shared_rate"]:
         print()
         print(shared_rate_table(results["shared_rate"]))
+    if results["refresh"]:
+        print()
+        print(refresh_table(results["refresh"]))
     if args.record:
         template = (ROOT / "docs" / "performance.template.md").read_text()
         (ROOT / "docs" / "performance.md").write_text(
@@ -336,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             .replace("{{shared_rate}}", shared_rate_table(results["shared_rate"]))
             .replace("{{cluster}}", cluster_table(results["cluster"]))
             .replace("{{jobs}}", jobs_table(results["jobs"]))
+            .replace("{{refresh}}", refresh_table(results["refresh"]))
             .replace("{{machine}}", json.dumps(results["machine"])).replace("{{command}}", results["command"])
             .replace("{{json}}", json.dumps(without_samples(results), indent=2)))
     failures = [run["name"] for run in results["bulk"] if run["failed_rows"] or run["ratio_to_floor"] > 1.10]
@@ -350,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Goal missed: lookup at {floor['ratio_p50']}× / {floor['ratio_p95']}× the bare app (p50 / p95; "
               f"goal ≤ 1.10× / 1.25×)")
     failures += audit_scale_failures(results["audit_scale"]) + shared_rate_failures(results["shared_rate"])
-    failures += jobs_failures(results["jobs"])
+    failures += jobs_failures(results["jobs"]) + refresh_failures(results["refresh"])
     slower = slower_pages(results, baseline)
     if saved and saved["same_run"]:
         failures += slower  # measured in turn in this run: a real difference

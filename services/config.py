@@ -35,7 +35,9 @@ ENVIRONMENT_VARIABLES = ("PAYMENTS_API_URL", "PAYMENTS_API_KEY", "PAYMENTS_API_T
                          "BILLING_DESK_SESSION_HOURS", "AUDIT_DATABASE_URL", "CHECKOUT_SUCCESS_URL",
                          "CHECKOUT_CANCEL_URL", "CHECKOUT_ALLOWED_HOSTS", "SANDBOX_PORT", "SANDBOX_API_KEY",
                          "SANDBOX_DIALECT", "BILLING_DESK_JOB_WORKERS", "BILLING_DESK_JOB_LIMIT",
-                         "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_DIRECTORY_KEEP_DAYS", "BILLING_DESK_JOB_LEASE_SECONDS", "BILLING_DESK_APPROVAL_ACTIONS",
+                         "BILLING_DESK_JOB_KEEP_DAYS", "BILLING_DESK_DIRECTORY_KEEP_DAYS",
+                         "BILLING_DESK_REFRESH", "BILLING_DESK_REFRESH_HOUR", "BILLING_DESK_JOB_LEASE_SECONDS",
+                         "BILLING_DESK_APPROVAL_ACTIONS",
                          "BILLING_DESK_APPROVAL_THRESHOLD", "BILLING_DESK_APPROVERS", "BILLING_DESK_APPROVAL_HOURS",
                          "BILLING_DESK_AUDIT_KEY", "BILLING_DESK_AUDIT_OLD_KEYS", "BILLING_DESK_AUDIT_VERIFY_MINUTES",
                          "BILLING_DESK_AUDIT_WITNESS", "BILLING_DESK_SMTP_HOST", "BILLING_DESK_SMTP_PORT",
@@ -70,6 +72,7 @@ class ConsoleConfig:
     sandbox_dialect: str | None = None  # the sandbox's answer shapes (sandbox/ --dialect); tests try others
     sso: SsoSettings | None = None  # single sign-on through st.login, when secrets have an [auth] section
     directory_keep_days: float = 400  # an organization not read for this long leaves the customer directory
+    refresh_hour: int | None = 3  # the UTC hour the directory's daily refresh is queued from; None: no refresh
     job_workers: int = 2  # bulk-job workers inside the console (each runs one job); 0: worker processes only
     job_limit: int = 3  # queued or running bulk jobs per person
     job_keep_days: float = 30  # a finished bulk job's results are purged after this
@@ -124,6 +127,15 @@ def _in(address: str, networks: tuple[IPNetwork, ...]) -> bool:
 def _section(secrets: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = secrets.get(name) if secrets else None
     return value if isinstance(value, Mapping) else {}
+
+
+def _refresh_hour(environ: Mapping[str, str]) -> int | None:
+    """The directory's daily refresh: BILLING_DESK_REFRESH=off turns it off; BILLING_DESK_REFRESH_HOUR (UTC)."""
+    switch = (environ.get("BILLING_DESK_REFRESH") or "on").strip().lower()
+    if switch not in ("on", "off"):
+        raise ConfigError("BILLING_DESK_REFRESH must be on or off.")
+    hour = int(_number(environ.get("BILLING_DESK_REFRESH_HOUR"), "BILLING_DESK_REFRESH_HOUR", 3, 0, 23))
+    return None if switch == "off" else hour
 
 
 def _number(raw: object, name: str, default: float, low: float, high: float) -> float:
@@ -233,6 +245,7 @@ def load_config(environ: Mapping[str, str] | None = None, secrets: Mapping[str, 
         job_keep_days=_number(environ.get("BILLING_DESK_JOB_KEEP_DAYS"), "BILLING_DESK_JOB_KEEP_DAYS", 30, 1, 3650),
         directory_keep_days=_number(environ.get("BILLING_DESK_DIRECTORY_KEEP_DAYS"),
                                     "BILLING_DESK_DIRECTORY_KEEP_DAYS", 400, 1, 3650),
+        refresh_hour=_refresh_hour(environ),
         job_lease_seconds=_number(environ.get("BILLING_DESK_JOB_LEASE_SECONDS"), "BILLING_DESK_JOB_LEASE_SECONDS",
                                   30, 2, 600),
         approvals=_approvals(environ, secrets), audit_keys=_audit_keys(environ, audit),

@@ -20,7 +20,7 @@ from .auth.throttle import LoginThrottle
 from .auth.users import User, demo_users
 from .config import ConsoleConfig, shared_store
 from .desk import BillingDesk
-from .directory import SANDBOX_SEED, Directory
+from .directory import SANDBOX_SEED, Directory, RefreshSchedule
 from .jobs import claim_timing, job_store
 from .jobs.store import JobStore
 from .jobs.worker import JobWorker, start_workers
@@ -53,6 +53,7 @@ class Console:
     workers: list[JobWorker] = field(default_factory=list, repr=False)  # this process's bulk-job workers
     verification: VerificationSchedule | None = field(default=None, repr=False)  # the chain's scheduled re-hash
     customers: Directory | None = field(default=None, repr=False)  # the customer directory
+    refreshes: RefreshSchedule | None = field(default=None, repr=False)  # its daily refresh, queued by one process
 
     @property
     def environment(self) -> str:
@@ -141,12 +142,18 @@ def build_console(config: ConsoleConfig) -> Console:
                        jobs=jobs, on_job_started=lambda: [worker.wake() for worker in workers],
                        policy=config.approvals, outbox=outbox, on_mail_queued=mailer.wake if mailer else lambda: None,
                        directory=customers)
+    refreshes = RefreshSchedule(store, customers, jobs, audit, hour=config.refresh_hour or 0,
+                                by=f"console {audit.boot_id[:8]}",
+                                on_queued=lambda: [worker.wake() for worker in workers])
     if sandbox is not None and customers.size() == 0:  # `make run` shows a full directory at once
-        fill_from_sandbox(sandbox, client, customers)
+        if fill_from_sandbox(sandbox, client, customers):
+            refreshes.claim_today("sandbox fill")  # just read, every one: today's refresh is done
+    if config.refresh_hour is not None:  # the directory's daily refresh, queued by one process among all
+        refreshes.start()
     return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
                    sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
                    success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease, jobs=jobs,
-                   workers=workers, verification=verification, customers=customers)
+                   workers=workers, verification=verification, customers=customers, refreshes=refreshes)
 
 
 def fill_from_sandbox(sandbox: object, client: PaymentsClient, customers: Directory) -> int:

@@ -19,7 +19,7 @@ from . import audit  # noqa: F401  (each declares its tables on store.metadata)
 from .store import leases, rate_budget  # noqa: F401
 from .approvals import store as approvals_store  # noqa: F401
 from .auth import sessions, throttle  # noqa: F401
-from .directory import table as directory_table  # noqa: F401
+from .directory import refresh as directory_refresh, table as directory_table  # noqa: F401
 from .jobs import store as jobs_store  # noqa: F401
 from .outbox import store as outbox_store  # noqa: F401
 from .store import alembic_config, head_revision, metadata, store_engine, upgrade

@@ -3,6 +3,7 @@ store on each backend (`store_url`: SQLite, and PostgreSQL on a throwaway server
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from services.payments.client import PaymentsClient
 from tests.support.postgres import PostgresMissing, PostgresServer
 
 STORE_BACKENDS = ["sqlite", "postgresql"]
+# The consoles the tests build in this process (AppTest) queue no daily directory refresh: it would read every
+# organization behind a test's back. tests/test_directory.py runs the schedule where it is the subject.
+os.environ.setdefault("BILLING_DESK_REFRESH", "off")
 
 
 @pytest.fixture

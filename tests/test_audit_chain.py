@@ -32,11 +32,13 @@ from services.audit import watch as audit_watch
 from services.audit.command import main as verify_command
 from services.audit.verify import verify
 from services.auth.roles import Actor, Role
+from services.directory import Directory
 from services.desk import BillingDesk, WriteOutcomeUnknown
 from services.payments.client import PaymentsClient
 from services.auth.throttle import LoginThrottle
 from services.store.leases import ConsoleLease
 from services.jobs.store import JobStore
+from services.payments.models import CustomerInfo
 from services.store import (alembic_config, grant_console, head_revision, migration_lock, open_store, store_engine,
                             upgrade)
 from tests.support.postgres import PostgresServer
@@ -298,6 +300,11 @@ def test_the_roles_of_the_deployment_guide_let_the_console_work_but_not_rewrite_
         assert jobs.claim("worker", timedelta(seconds=30)) is not None
         assert jobs.save(job_id, 0, {"organization_id": "org_abc123", "status": "active", "error": None})
         assert jobs.finish(job_id, "worker", "done") and jobs.purge() == 1
+        directory = Directory(console)  # the customer directory: noted (its key's sequence), searched, forgotten
+        assert directory.note(CustomerInfo("org_abc123", "cus_abc123", email="ap@acme.example",
+                                           organization_name="Acme Analytics"), "lookup")
+        assert [entry.organization_id for entry in directory.search("acme")] == ["org_abc123"]
+        assert directory.forget("org_abc123") and directory.purge() == 0
         lease.stop()
         for statement in ("UPDATE audit_rows SET reason = 'x'", "DELETE FROM audit_rows", "TRUNCATE audit_rows",
                           "ALTER TABLE audit_rows DISABLE TRIGGER USER", "DROP VIEW audit_events",

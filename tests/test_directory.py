@@ -9,13 +9,17 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import text
 
+from sandbox import SandboxSettings, start_sandbox
 from sandbox.control_client import SandboxControl
 from sandbox.server import RunningSandbox
 from services.audit import AuditFilter, AuditLog
@@ -23,14 +27,18 @@ from services.auth.roles import Actor, PermissionDenied, Role
 from services.bulk import import_file_ids
 from services.console import fill_from_sandbox
 from services.desk import BillingDesk
-from services.directory import BULK_JOB, LOOKUP, SANDBOX_SEED, Directory, fold
+from services.formatting import search_result_line
+from services.directory import BULK_JOB, LOOKUP, SANDBOX_SEED, Directory, RefreshSchedule, fold
+from services.directory.refresh import SCHEDULER
 from services.directory.search import word_similarity
 from services.inputs import InputRefused
 from services.jobs.store import IMPORT, REFRESH, JobStore
 from services.jobs.worker import JobWorker
 from services.payments.client import PaymentsClient
 from services.payments.errors import NotFoundError
+from services.payments.rate_pacer import RatePacer
 from services.store import now, open_store
+from services.store.rate_budget import SharedRateBudget
 
 SUPPORT, FINANCE, ADMIN = Actor("sam", Role.SUPPORT), Actor("fay", Role.FINANCE), Actor("ada", Role.ADMIN)
 ORG = "org_abc123"
@@ -42,6 +50,14 @@ def audit(store_url: str) -> Iterator[AuditLog]:
     log = AuditLog(open_store(store_url))
     yield log
     log.engine.dispose()
+
+
+@pytest.fixture
+def sandbox_slow(tmp_path: Path) -> Iterator[RunningSandbox]:
+    """A sandbox allowing 600 requests a minute, in a bucket of 30: a refresh spends the bucket at once."""
+    running = start_sandbox(SandboxSettings(db_path=tmp_path / "slow.sqlite3", rate_limit=600, rate_burst=30))
+    yield running
+    running.stop()
 
 
 @pytest.fixture
@@ -307,3 +323,111 @@ def test_the_command_imports_a_file_and_queues_a_refresh(tmp_path: Path, store_u
     events = AuditLog(store).events(AuditFilter(actions=("import organizations", "refresh directory")))
     assert sorted(events.action) == ["import organizations", "refresh directory"]
     store.dispose()
+
+
+def _schedule(audit: AuditLog, directory: Directory, jobs: JobStore, hour: int, at: datetime, by: str
+              ) -> RefreshSchedule:
+    return RefreshSchedule(audit.engine, directory, jobs, audit, hour=hour, by=by, clock=lambda: at)
+
+
+def test_the_daily_refresh_is_queued_once_among_all_processes(
+        desk: BillingDesk, directory: Directory, audit: AuditLog, client: PaymentsClient,
+        control: SandboxControl) -> None:
+    ids = [row["id"] for row in control.organizations()][:6]
+    for organization_id in ids:
+        desk.customer(SUPPORT, organization_id)
+    jobs = JobStore(audit.engine)
+    early = datetime(2026, 12, 8, 2, 59, tzinfo=timezone.utc)
+    assert _schedule(audit, directory, jobs, 3, early, "replica-1").run_due() is None  # not yet its hour
+    due = early + timedelta(minutes=1)
+    processes = [_schedule(audit, directory, jobs, 3, due, f"replica-{index}") for index in range(4)]
+    results: list[list[str] | None] = []
+    threads = [threading.Thread(target=lambda schedule=schedule: results.append(schedule.run_due()))
+               for schedule in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    queued = [result for result in results if result]
+    assert len(results) == 4 and len(queued) == 1  # one process won the day
+    assert [job.kind for job in jobs.jobs()] == [REFRESH] and jobs.jobs()[0].total == len(ids)
+    assert _schedule(audit, directory, jobs, 3, due + timedelta(hours=5), "replica-9").run_due() is None
+    # Changed outside the console: a cancel through the sandbox's customer portal, a new name the customer typed.
+    entries = {org: directory.entry(org) for org in ids[1:]}
+    cancelling = next(org for org, entry in entries.items()
+                      if entry is not None and entry.status == "active" and not entry.cancel_at_period_end)
+    portal = client.create_portal(cancelling)
+    assert "end at the end of the current period" in requests.post(f"{portal.url}/cancel", timeout=5).text
+    control.set_profile(ids[0], organizationName="Capybara Renamed")
+    assert desk.search_customers(SUPPORT, "capybara") == []
+    assert not directory.entry(cancelling).cancel_at_period_end  # type: ignore[union-attr]
+    worker = JobWorker(jobs, client, on_read=directory.note_job_read, **FAST)  # type: ignore[arg-type]
+    assert worker.run_once()
+    found = desk.search_customers(SUPPORT, "capybara")
+    assert [entry.organization_id for entry in found] == [ids[0]] and found[0].last_read_by == "refresh"
+    assert directory.entry(cancelling).cancel_at_period_end  # type: ignore[union-attr]
+    assert "Cancelling" in search_result_line(desk.search_customers(SUPPORT, cancelling)[0], now())
+    events = audit.events(AuditFilter(actions=("refresh directory",)))
+    assert list(events.user) == [SCHEDULER]
+
+
+def test_a_sandbox_fill_counts_as_the_day_s_refresh(directory: Directory, audit: AuditLog) -> None:
+    jobs = JobStore(audit.engine)
+    noon = datetime(2026, 12, 8, 12, tzinfo=timezone.utc)
+    assert _schedule(audit, directory, jobs, 3, noon, "console").claim_today("sandbox fill")
+    assert _schedule(audit, directory, jobs, 3, noon, "console").run_due() is None and jobs.jobs() == []
+
+
+def test_background_reads_leave_the_rate_to_people(sandbox_slow: RunningSandbox, audit: AuditLog) -> None:
+    """Two processes on one key (their shared budget in the store): one refreshing the directory in the background,
+    the other a person looking customers up. The person's lookups never wait for the rate; the refresh does, and
+    the API refuses nothing (counted at the sandbox)."""
+    control = SandboxControl(sandbox_slow.root_url, sandbox_slow.api_key)
+    ids = [row["id"] for row in control.organizations()]
+    worker_client = PaymentsClient(sandbox_slow.base_url, sandbox_slow.api_key,
+                                   pacer=RatePacer(shared=SharedRateBudget(audit.engine, sandbox_slow.api_key)))
+    person_client = PaymentsClient(sandbox_slow.base_url, sandbox_slow.api_key,
+                                   pacer=RatePacer(shared=SharedRateBudget(audit.engine, sandbox_slow.api_key)))
+    person_client.get_customer(ids[0])  # each learns the bucket from the headers first
+    worker_client.get_customer(ids[0])
+    jobs, directory = JobStore(audit.engine), Directory(audit.engine)
+    job_id = jobs.create(SCHEDULER, "system", ids * 2, kind=REFRESH)  # more than the bucket holds
+    worker = JobWorker(jobs, worker_client, on_read=directory.note_job_read, concurrency=4, **FAST).start()
+    try:
+        time.sleep(1.0)  # the refresh has spent the bucket down to the people's reserve
+        waited_before = person_client.pacer.waited_seconds
+        for organization_id in ids[:5]:
+            person_client.get_customer(organization_id)
+            time.sleep(0.2)
+        person_waited = person_client.pacer.waited_seconds - waited_before
+        assert worker_client.pacer.waited_seconds > 1.0  # the refresh was paced
+        assert person_waited == 0.0  # the person never waited for the rate
+    finally:
+        worker.stop(timeout=30)
+    assert control.stats()["rateLimited"] == 0
+    assert (jobs.job(job_id) or jobs.jobs()[0]).kind == REFRESH
+
+
+def test_a_refresh_killed_midway_is_resumed_by_another_worker(audit: AuditLog, sandbox_slow: RunningSandbox) -> None:
+    """A worker dies mid-refresh (as under kill -9: nothing finished or released); another takes the job over
+    once its claim lapses and reads what is left, so the directory ends with every organization."""
+    control = SandboxControl(sandbox_slow.root_url, sandbox_slow.api_key)
+    ids = [row["id"] for row in control.organizations()]
+    jobs, directory = JobStore(audit.engine), Directory(audit.engine)
+    job_id = jobs.create(SCHEDULER, "system", ids, kind=REFRESH)
+    with PaymentsClient(sandbox_slow.base_url, sandbox_slow.api_key) as client:
+        first = JobWorker(jobs, client, on_read=directory.note_job_read, concurrency=2, **FAST).start()
+        deadline = time.monotonic() + 60
+        while (jobs.job(job_id).done or 0) < 10 and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        first.kill()
+        killed_at = jobs.job(job_id).done  # type: ignore[union-attr]
+        assert 10 <= killed_at < len(ids)
+        second = JobWorker(jobs, client, on_read=directory.note_job_read, concurrency=2, **FAST).start()
+        deadline = time.monotonic() + 120
+        while jobs.job(job_id).status != "done" and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.1)
+        second.stop()
+    assert jobs.job(job_id).status == "done"  # type: ignore[union-attr]
+    assert directory.size() == len(ids)
+    assert {directory.entry(org).last_read_by for org in ids} == {"refresh"}  # type: ignore[union-attr]

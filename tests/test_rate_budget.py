@@ -43,10 +43,11 @@ def _budget(engine: Engine, **options: float) -> SharedRateBudget:
 
 class FakeBudget:
     def __init__(self, wait: float = 0.0) -> None:
-        self.wait, self.reserved, self.held = wait, [], []
+        self.wait, self.reserved, self.held, self.kept_free = wait, [], [], []
 
-    def reserve(self, rate_per_second: float, burst: int) -> float:
+    def reserve(self, rate_per_second: float, burst: int, keep_free: int = 0) -> float:
         self.reserved.append((round(rate_per_second, 3), burst))
+        self.kept_free.append(keep_free)
         return self.wait
 
     def hold(self, seconds: float) -> None:
@@ -114,6 +115,27 @@ def test_every_replica_books_with_the_largest_burst_any_has_seen(store: Engine) 
     assert [early.reserve(10.0, 8) for _ in range(5)] == [0.0] * 5
     assert late.reserve(10.0, 1) == 0.0  # the 6th place of a burst of 8 + 1, not a burst of 1 + 1
     assert early.reserve(10.0, 8) == 0.0
+
+
+def test_background_work_leaves_the_reserve_of_the_burst_to_people(store: Engine) -> None:
+    """A place booked for background work (keep_free) waits where a person's, booked after it, goes at once."""
+    refresh, person = _budget(store), _budget(store)
+    for _ in range(15):  # 10 a second with a burst of 20: 15 places taken at once, the schedule 1.5 s ahead
+        refresh.reserve(10.0, 20)
+    assert refresh.reserve(10.0, 20, keep_free=10) > 0.3  # leaves 10 of the 20 to people: waits
+    assert person.reserve(10.0, 20) == 0.0  # a person's: at once, though booked after it
+
+
+def test_the_pacer_books_background_requests_with_its_reserve_kept_free() -> None:
+    shared = FakeBudget()
+    pacer = RatePacer(shared=shared)
+    pacer.observe({"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "999"})
+    pacer.delay_for_next()
+    with pacer.in_background():
+        pacer.delay_for_next()
+    pacer.delay_for_next()
+    assert shared.kept_free == [0, 100, 0]  # a tenth of the bucket, only while in the background
+    assert pacer.background is False
 
 
 def test_a_hold_after_a_429_is_seen_by_the_other_replica(store: Engine) -> None:

@@ -5,7 +5,8 @@ Revises: 0012
 Create Date: 2026-12-07
 
 `directory_organizations` (services/directory/); `bulk_jobs.kind`: a person's bulk lookup, or an import of the
-company's organization ids into the directory. Its trigram index is each store's own: on PostgreSQL GIN indexes
+company's organization ids into the directory, or the daily refresh; `directory_refreshes`: one row a day, inserted
+by the one process that queues that day's refresh. Its trigram index is each store's own: on PostgreSQL GIN indexes
 with pg_trgm's `gin_trgm_ops` (the extension is created here; it is a trusted extension, so the store's owner may);
 on SQLite an FTS5 table with the trigram tokenizer over the same folded text, kept in step by triggers. The
 console role may read, add, update and delete rows (forgetting an organization, the retention purge).
@@ -69,6 +70,14 @@ def upgrade() -> None:
         sa.Column("search_text", sa.Text, nullable=False),
         sa.Column("name_key", sa.Text, nullable=False),
     )
+    op.create_table(
+        "directory_refreshes",
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_by", sa.String(120), nullable=False),
+        sa.Column("organizations", sa.Integer, nullable=False),
+        sa.Column("jobs", sa.Text, nullable=False),
+    )
     with op.batch_alter_table("bulk_jobs") as batch:
         batch.add_column(sa.Column("kind", sa.String(10), nullable=False, server_default="lookup"))
     op.create_index("ix_directory_organizations_organization_id", "directory_organizations", ["organization_id"],
@@ -91,6 +100,7 @@ def downgrade() -> None:
         for trigger in ("insert", "delete", "update"):
             op.execute(f"DROP TRIGGER IF EXISTS directory_search_{trigger}")
         op.execute("DROP TABLE IF EXISTS directory_search")
+    op.drop_table("directory_refreshes")
     op.drop_table("directory_organizations")
     with op.batch_alter_table("bulk_jobs") as batch:
         batch.drop_column("kind")

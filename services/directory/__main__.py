@@ -25,9 +25,9 @@ from ..config import ConfigError, load_config
 from ..console import audit_keys
 from ..inputs import InputRefused
 from ..jobs import job_store
-from ..jobs.store import IMPORT, MAX_IDS_PER_IMPORT, REFRESH
+from ..jobs.store import IMPORT, MAX_IDS_PER_IMPORT
 from ..store import StoreError, open_store
-from . import Directory
+from . import Directory, queue_refresh
 from .store import KEEP_UNREAD
 
 
@@ -60,7 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             ids, kind, action = parsed.valid, IMPORT, "import organizations"
             skipped = parsed.invalid_count + len(parsed.duplicates) + parsed.over_limit
         else:
-            ids, kind, action, skipped = list(directory.organization_ids()), REFRESH, "refresh directory", 0
+            queued = queue_refresh(directory, jobs, audit, who, "admin")
+            if not queued:
+                print("Nothing to read: the directory is empty.", file=sys.stderr)
+                return 1
+            print(f"Queued {directory.size():,} organizations for the job workers "
+                  f"({', '.join(job[:8] for job in queued)}).")
+            return 0
         if not ids:
             print("Nothing to read: no organization ids.", file=sys.stderr)
             return 1

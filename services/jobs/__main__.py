@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Sequence
 
 from ..config import ConfigError, load_config
-from ..directory import Directory
+from ..audit import AuditLog
+from ..directory import Directory, RefreshSchedule
 from ..store.leases import ConsoleLease
 from ..payments.client import PaymentsClient
 from ..payments.rate_pacer import RatePacer
@@ -44,8 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     lease = ConsoleLease(store, f"jobs-{uuid.uuid4().hex[:32]}").start()
     client = PaymentsClient(config.api_url, config.api_key or "", timeout=(3.05, config.api_timeout_seconds),
                             pacer=RatePacer(shared=SharedRateBudget(store, config.api_key or "")))
-    workers = start_workers(args.threads, job_store(store, config), client, lease_id=lease.lease_id,
-                            on_read=Directory(store).note_job_read, **claim_timing(config))
+    jobs, customers = job_store(store, config), Directory(store)
+    workers = start_workers(args.threads, jobs, client, lease_id=lease.lease_id, on_read=customers.note_job_read,
+                            **claim_timing(config))
+    if config.refresh_hour is not None:  # the directory's daily refresh, queued by one process among all
+        RefreshSchedule(store, customers, jobs, AuditLog(store, environment=config.environment, keys=config.audit_keys),
+                        hour=config.refresh_hour, by=f"worker {lease.lease_id[:16]}",
+                        on_queued=lambda: [worker.wake() for worker in workers]).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

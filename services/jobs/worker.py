@@ -13,6 +13,7 @@ What was fetched before is kept.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -26,7 +27,7 @@ from ..bulk import DEFAULT_CONCURRENCY, BulkRow, fetch_row, row_record
 from ..payments.client import PaymentsClient
 from ..payments.errors import ApiConnectionError, AuthenticationError, PaymentsError, ServerError
 from ..payments.models import CustomerInfo, PlanCatalog
-from .store import DONE, FAILED, STOPPED, STOPPING, Job, JobStore
+from .store import DONE, FAILED, IMPORT, REFRESH, STOPPED, STOPPING, Job, JobStore
 
 log = logging.getLogger("billing_desk.jobs")
 
@@ -167,24 +168,31 @@ class JobWorker:
                         return None
             return catalog[0]
 
+        # An import or a refresh is work nobody waits for: it leaves the key's rate to people first.
+        background = job.kind in (IMPORT, REFRESH)
+
         def fetch() -> None:
             try:
-                while not halt.is_set():
-                    with take:
-                        item = next(items, None)
-                    if item is None:
-                        return
-                    position, organization_id = item
-                    row = fetch_row(self.client, organization_id, halt.is_set)
-                    if row is None or self._dead.is_set():
-                        return
-                    self._tell(job, row)
-                    self.jobs.save(job.id, position, row_record(row, plans))
-                    if watch.note(row.problem):
-                        halt.set()
+                with self.client.in_background() if background else contextlib.nullcontext():
+                    fetch_all()
             except BaseException as problem:  # the store failed: give the job back
                 failures.append(problem)
                 halt.set()
+
+        def fetch_all() -> None:
+            while not halt.is_set():
+                with take:
+                    item = next(items, None)
+                if item is None:
+                    return
+                position, organization_id = item
+                row = fetch_row(self.client, organization_id, halt.is_set)
+                if row is None or self._dead.is_set():
+                    return
+                self._tell(job, row)
+                self.jobs.save(job.id, position, row_record(row, plans))
+                if watch.note(row.problem):
+                    halt.set()
 
         threads = [threading.Thread(target=fetch, name=f"bulk-job-{job.id[:8]}-{index}", daemon=True)
                    for index in range(self.concurrency)]

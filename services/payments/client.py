@@ -8,6 +8,7 @@ from every message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -74,6 +75,11 @@ class PaymentsClient:
 
     def __repr__(self) -> str:
         return f"PaymentsClient(base_url={self.base_url!r}, api_key={mask_key(self._api_key)!r})"
+
+    def in_background(self) -> contextlib.AbstractContextManager[None]:
+        """This thread's requests, until the block ends, are background work: they leave the key's rate to
+        people's requests first (services/payments/rate_pacer.py)."""
+        return self.pacer.in_background()
 
     def close(self) -> None:
         self.session.close()

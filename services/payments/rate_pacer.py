@@ -13,15 +13,23 @@ waits for the later of the two places, this process's own and the shared one, an
 budget too, so every process waits. The shared budget is given the rate (from the headers, the default until
 they are known) and a burst: the largest bucket the headers have shown (`Remaining` + 1 right after an
 answer) less a spare tenth, none until then. This package knows nothing of the store: only the protocol.
+
+**People first.** Work nobody waits for (refreshing the customer directory, importing ids) runs `in_background()`:
+its requests keep a reserve of the bucket untouched (a tenth of it, at least BACKGROUND_RESERVE_LEAST tokens),
+here and in the shared budget (where they wait as if their burst were smaller by the reserve). A person's request
+may use the whole burst, so it goes at once while background requests wait their turn: the background keeps the
+budget's schedule no further ahead than its smaller burst, which leaves the reserve's places to people, and every
+request still books one place, so together they never exceed the rate. The background gets what people leave.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 log = logging.getLogger("billing_desk.payments")
@@ -33,12 +41,13 @@ class SharedBudget(Protocol):
     """A rate budget shared by every process using one API key.
 
     `reserve` books the next request's place at `rate_per_second` with a burst of `burst` requests beyond the
-    steady rate, and returns how many seconds the request must wait for it; `hold` makes every process wait at
-    least `seconds` before sending again (after a 429). Both must return promptly and never raise: a budget
-    that can't be reached answers 0, and the process paces itself alone.
+    steady rate (the budget keeps the largest any process asked for), and returns how many seconds the request
+    must wait for it, leaving `keep_free` places of that burst to others (background work's reserve); `hold`
+    makes every process wait at least `seconds` before sending again (after a 429). Both must return promptly and
+    never raise: a budget that can't be reached answers 0, and the process paces itself alone.
     """
 
-    def reserve(self, rate_per_second: float, burst: int) -> float: ...
+    def reserve(self, rate_per_second: float, burst: int, keep_free: int = 0) -> float: ...
 
     def hold(self, seconds: float) -> None: ...
 
@@ -57,6 +66,8 @@ class RatePacer:
     # The shared budget's burst leaves this much of the bucket spare (at least SHARED_SPARE_LEAST tokens): it
     # absorbs the jitter between sending and the server counting, and requests the budget didn't book (retries).
     SHARED_SPARE_SHARE, SHARED_SPARE_LEAST = 0.1, 2
+    # What background work leaves untouched for people: this share of the bucket, at least this many tokens.
+    BACKGROUND_RESERVE_SHARE, BACKGROUND_RESERVE_LEAST = 0.1, 10
 
     def __init__(self, window_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, *, shared: SharedBudget | None = None,
@@ -73,6 +84,7 @@ class RatePacer:
         self._in_flight = 0
         self._hold_until = 0.0
         self.waited_seconds = 0.0  # total time spent pacing, for benchmarks
+        self._background = threading.local()  # set by in_background() for the thread doing the work
 
     @property
     def rate(self) -> float:
@@ -87,14 +99,37 @@ class RatePacer:
         spare = max(self.SHARED_SPARE_LEAST, math.ceil(self.capacity * self.SHARED_SPARE_SHARE))
         return max(0, self.capacity - 1 - spare)
 
+    @property
+    def background_reserve(self) -> int:
+        """The tokens background work leaves for people: a tenth of the bucket seen, at least
+        BACKGROUND_RESERVE_LEAST (the bucket's size is not known before the first answer: the least, then)."""
+        return max(self.BACKGROUND_RESERVE_LEAST, math.ceil((self.capacity or 0) * self.BACKGROUND_RESERVE_SHARE))
+
+    @property
+    def background(self) -> bool:
+        """Whether this thread's requests are background work."""
+        return bool(getattr(self._background, "on", False))
+
+    @contextlib.contextmanager
+    def in_background(self) -> Iterator[None]:
+        """This thread's requests, until the block ends, yield to people's (the module's docstring)."""
+        before = self.background
+        self._background.on = True
+        try:
+            yield
+        finally:
+            self._background.on = before
+
     def delay_for_next(self) -> float:
         """Reserves a place for the next request (here, and in the shared budget if there is one) and returns
         how long it must wait for it."""
-        delay = self._local_delay()
+        background = self.background
+        delay = self._local_delay(background)
         if self.shared is None:
             return delay
         try:
-            shared = self.shared.reserve((self.limit or self.default_limit) / self.window_seconds, self.shared_burst)
+            shared = self.shared.reserve((self.limit or self.default_limit) / self.window_seconds, self.shared_burst,
+                                         self.background_reserve if background else 0)
         except Exception as problem:  # the protocol says it never raises; a lookup must not fail if it does
             log.warning("The shared rate budget failed (%s); pacing this request alone.", type(problem).__name__)
             shared = 0.0
@@ -104,7 +139,7 @@ class RatePacer:
             delay = shared
         return delay
 
-    def _local_delay(self) -> float:
+    def _local_delay(self, background: bool = False) -> float:
         with self._lock:
             if self.limit is None:
                 deadline = self._clock() + self.PROBE_WAIT_SECONDS
@@ -115,7 +150,7 @@ class RatePacer:
             if self.limit is None:
                 return max(0.0, self._hold_until - now)
             available = min(float(self.limit), self._tokens + (now - self._observed_at) * self.rate) - self._sent_since
-            needed = 1.0 + self.SPARE_TOKENS
+            needed = 1.0 + self.SPARE_TOKENS + (self.background_reserve if background else 0)
             delay = max(self._hold_until - now, (needed - available) / self.rate if available < needed else 0.0)
             self._sent_since += 1
             self.waited_seconds += delay

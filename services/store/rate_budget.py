@@ -136,16 +136,17 @@ class SharedRateBudget:
         """Whether the next step will try the store (False while backing off after a failure)."""
         return self._down_until is None or self._clock() >= self._down_until
 
-    def reserve(self, rate_per_second: float, burst: int) -> float:
+    def reserve(self, rate_per_second: float, burst: int, keep_free: int = 0) -> float:
         """Books the next request's place; returns how many seconds it must wait for it (0 if the store can't
-        be used now)."""
+        be used now). `keep_free`: places of the burst this request leaves to others (background work leaves them
+        to people's requests: services/payments/rate_pacer.py)."""
         interval = 1.0 / rate_per_second
         self._interval = interval
         found = self._step("reserve", interval=interval, burst=max(0, int(burst)))
         if found is None:
             return 0.0
         tat, row_burst, now = found
-        return max(0.0, tat - interval - row_burst * interval - now)
+        return max(0.0, tat - interval - max(0, row_burst - max(0, int(keep_free))) * interval - now)
 
     def hold(self, seconds: float) -> None:
         """After a 429: no process books a place before now + seconds (the bucket then counted empty)."""

@@ -22,7 +22,9 @@ from services.payments.errors import InvalidInputError
 from tests.hostile_inputs import BROWSER_SAMPLE
 from ui.present import unlinked
 
-from .conftest import Console, choose, login, open_tab, wait_for_app
+from tests.support.browser import LOOKUP_BOX
+
+from .conftest import Console, choose, login, open_page, open_tab, wait_for_app
 
 
 def refusal(check: Callable[[str], Any], value: str) -> str | None:
@@ -58,11 +60,27 @@ def _refuses_each(page: Page, box_name: str, rule: Callable[[str], Any], button_
             _shows(page, page, message)
 
 
+def _searches_each(page: Page) -> None:
+    """The box above every page is a search (ui/organization.py): hostile text is searched for, and answered with
+    a sentence, a list of matches, or the one customer it matches; never run as markup or code."""
+    box = page.get_by_role("textbox", name=LOOKUP_BOX)
+    for value in BROWSER_SAMPLE:
+        typed = _type(box, value)
+        page.get_by_role("button", name="Look up").click()
+        wait_for_app(page)
+        said = page.get_by_test_id("stAlertContentError").count()
+        listed = page.get_by_text(re.compile(r"customers match")).count()
+        opened = box.input_value() == ""  # the box empties as a customer opens
+        assert said or listed or opened, f"no answer to {typed!r}"
+        assert page.locator("img[src='x']").count() == 0 and page.get_by_text("Traceback").count() == 0
+
+
 def test_the_lookup_box_and_the_session_id_refuse_hostile_values(page: Page, console: Console) -> None:
     organization_id = _active(console, 0)
     login(page, console, "finance", f"subscription?org={organization_id}")
+    _searches_each(page)
+    open_page(page, console, f"subscription?org={organization_id}")
     before = console.sandbox.stats()["requests"]
-    _refuses_each(page, "Organization id", validation.organization_id, "Look up")
     open_tab(page, "Process a checkout")
     _refuses_each(page, "Checkout session id", validation.checkout_session_id, "Process checkout…")
     expect(page.get_by_role("dialog")).to_have_count(0)  # no confirmation opened for a refused id

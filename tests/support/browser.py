@@ -132,6 +132,9 @@ def start_console(data_dir: Path, extra_env: dict[str, str] | None = None, root:
     # The write flows' tests make their cancels and downgrades directly; tests/e2e/test_approvals.py starts its
     # console with the default policy, under which they wait for a second person.
     env.setdefault("BILLING_DESK_APPROVAL_ACTIONS", "none")
+    # No daily directory refresh reading every organization behind a test's back (tests/test_directory.py
+    # turns it on where it is the subject).
+    env.setdefault("BILLING_DESK_REFRESH", "off")
     if "PAYMENTS_API_URL" in extra_env:
         env.pop(SANDBOX_FLAG, None)
     else:
