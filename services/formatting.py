@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from .directory import DirectoryEntry
 from .payments.models import CustomerInfo, cents_to_dollars
+
+if TYPE_CHECKING:  # a type only: formatting stays below the directory
+    from .directory import DirectoryEntry
+
 
 def money(amount: Decimal | float | int | None, currency: str = "usd") -> str:
     if amount is None:

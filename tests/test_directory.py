@@ -28,7 +28,7 @@ from services.bulk import import_file_ids
 from services.console import fill_from_sandbox
 from services.desk import BillingDesk
 from services.formatting import search_result_line
-from services.directory import BULK_JOB, LOOKUP, SANDBOX_SEED, Directory, RefreshSchedule, fold
+from services.directory import BULK_JOB, LOOKUP, REFRESH as REFRESH_READ, SANDBOX_SEED, Directory, RefreshSchedule, fold
 from services.directory.refresh import SCHEDULER
 from services.directory.search import word_similarity
 from services.inputs import InputRefused
@@ -36,6 +36,7 @@ from services.jobs.store import IMPORT, REFRESH, JobStore
 from services.jobs.worker import JobWorker
 from services.payments.client import PaymentsClient
 from services.payments.errors import NotFoundError
+from services.payments.models import CustomerInfo
 from services.payments.rate_pacer import RatePacer
 from services.store import now, open_store
 from services.store.rate_budget import SharedRateBudget
@@ -414,6 +415,8 @@ def test_a_refresh_killed_midway_is_resumed_by_another_worker(audit: AuditLog, s
     control = SandboxControl(sandbox_slow.root_url, sandbox_slow.api_key)
     ids = [row["id"] for row in control.organizations()]
     jobs, directory = JobStore(audit.engine), Directory(audit.engine)
+    for organization_id in ids:  # known to the directory (a refresh only brings known rows up to date)
+        directory.note(CustomerInfo(organization_id, None), LOOKUP)
     job_id = jobs.create(SCHEDULER, "system", ids, kind=REFRESH)
     with PaymentsClient(sandbox_slow.base_url, sandbox_slow.api_key) as client:
         first = JobWorker(jobs, client, on_read=directory.note_job_read, concurrency=2, **FAST).start()
@@ -431,3 +434,43 @@ def test_a_refresh_killed_midway_is_resumed_by_another_worker(audit: AuditLog, s
     assert jobs.job(job_id).status == "done"  # type: ignore[union-attr]
     assert directory.size() == len(ids)
     assert {directory.entry(org).last_read_by for org in ids} == {"refresh"}  # type: ignore[union-attr]
+
+
+def test_the_refresh_neither_keeps_the_unused_nor_brings_back_the_forgotten(
+        directory: Directory, client: PaymentsClient, control: SandboxControl) -> None:
+    used, unused, forgotten = [row["id"] for row in control.organizations()][:3]
+    old = now() - timedelta(days=401)
+    directory.clock = lambda: old
+    for organization_id in (used, unused, forgotten):
+        directory.note(client.get_customer(organization_id), LOOKUP)
+    directory.clock = now
+    directory.note(client.get_customer(used), BULK_JOB)  # a person's work reads it again
+    directory.note(client.get_customer(unused), REFRESH_READ)  # only the daily refresh does
+    assert directory.forget(forgotten)
+    assert directory.note(client.get_customer(forgotten), REFRESH_READ) is False  # a refresh adds nothing
+    assert directory.entry(forgotten) is None
+    assert directory.purge(timedelta(days=400)) == 1
+    assert directory.entry(unused) is None and directory.entry(used) is not None
+
+
+def test_a_refresh_that_could_not_be_queued_gives_the_day_back(
+        desk: BillingDesk, directory: Directory, audit: AuditLog) -> None:
+    desk.customer(SUPPORT, ORG)
+    due = datetime(2026, 12, 8, 4, tzinfo=timezone.utc)
+
+    class Refusing(JobStore):
+        def create(self, *args: object, **kwargs: object) -> str:
+            raise RuntimeError("the store refused")
+
+    with pytest.raises(RuntimeError):
+        _schedule(audit, directory, Refusing(audit.engine), 3, due, "replica-1").run_due()
+    queued = _schedule(audit, directory, JobStore(audit.engine), 3, due, "replica-2").run_due()
+    assert queued and len(queued) == 1  # tried again, and queued this time
+
+
+def test_background_jobs_keep_no_customer_data_in_their_items(audit: AuditLog, client: PaymentsClient) -> None:
+    jobs, directory = JobStore(audit.engine), Directory(audit.engine)
+    job_id = jobs.create(SCHEDULER, "system", [ORG], kind=REFRESH, limited=False)
+    directory.note(client.get_customer(ORG), LOOKUP)
+    assert JobWorker(jobs, client, on_read=directory.note_job_read, **FAST).run_once()  # type: ignore[arg-type]
+    assert jobs.results(job_id) == [{"organization_id": ORG, "status": "active", "error": None}]

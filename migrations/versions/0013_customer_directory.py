@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("first_read_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_read_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_read_by", sa.String(40), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("gone_at", sa.DateTime(timezone=True)),
         sa.Column("search_text", sa.Text, nullable=False),
         sa.Column("name_key", sa.Text, nullable=False),
@@ -83,7 +84,7 @@ def upgrade() -> None:
     op.create_index("ix_directory_organizations_organization_id", "directory_organizations", ["organization_id"],
                     unique=True)
     op.create_index("ix_directory_organizations_customer_id", "directory_organizations", ["customer_id"])
-    op.create_index("ix_directory_organizations_last_read_at", "directory_organizations", ["last_read_at"])
+    op.create_index("ix_directory_organizations_last_used_at", "directory_organizations", ["last_used_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute("CREATE INDEX ix_directory_organizations_search_trgm ON directory_organizations "

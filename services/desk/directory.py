@@ -60,10 +60,16 @@ class DirectoryReads(DeskCore):
         lookup); audited. Returns the job's id."""
         self._authorize(actor, Action.MANAGE_DIRECTORY, parameters={"organizations": len(organization_ids)})
         ids = [validation.organization_id(organization_id) for organization_id in organization_ids]
-        job_id = self.jobs.create(actor.username, actor.role.value, ids, kind=IMPORT)
-        self.audit.record(user=actor.username, role=actor.role.value, action="import organizations",
-                          organization_id=None, outcome="succeeded", subject=actor.subject, required=True,
-                          parameters={"job": job_id, "organizations": len(ids)})
+        # Audited before it is done (the intent, then its outcome): no import without its row.
+        audit_id = self.audit.begin(user=actor.username, role=actor.role.value, action="import organizations",
+                                    organization_id=None, parameters={"organizations": len(ids)}, reason="",
+                                    idempotency_key=None, subject=actor.subject)
+        try:
+            job_id = self.jobs.create(actor.username, actor.role.value, ids, kind=IMPORT)
+        except Exception as problem:
+            self.audit.complete(audit_id, "failed", getattr(problem, "message", "The job could not be created."))
+            raise
+        self.audit.complete(audit_id, "succeeded", result={"job": job_id})
         self.on_job_started()
         return job_id
 
@@ -73,8 +79,13 @@ class DirectoryReads(DeskCore):
         organization_id = validation.organization_id(organization_id)
         reason = reason_text(reason)
         self._authorize(actor, Action.MANAGE_DIRECTORY, organization_id, reason=reason)
-        forgotten = self.directory.forget(organization_id)
-        self.audit.record(user=actor.username, role=actor.role.value, action="forget organization",
-                          organization_id=organization_id, outcome="succeeded", reason=reason,
-                          subject=actor.subject, required=True, parameters={"wasThere": forgotten})
+        audit_id = self.audit.begin(user=actor.username, role=actor.role.value, action="forget organization",
+                                    organization_id=organization_id, parameters={}, reason=reason,
+                                    idempotency_key=None, subject=actor.subject)  # no forget without its row
+        try:
+            forgotten = self.directory.forget(organization_id)
+        except Exception:
+            self.audit.complete(audit_id, "failed", "The directory could not be changed.")
+            raise
+        self.audit.complete(audit_id, "succeeded", result={"wasThere": forgotten})
         return forgotten

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, insert
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, delete, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -51,7 +51,7 @@ def queue_refresh(directory: Directory, jobs: JobStore, audit: AuditLog, who: st
     queued = []
     for start in range(0, len(ids), MAX_IDS_PER_IMPORT):
         chunk = ids[start:start + MAX_IDS_PER_IMPORT]
-        job_id = jobs.create(who, role, chunk, kind=REFRESH)
+        job_id = jobs.create(who, role, chunk, kind=REFRESH, limited=role != "system")
         audit.record(user=who, role=role, action="refresh directory", organization_id=None, outcome="succeeded",
                      parameters={"job": job_id, "organizations": len(chunk)}, required=True)
         queued.append(job_id)
@@ -74,13 +74,21 @@ class RefreshSchedule:
         if moment.hour < self.hour:
             return None
         day = moment.date().isoformat()
+        with self.engine.connect() as conn:  # looked at first: no insert that fails every minute of the day
+            if conn.execute(select(directory_refreshes.c.day).where(directory_refreshes.c.day == day)).first():
+                return None
         try:
             with self.engine.begin() as conn:  # the day's row first: whoever inserts it queues the refresh
                 conn.execute(insert(directory_refreshes).values(day=day, started_at=moment, started_by=self.by,
                                                                 organizations=0, jobs=""))
         except IntegrityError:
             return None  # another process has the day
-        queued = queue_refresh(self.directory, self.jobs, self.audit, SCHEDULER)
+        try:
+            queued = queue_refresh(self.directory, self.jobs, self.audit, SCHEDULER)
+        except Exception:  # nothing (or not all) queued: the day is given back, and tried again at the next check
+            with self.engine.begin() as conn:
+                conn.execute(delete(directory_refreshes).where(directory_refreshes.c.day == day))
+            raise
         with self.engine.begin() as conn:
             conn.execute(directory_refreshes.update().where(directory_refreshes.c.day == day).values(
                 organizations=sum(job.total for job in map(self.jobs.job, queued) if job), jobs=",".join(queued)))

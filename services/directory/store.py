@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..inputs import InputRefused
 from ..payments.models import CustomerInfo
@@ -61,28 +60,36 @@ class Directory:
     # --- what every customer read leaves here ---------------------------------------------------------------
     def note(self, customer: CustomerInfo, read_by: str) -> bool:
         """Records a customer as just read (one upsert). A read must never fail for the directory's sake: a store
-        that can't take it is logged and the read goes on. Returns whether it was recorded."""
-        moment = self.clock()
-        values = row_of(customer, read_by, moment)
-        insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
-        statement = insert.values(**values, first_read_at=moment).on_conflict_do_update(
-            index_elements=[table.c.organization_id], set_=values)
+        that can't take it is logged and the read goes on. Returns whether it was recorded.
+
+        The daily refresh only brings known rows up to date: it never adds one (an organization forgotten or
+        purged since the refresh was queued stays out) and it doesn't count as use, so an organization nobody
+        reads still leaves at the end of its retention."""
         try:
+            moment = self.clock()
+            values = row_of(customer, read_by, moment)
             with self.engine.begin() as conn:
-                conn.execute(statement)
+                if read_by == REFRESH:
+                    return bool(conn.execute(update(table).where(
+                        table.c.organization_id == customer.organization_id).values(**values)).rowcount)
+                values["last_used_at"] = moment
+                insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+                conn.execute(insert.values(**values, first_read_at=moment).on_conflict_do_update(
+                    index_elements=[table.c.organization_id], set_=values))
             return True
-        except SQLAlchemyError:
+        except Exception:
             log.warning("The directory could not record a read of %s.", customer.organization_id, exc_info=True)
             return False
 
     def note_gone(self, organization_id: str, read_by: str) -> None:
         """The API said this organization doesn't exist: a known one is marked gone (an unknown one isn't added)."""
-        moment = self.clock()
         try:
+            moment = self.clock()
+            used = {} if read_by == REFRESH else {"last_used_at": moment}
             with self.engine.begin() as conn:
                 conn.execute(update(table).where(table.c.organization_id == organization_id).values(
-                    gone_at=moment, last_read_at=moment, last_read_by=read_by))
-        except SQLAlchemyError:
+                    gone_at=moment, last_read_at=moment, last_read_by=read_by, **used))
+        except Exception:
             log.warning("The directory could not mark %s gone.", organization_id, exc_info=True)
 
     def note_job_read(self, kind: str, organization_id: str, customer: CustomerInfo | None) -> None:
@@ -151,9 +158,12 @@ class Directory:
             return bool(conn.execute(delete(table).where(table.c.organization_id == organization_id)).rowcount)
 
     def purge(self, not_read_for: timedelta = KEEP_UNREAD) -> int:
-        """Removes every organization not read for `not_read_for`; how many."""
+        """Removes every organization no person's work has read for `not_read_for` (the daily refresh doesn't
+        count); how many."""
+        if not_read_for <= timedelta(0):
+            raise ValueError("The retention must be at least a day.")
         with self.engine.begin() as conn:
-            return int(conn.execute(delete(table).where(table.c.last_read_at < self.clock() - not_read_for))
+            return int(conn.execute(delete(table).where(table.c.last_used_at < self.clock() - not_read_for))
                        .rowcount or 0)
 
     def keep_purging(self, not_read_for: timedelta = KEEP_UNREAD, every: timedelta = timedelta(hours=6)

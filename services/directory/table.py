@@ -45,13 +45,15 @@ directory_organizations = Table(
     Column("first_read_at", DateTime(timezone=True), nullable=False),
     Column("last_read_at", DateTime(timezone=True), nullable=False),
     Column("last_read_by", String(40), nullable=False),
+    # The last read a person caused (not the daily refresh): what the retention purge counts from.
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
     Column("gone_at", DateTime(timezone=True)),  # the API said it doesn't exist (at the last read)
     Column("search_text", Text, nullable=False),  # folded: organization id, customer id, name, email
     Column("name_key", Text, nullable=False),  # folded name, for typo-tolerant matching
 )
 Index("ix_directory_organizations_organization_id", directory_organizations.c.organization_id, unique=True)
 Index("ix_directory_organizations_customer_id", directory_organizations.c.customer_id)
-Index("ix_directory_organizations_last_read_at", directory_organizations.c.last_read_at)
+Index("ix_directory_organizations_last_used_at", directory_organizations.c.last_used_at)
 # The trigram indexes that make substring and similar-name searches fast are not SQLAlchemy objects: on
 # PostgreSQL GIN indexes with pg_trgm's operator class, on SQLite an FTS5 table with the trigram tokenizer
 # (migration 0013; services/schema.py leaves them out of the comparison with the models).

@@ -133,9 +133,11 @@ class JobStore:
         self.engine, self.max_active, self.max_ids, self.keep = engine, max_active, max_ids, keep
 
     # --- people -------------------------------------------------------------------------------------------
-    def create(self, username: str, role: str, organization_ids: list[str], kind: str = LOOKUP) -> str:
+    def create(self, username: str, role: str, organization_ids: list[str], kind: str = LOOKUP,
+               limited: bool = True) -> str:
         """A queued job for these ids (in this order); refuses past the limits with one sentence. An IMPORT (the
-        company's list of organizations, read into the directory) may hold up to MAX_IDS_PER_IMPORT."""
+        company's list of organizations, read into the directory) may hold up to MAX_IDS_PER_IMPORT. `limited`:
+        the person's limit of active jobs applies (not to the console's own scheduled refresh)."""
         if not organization_ids:
             raise InputRefused("organization ids", "Give at least one organization id to look up.")
         most = self.max_ids if kind == LOOKUP else MAX_IDS_PER_IMPORT
@@ -149,7 +151,7 @@ class JobStore:
                 conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("bulk_jobs:" + username))))
             active = conn.execute(select(func.count()).select_from(bulk_jobs).where(
                 bulk_jobs.c.username == username, bulk_jobs.c.status.in_(ACTIVE))).scalar_one()
-            if active >= self.max_active:
+            if limited and active >= self.max_active:
                 raise InputRefused("organization ids", f"You already have {active} bulk lookups queued or running "
                                                        f"(at most {self.max_active}); wait for one to finish or "
                                                        f"stop one.")
@@ -176,7 +178,7 @@ class JobStore:
         """The jobs (one person's, or everyone's) that looked this organization up, newest first, purged ones too
         (`purged_at` set): at most `limit`."""
         holding = select(bulk_job_items.c.job_id).where(bulk_job_items.c.organization_id == organization_id)
-        query = (select(bulk_jobs).where(bulk_jobs.c.id.in_(holding))
+        query = (select(bulk_jobs).where(bulk_jobs.c.id.in_(holding), bulk_jobs.c.kind == LOOKUP)
                  .order_by(bulk_jobs.c.created_at.desc(), bulk_jobs.c.id).limit(limit))
         if username is not None:
             query = query.where(bulk_jobs.c.username == username)

@@ -190,7 +190,11 @@ class JobWorker:
                 if row is None or self._dead.is_set():
                     return
                 self._tell(job, row)
-                self.jobs.save(job.id, position, row_record(row, plans))
+                # A person's lookup keeps its results table; an import or a refresh only how each read went (the
+                # directory holds what it needs, and no card data or address).
+                record = (row_record(row, plans) if not background else
+                          {"organization_id": row.organization_id, "status": row.status, "error": row.error})
+                self.jobs.save(job.id, position, record)
                 if watch.note(row.problem):
                     halt.set()
 

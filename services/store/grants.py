@@ -18,11 +18,11 @@ CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                 "audit_verifications",  # the scheduled full re-hashes, kept
                                 "outbox_messages",  # e-mail, kept; a sent one's body emptied
                                 "approval_requests",  # requests are decided, never deleted
-                                "bulk_jobs", "bulk_job_items",  # a purge empties results, keeps the jobs
-                                "directory_refreshes")),  # one row a day: who queued its refresh
+                                "bulk_jobs", "bulk_job_items")),  # a purge empties results, keeps the jobs
     ("SELECT, INSERT, UPDATE, DELETE", ("sign_in_sessions", "sessions_valid_from", "login_throttles",
                                         "console_leases",
-                                        "directory_organizations")),  # forgetting one; the retention purge
+                                        "directory_organizations",  # forgetting one; the retention purge
+                                        "directory_refreshes")),  # a day given back if its refresh failed
 )
 # The sequences behind the keys the console's inserts draw (nextval needs USAGE).
 CONSOLE_SEQUENCES: tuple[str, ...] = ("directory_organizations_id_seq",)
