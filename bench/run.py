@@ -29,6 +29,7 @@ from .audit_scale import failures as audit_scale_failures, table as audit_scale_
 from .shared_rate import failures as shared_rate_failures, table as shared_rate_table
 from .cluster import table as cluster_table
 from .directory_refresh import failures as refresh_failures, table as refresh_table
+from .directory_scale import failures as directory_scale_failures, table as directory_scale_table
 from .jobs import failures as jobs_failures, table as jobs_table
 from .support import machine, sandbox_process
 
@@ -249,7 +250,8 @@ def without_samples(value: Any) -> Any:
     return value
 
 
-SECTIONS = ("bulk", "shared-rate", "jobs", "refresh", "console", "latency", "throughput", "audit-scale", "cluster")
+SECTIONS = ("bulk", "shared-rate", "jobs", "refresh", "console", "latency", "throughput", "audit-scale",
+            "directory-scale", "cluster")
 BASELINE = ROOT / "bench" / "baseline.json"
 
 
@@ -313,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import audit_scale
         print("… audit log at scale", flush=True)
         results["audit_scale"] = audit_scale.run(browser=not args.skip_browser)
+    results["directory_scale"] = {}
+    if "directory-scale" in sections:  # bench/directory_scale.py: a million organizations on both stores
+        from . import directory_scale
+        print("… the customer directory at a million organizations", flush=True)
+        results["directory_scale"] = directory_scale.run(browser=not args.skip_browser)
     results["cluster"] = {}
     if "cluster" in sections and not args.skip_browser:  # bench/cluster.py: PostgreSQL, 2 replicas, nginx
         from . import cluster
@@ -346,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             .replace("{{cluster}}", cluster_table(results["cluster"]))
             .replace("{{jobs}}", jobs_table(results["jobs"]))
             .replace("{{refresh}}", refresh_table(results["refresh"]))
+            .replace("{{directory_scale}}", directory_scale_table(results["directory_scale"]))
             .replace("{{machine}}", json.dumps(results["machine"])).replace("{{command}}", results["command"])
             .replace("{{json}}", json.dumps(without_samples(results), indent=2)))
     failures = [run["name"] for run in results["bulk"] if run["failed_rows"] or run["ratio_to_floor"] > 1.10]
@@ -361,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
               f"goal ≤ 1.10× / 1.25×)")
     failures += audit_scale_failures(results["audit_scale"]) + shared_rate_failures(results["shared_rate"])
     failures += jobs_failures(results["jobs"]) + refresh_failures(results["refresh"])
+    failures += directory_scale_failures(results["directory_scale"])
     slower = slower_pages(results, baseline)
     if saved and saved["same_run"]:
         failures += slower  # measured in turn in this run: a real difference

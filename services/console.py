@@ -129,7 +129,8 @@ def build_console(config: ConsoleConfig) -> Console:
         directory = UsersDirectory(config.users_file, on_change=sessions.invalidate_all)
     throttle = LoginThrottle(store, audit)
     jobs = job_store(store, config)
-    customers = Directory(store)  # every customer read, wherever it happens, is noted in it
+    # Every customer read, wherever it happens, is noted in it; the words of new names after the read, in a thread.
+    customers = Directory(store, words_in_background=True)
     customers.keep_purging(timedelta(days=config.directory_keep_days))  # personal data: kept while it is read
     # Bulk jobs run in this process's worker threads (and in any separate `python -m services.jobs worker`).
     workers = start_workers(config.job_workers, jobs, client, lease_id=lease.lease_id, on_read=customers.note_job_read,
@@ -145,7 +146,7 @@ def build_console(config: ConsoleConfig) -> Console:
     refreshes = RefreshSchedule(store, customers, jobs, audit, hour=config.refresh_hour or 0,
                                 by=f"console {audit.boot_id[:8]}",
                                 on_queued=lambda: [worker.wake() for worker in workers])
-    if sandbox is not None and customers.size() == 0:  # `make run` shows a full directory at once
+    if sandbox is not None and customers.size(max_age=0) == 0:  # `make run` shows a full directory at once
         if fill_from_sandbox(sandbox, client, customers):
             refreshes.claim_today("sandbox fill")  # just read, every one: today's refresh is done
     if config.refresh_hour is not None:  # the directory's daily refresh, queued by one process among all

@@ -18,7 +18,8 @@ from services.audit import AuditFilter, AuditLog
 from services.auth.roles import Actor, PermissionDenied, Role
 from services.desk import BillingDesk
 from services.inputs import InputRefused
-from services.jobs.store import DONE, FAILED, QUEUED, RUNNING, STOPPED, JobStore, bulk_job_items, bulk_jobs
+from services.jobs.store import (DONE, FAILED, IMPORT, QUEUED, REFRESH, RUNNING, STOPPED, JobStore, bulk_job_items,
+                                 bulk_jobs)
 from services.jobs.worker import API_DOWN, KEY_REFUSED, OUTAGE_STREAK, JobWorker
 from services.payments.client import PaymentsClient
 from services.store import open_store
@@ -91,6 +92,15 @@ def test_workers_take_the_jobs_of_the_person_with_fewest_running_first(jobs: Job
     assert jobs.claim("w1", timedelta(seconds=30)).id == first
     assert jobs.claim("w2", timedelta(seconds=30)).id == bobs  # not ann's second while her first runs
     assert jobs.claim("w3", timedelta(seconds=30)).id == second
+
+
+def test_a_person_s_bulk_lookup_is_claimed_before_imports_and_refreshes(jobs: JobStore) -> None:
+    """People first: a refresh or an import queued earlier waits for the next free worker after a person's job."""
+    refresh = jobs.create("refresh", "admin", ["org_a"], kind=REFRESH)
+    imported = jobs.create("ada", "admin", ["org_b"], kind=IMPORT)
+    lookup = jobs.create("ann", "support", ["org_c"])
+    assert [jobs.claim(worker, timedelta(seconds=30)).id for worker in ("w1", "w2", "w3")] == [  # type: ignore[union-attr]
+        lookup, refresh, imported]
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_every_id_is_fetched_once(
@@ -281,3 +291,23 @@ def test_a_separate_worker_process_runs_jobs_and_gives_its_job_back_on_sigterm(t
     reads = _reads(control)
     assert set(reads) == set(ids) and max(reads.values()) == 1  # a clean stop fetches nothing twice
     engine.dispose()
+
+
+def test_a_refresh_being_worked_gives_its_worker_to_a_person_s_lookup(
+        jobs: JobStore, slow_sandbox: RunningSandbox) -> None:
+    """One worker, busy with a refresh: a person's bulk lookup queued meanwhile is done first, then the refresh
+    resumes where it stopped (each id read once)."""
+    control = SandboxControl(slow_sandbox.root_url, slow_sandbox.api_key)
+    ids = _ids(control)
+    with PaymentsClient(slow_sandbox.base_url, slow_sandbox.api_key) as client:
+        refresh = jobs.create("refresh", "system", ids, kind=REFRESH)
+        worker = JobWorker(jobs, client, concurrency=2, **FAST).start()
+        try:
+            _wait(lambda: jobs.job(refresh).done >= 5)
+            lookup = jobs.create("ann", "support", ids[:3])
+            _wait(lambda: jobs.job(lookup).status == DONE)
+            assert jobs.job(refresh).status != DONE  # the person's job did not wait for the whole refresh
+            _wait(lambda: jobs.job(refresh).status == DONE)
+        finally:
+            worker.stop()
+    assert jobs.job(refresh).done == len(ids)

@@ -30,7 +30,7 @@ from services.desk import BillingDesk
 from services.formatting import search_result_line
 from services.directory import BULK_JOB, LOOKUP, REFRESH as REFRESH_READ, SANDBOX_SEED, Directory, RefreshSchedule, fold
 from services.directory.refresh import SCHEDULER
-from services.directory.search import word_similarity
+from services.directory.similarity import word_similarity
 from services.inputs import InputRefused
 from services.jobs.store import IMPORT, REFRESH, JobStore
 from services.jobs.worker import JobWorker
@@ -153,7 +153,7 @@ def test_a_changed_customer_is_updated_not_duplicated(desk: BillingDesk, directo
     desk.customer(SUPPORT, ORG)
     _named(control, ORG, "Renamed Holdings", "ap@renamed.example")
     desk.customer(SUPPORT, ORG)
-    assert directory.size() == 1
+    assert directory.size(max_age=0) == 1
     assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "renamed")] == [ORG]
     assert desk.search_customers(SUPPORT, "billing@") == [] or all(
         entry.email and "billing@" in entry.email for entry in desk.search_customers(SUPPORT, "billing@"))
@@ -259,7 +259,7 @@ def test_an_import_fills_the_directory_through_a_job(desk: BillingDesk, director
     job_id = desk.import_organizations(ADMIN, ids)
     assert JobWorker(desk.jobs, client, on_read=directory.note_job_read, **FAST).run_once()  # type: ignore[arg-type]
     assert desk.jobs.job(job_id).kind == IMPORT  # type: ignore[union-attr]
-    assert directory.size() == len(ids)
+    assert directory.size(max_age=0) == len(ids)
     assert {directory.entry(org).last_read_by for org in ids} == {"import"}  # type: ignore[union-attr]
     events = audit.events(AuditFilter(actions=("import organizations",)))
     assert list(events.user) == ["ada"] and f'"organizations": {len(ids)}' in events.parameters[0]
@@ -474,3 +474,133 @@ def test_background_jobs_keep_no_customer_data_in_their_items(audit: AuditLog, c
     directory.note(client.get_customer(ORG), LOOKUP)
     assert JobWorker(jobs, client, on_read=directory.note_job_read, **FAST).run_once()  # type: ignore[arg-type]
     assert jobs.results(job_id) == [{"organization_id": ORG, "status": "active", "error": None}]
+
+
+# --- a million organizations' ways (migration 0014; bench/directory_scale.py measures them) ------------------------
+def _words(directory: Directory) -> set[str]:
+    with directory.engine.connect() as conn:
+        return set(conn.execute(text("SELECT DISTINCT word FROM directory_name_words")).scalars())
+
+
+def test_forgetting_an_organization_leaves_none_of_its_name_s_words(desk: BillingDesk, directory: Directory,
+                                                                    control: SandboxControl) -> None:
+    other = control.organizations(status="active")[1]["id"]
+    _named(control, ORG, "Quokka Freight", "billing@quokka.example")
+    _named(control, other, "Wombat Freight", "ap@wombat.example")
+    desk.customer(SUPPORT, ORG)
+    desk.customer(SUPPORT, other)
+    assert {"quokka", "freight", "wombat"} <= _words(directory)
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "qokka")] == [ORG]
+    assert desk.forget_organization(ADMIN, ORG, "asked to be forgotten")
+    words = _words(directory)
+    assert "quokka" not in words and {"freight", "wombat"} <= words  # another name still holds "freight"
+    assert desk.search_customers(SUPPORT, "qokka") == []
+    desk.customer(SUPPORT, ORG)  # read again: it comes back, misspellings and all
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "qokka")] == [ORG]
+
+
+def test_the_purge_takes_the_words_of_what_it_removes(directory: Directory, client: PaymentsClient,
+                                                      control: SandboxControl) -> None:
+    recent = control.organizations(status="active")[1]["id"]
+    _named(control, ORG, "Quokka Freight", "billing@quokka.example")
+    _named(control, recent, "Wombat Logistics", "ap@wombat.example")
+    directory.clock = lambda: now() - timedelta(days=401)
+    directory.note(client.get_customer(ORG), LOOKUP)
+    directory.clock = now
+    directory.note(client.get_customer(recent), LOOKUP)
+    assert directory.purge(timedelta(days=400)) == 1
+    words = _words(directory)
+    assert not {"quokka", "freight"} & words and {"wombat", "logistics"} <= words
+
+
+def test_a_broad_search_walks_the_newest_reads_first(desk: BillingDesk, control: SandboxControl,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over `BROAD` matches, the newest-read index is walked rather than every match sorted: the same answer."""
+    from services.directory import search
+
+    ids = [row["id"] for row in control.organizations(status="active")][:5]
+    for number, organization_id in enumerate(ids):
+        _named(control, organization_id, f"Harbor Freight {number}", f"ap{number}@harbor.example")
+        desk.customer(SUPPORT, organization_id)
+    newest_first = list(reversed(ids))
+    sorted_answer = [entry.organization_id for entry in desk.search_customers(SUPPORT, "harbor")]
+    monkeypatch.setattr(search, "BROAD", 2)
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "harbor")] == sorted_answer
+    assert sorted_answer == newest_first
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "or")] == newest_first  # short
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "harbor", limit=2)] == newest_first[:2]
+
+
+def test_migration_0014_keeps_the_words_of_the_names_already_kept(tmp_path: Path, store_url: str) -> None:
+    from services.store import store_engine, upgrade
+
+    engine = store_engine(store_url)
+    upgrade(engine, "0013")
+    moment = now()
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO directory_organizations (organization_id, status, cancel_at_period_end, first_read_at, "
+            "last_read_at, last_read_by, last_used_at, search_text, name_key) VALUES ('org_kestrel', 'active', "
+            "false, :at, :at, 'lookup', :at, 'org_kestrel kestrel labs', 'kestrel labs')"), {"at": moment})
+    upgrade(engine)
+    directory = Directory(engine)
+    assert {"kestrel", "labs"} <= _words(directory)
+    assert [entry.organization_id for entry in directory.search("kestral")] == ["org_kestrel"]
+    engine.dispose()
+
+
+def test_a_console_keeps_a_name_s_words_after_the_read_never_a_forgotten_one_s(
+        audit: AuditLog, client: PaymentsClient, control: SandboxControl) -> None:
+    directory = Directory(audit.engine, words_in_background=True)  # as the console keeps it
+    _named(control, ORG, "Quokka Freight", "billing@quokka.example")
+    assert directory.note(client.get_customer(ORG), LOOKUP)
+    assert directory.word_upkeep is not None
+    directory.word_upkeep.settle()
+    assert {"quokka", "freight"} <= _words(directory)
+    assert [entry.organization_id for entry in directory.search("qokka")] == [ORG]
+    directory.word_upkeep.add("org_forgotten", "wombat logistics", None)  # forgotten before the thread got to it
+    directory.word_upkeep.settle()
+    assert "wombat" not in _words(directory)
+
+
+def test_a_renamed_organization_leaves_none_of_its_old_name_s_words(desk: BillingDesk, directory: Directory,
+                                                                   control: SandboxControl) -> None:
+    _named(control, ORG, "Quokka Freight", "billing@quokka.example")
+    desk.customer(SUPPORT, ORG)
+    _named(control, ORG, "Wombat Freight", "billing@quokka.example")
+    desk.customer(SUPPORT, ORG)
+    words = _words(directory)
+    assert "quokka" not in words and {"wombat", "freight"} <= words
+    assert desk.forget_organization(ADMIN, ORG, "asked to be forgotten")
+    assert not {"quokka", "wombat", "freight"} & _words(directory)
+
+
+def test_a_misspelling_in_each_word_and_a_common_word_s_newer_names(desk: BillingDesk, directory: Directory,
+                                                                      client: PaymentsClient,
+                                                                      control: SandboxControl) -> None:
+    """Every word typed counts: "quokka freigt" finds Quokka Freight even when more names than a page hold
+    "freight" and were read since; a short word's misspelling ("pixol") is found as PostgreSQL finds it."""
+    rows = [row["id"] for row in control.organizations()][:26]
+    _named(control, rows[0], "Quokka Freight", "ap@quokka.example")
+    _named(control, rows[1], "Pixel Studio", "ap@pixel.example")
+    desk.customer(SUPPORT, rows[0])
+    desk.customer(SUPPORT, rows[1])
+    for number, organization_id in enumerate(rows[2:]):
+        _named(control, organization_id, f"Freight Carrier {number}", f"ap{number}@carrier.example")
+        desk.customer(SUPPORT, organization_id)
+    found = desk.search_customers(SUPPORT, "quokka freigt")
+    assert found and found[0].organization_id == rows[0] and found[0].match == "similar name"
+    assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "pixol")] == [rows[1]]
+
+
+def test_the_similarity_is_postgresql_s_own(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    pairs = [("word", "two words"), ("kestral", "kestrel labs"), ("pixol", "pixel studio"), ("harbr", "harbor freight"),
+             ("quokka freigt", "quokka freight ltd"), ("acme", "kestrel labs"), ("zoe", "zoe zoe ltd"),
+             ("fre ight", "freight freight co"), ("o-k", "ok computer"), ("labs", "labs labs labs"),
+             ("northwind", "north wind traders"), ("gmbh", "muller gmbh & co. kg"), ("a", "a b c"), ("", "x")]
+    engine = open_store(postgres_server.create_database())  # the migrations create pg_trgm
+    with engine.connect() as conn:
+        theirs = [round(float(conn.execute(text("SELECT word_similarity(:a, :b)"), {"a": a, "b": b}).scalar()), 4)
+                  for a, b in pairs]
+    engine.dispose()
+    assert [word_similarity(a, b) for a, b in pairs] == theirs

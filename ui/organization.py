@@ -147,11 +147,11 @@ def _results(typed: str, found: list[DirectoryEntry]) -> None:
     with st.container(border=True, gap="small"):
         st.caption(f"{len(found)} customers match “{escape_markdown(typed)}”{more}. Choose one to read it from the "
                    "API.")
-        for entry in found:
-            with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-                st.button(escape_markdown(entry.name or entry.organization_id), key=f"result_{entry.organization_id}",
-                          on_click=_open_result, args=(entry.organization_id,), icon=":material/person:")
-                st.caption(escape_markdown(search_result_line(entry, now)))
+        for entry in found:  # one element a result (a button, its details in the label): a long list draws fast
+            st.button(f"**{escape_markdown(entry.name or entry.organization_id)}** "
+                      f":gray[{escape_markdown(search_result_line(entry, now))}]",
+                      key=f"result_{entry.organization_id}", on_click=_open_result, args=(entry.organization_id,),
+                      icon=":material/person:", type="tertiary")
 
 
 def chosen_or_stop(hint: str) -> str:

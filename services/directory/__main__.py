@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not queued:
                 print("Nothing to read: the directory is empty.", file=sys.stderr)
                 return 1
-            print(f"Queued {directory.size():,} organizations for the job workers "
+            print(f"Queued {directory.size(max_age=0):,} organizations for the job workers "
                   f"({', '.join(job[:8] for job in queued)}).")
             return 0
         if not ids:

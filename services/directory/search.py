@@ -4,31 +4,43 @@ name, misspelt or not.
 In order, each kind of match ranked after the ones before it:
 1. **exact**: the organization id or the customer id as typed;
 2. **contains**: the folded text (ids, name, e-mail: services/directory/table.py `fold`) contains the folded query,
-   newest-read first. A trigram index answers it on both stores (pg_trgm's GIN index on PostgreSQL, the FTS5
-   trigram table on SQLite), so it costs an index probe, not a scan; a query shorter than a trigram (1-2
-   characters) matches only the start of an id, through the ids' own indexes;
-3. **similar name**, only when nothing above matched (a name that contains what was typed is the better
-   answer): names whose words are like the query's (a typo, a letter missing), most similar first: on
-   PostgreSQL pg_trgm's word similarity (`<%`, through the same index); on SQLite the FTS5 table finds the names
-   sharing the most trigrams with it and the same word similarity is computed here.
+   newest-read first. A trigram index finds the matches on both stores (pg_trgm's GIN index on PostgreSQL, the FTS5
+   trigram table on SQLite); a query shorter than a trigram (1-2 characters) matches only the start of an id,
+   through the ids' own indexes. When more than `BROAD` match (the start of an id, a common word), sorting them all
+   would cost more than the search: the newest-read index is walked instead, testing each row, up to a page;
+3. **similar name**, only when nothing above matched (a name that contains what was typed is the better answer):
+   names holding, for each word typed, a word one letter off it (a letter changed, added or missing), found
+   through `directory_name_words`, then ranked by pg_trgm's word similarity (services/directory/similarity.py,
+   the same on both stores), most similar first. Migration 0014 says why not pg_trgm's own `<%` (measured,
+   docs/performance.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, bindparam, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
 from sqlalchemy.engine import Connection
 
-from .table import SEARCH_TABLE, directory_organizations, fold
+from .similarity import WORD, word_similarity
+from .table import WORD_LETTERS, SEARCH_TABLE, directory_name_words, directory_organizations, fold, word_variants
 
 EXACT, CONTAINS, SIMILAR = "exact", "contains", "similar name"
 SIMILAR_NAME_AT_LEAST = 0.4  # word similarity a misspelt name must reach ("kestral" finds "Kestrel Labs")
-SIMILAR_CANDIDATES = 200  # names SQLite's trigram table proposes for the similarity to rank
+SIMILAR_WORDS = 4  # for each word typed, the words most like it whose names are ranked
+SIMILAR_TYPED_WORDS = 3  # the longest words typed that must each be matched
+# More matches than this and the newest-read index is walked rather than every match sorted: walking finds a page
+# of `limit` after about limit × rows ÷ matches rows, sorting costs about `matches`; at a million rows and a page
+# of 20 the two meet near 4,500 (measured: docs/performance.md).
+BROAD = 5000
 MAX_QUERY_CHARACTERS = 200
 
 table = directory_organizations
+NEWEST_FIRST = (table.c.last_read_at.desc(), table.c.id.desc())
 
 
 @dataclass(frozen=True)
@@ -50,76 +62,130 @@ def find(conn: Connection, query: str, limit: int) -> list[Hit]:
 
     take(conn.execute(select(table.c.organization_id).where(
         or_(table.c.organization_id == query, table.c.customer_id == query))
-        .order_by(table.c.last_read_at.desc()).limit(limit)).scalars(), EXACT)
+        .order_by(*NEWEST_FIRST).limit(limit)).scalars(), EXACT)
     if len(hits) < limit and folded:
-        take(conn.execute(_containing(conn, folded, limit)).scalars(), CONTAINS)
-    if not hits and len(folded) >= 3:  # a typo's fallback: a name containing the text is the better answer
+        take(containing(conn, [[folded]], limit), CONTAINS)
+    if not hits:  # a typo's fallback: a name containing the text is the better answer
         for organization_id, score in _similar_names(conn, folded, limit):
             take([organization_id], SIMILAR, score)
     return list(hits.values())
 
 
-def _containing(conn: Connection, folded: str, limit: int) -> Select[tuple[str]]:
-    query = select(table.c.organization_id).order_by(table.c.last_read_at.desc(), table.c.id.desc()).limit(limit)
-    if len(folded) < 3:  # shorter than a trigram: the start of an id, an index range
-        return query.where(or_(_starts(table.c.organization_id, folded), _starts(table.c.customer_id, folded)))
+def containing(conn: Connection, groups: Sequence[Sequence[str]], limit: int) -> list[str]:
+    """The organizations whose folded text contains, for every group, one of its fragments (folded): newest read
+    first, at most `limit`. A fragment shorter than a trigram matches the start of an id only."""
+    groups = [group for group in groups if group]
+    if not groups:
+        return []
+    key = (conn.dialect.name, tuple(tuple(group) for group in groups))
+    broad = _BROAD_LATELY.seen(key)
+    if not broad:
+        probe = list(conn.execute(_indexed(conn, groups).limit(BROAD + 1)).scalars())
+        broad = len(probe) > BROAD
+        if broad:
+            _BROAD_LATELY.add(key)
+        elif not probe:
+            return []
+    if broad:  # newest first along the index, each row tested, until a page is full
+        query = select(table.c.organization_id).where(_every_group(conn, groups, table))
+    else:
+        query = select(table.c.organization_id).where(table.c.id.in_(probe))
+    return list(conn.execute(query.order_by(*NEWEST_FIRST).limit(limit)).scalars())
+
+
+class _RecentlyBroad:
+    """Searches this process found broad lately (a common word, a suffix), so the next one walks at once: on
+    PostgreSQL the probe that tells builds its whole bitmap first, 25 ms for a word every sixteenth name holds
+    at a million. An entry lasts ten minutes (the directory changes slowly); a search taken for broad that no
+    longer is only walks further."""
+
+    def __init__(self, keep_seconds: float = 600.0, most: int = 10_000) -> None:
+        self.keep_seconds, self.most = keep_seconds, most
+        self._until: dict[object, float] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, key: object) -> bool:
+        with self._lock:
+            return self._until.get(key, 0.0) > time.monotonic()
+
+    def add(self, key: object) -> None:
+        with self._lock:
+            if len(self._until) >= self.most:
+                self._until.clear()
+            self._until[key] = time.monotonic() + self.keep_seconds
+
+
+_BROAD_LATELY = _RecentlyBroad()
+
+
+def forget_broad_searches() -> None:
+    """This process no longer remembers which searches were broad (bench/directory_scale.py times first ones)."""
+    global _BROAD_LATELY
+    _BROAD_LATELY = _RecentlyBroad()
+
+
+def _every_group(conn: Connection, groups: Sequence[Sequence[str]], rows: Any) -> ColumnElement[bool]:
+    """Each row tested for every group (the directory's table, or a subquery of it), in a form no index answers."""
+    return and_(*(or_(*(_each_row(conn, part, rows) for part in group)) for group in groups))
+
+
+def _indexed(conn: Connection, groups: Sequence[Sequence[str]]) -> Select[Any]:
+    """The ids of the matching rows, as the store's indexes find them (in no particular order)."""
+    if conn.dialect.name == "postgresql" or any(len(part) < 3 for group in groups for part in group):
+        return select(table.c.id).where(and_(*(or_(*(_indexed_part(conn, part) for part in group))
+                                               for group in groups)))
+    # SQLite: the FTS5 table itself, so a LIMIT stops it (an `id IN (…)` would gather every match first).
+    phrase = " AND ".join("(" + " OR ".join(_phrase(part) for part in group) + ")" for group in groups)
+    return select(literal_column("rowid")).select_from(text(SEARCH_TABLE)).where(
+        text(f"{SEARCH_TABLE} MATCH :phrase").bindparams(phrase=phrase))
+
+
+def _indexed_part(conn: Connection, part: str) -> ColumnElement[bool]:
+    if len(part) < 3:  # shorter than a trigram: an index range on the ids
+        return _starts_an_id(part)
     if conn.dialect.name == "postgresql":
-        return query.where(table.c.search_text.like(bindparam("pattern", f"%{_escaped(folded)}%"), escape="\\"))
-    ids = select(literal_column("rowid")).select_from(text(SEARCH_TABLE)).where(
-        text(f"{SEARCH_TABLE} MATCH :phrase").bindparams(phrase=_phrase(folded)))
-    return query.where(table.c.id.in_(ids))
+        return table.c.search_text.like(f"%{_escaped(part)}%", escape="\\")
+    return table.c.id.in_(select(literal_column("rowid")).select_from(text(SEARCH_TABLE)).where(
+        text(f"{SEARCH_TABLE} MATCH :phrase").bindparams(phrase=_phrase(part))))
+
+
+def _each_row(conn: Connection, folded: str, rows: Any = table) -> ColumnElement[bool]:
+    """The same test for one row, in a form no index answers (so the newest-read index is the one walked)."""
+    if len(folded) < 3:
+        return _starts_an_id(folded, indexed=False, rows=rows)
+    position = func.strpos if conn.dialect.name == "postgresql" else func.instr
+    return position(rows.c.search_text, folded) > 0
+
+
+def _starts_an_id(prefix: str, indexed: bool = True, rows: Any = table) -> ColumnElement[bool]:
+    """The organization id or the customer id starts with `prefix`; `indexed=False`: written so that no index
+    answers it (`|| ''`), for a walk along the newest-read index."""
+    ids = (rows.c.organization_id, rows.c.customer_id)
+    return or_(*(_starts(column if indexed else column.concat(""), prefix) for column in ids))
 
 
 def _similar_names(conn: Connection, folded: str, limit: int) -> list[tuple[str, float]]:
-    if conn.dialect.name == "postgresql":
-        # `<%` is what the GIN index answers; its threshold is a setting, set for this transaction only.
-        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :least, true)"),
-                     {"least": str(SIMILAR_NAME_AT_LEAST)})
-        similarity = func.word_similarity(folded, table.c.name_key)
-        rows = conn.execute(
-            select(table.c.organization_id, similarity)
-            .where(text("CAST(:query AS text) <% directory_organizations.name_key").bindparams(query=folded))
-            .order_by(similarity.desc(), table.c.last_read_at.desc()).limit(limit))
-        return [(organization_id, float(score)) for organization_id, score in rows]
-    grams = sorted(_trigrams(folded) - {gram for gram in _trigrams(folded) if " " in gram})
-    if not grams:
+    """Names holding, for each word typed, that word or one a letter off it (`directory_name_words`), ranked by
+    word similarity to the whole text typed; a word typed that no name holds anything like is left out."""
+    groups = []
+    for typed in sorted(set(WORD.findall(folded)), key=len, reverse=True)[:SIMILAR_TYPED_WORDS]:
+        if len(typed) < WORD_LETTERS[0]:
+            groups.append([typed] if len(typed) >= 3 else [])  # too short to misspell: as typed
+            continue
+        known = conn.execute(select(directory_name_words.c.word).distinct().where(
+            directory_name_words.c.variant.in_(sorted(word_variants(typed))))).scalars()
+        alike = sorted(((word_similarity(typed, word), word) for word in known), key=lambda pair: (-pair[0], pair[1]))
+        groups.append([word for score, word in alike if score >= SIMILAR_NAME_AT_LEAST][:SIMILAR_WORDS])
+    candidates = containing(conn, groups, limit * 4)
+    if not candidates:
         return []
-    proposal = " OR ".join(_phrase(gram) for gram in grams)
-    candidates = conn.execute(text(
-        f"SELECT d.organization_id, d.name_key, d.last_read_at FROM {SEARCH_TABLE} s "
-        f"JOIN directory_organizations d ON d.id = s.rowid WHERE {SEARCH_TABLE} MATCH :proposal "
-        "ORDER BY s.rank LIMIT :candidates"), {"proposal": f"name_key : ({proposal})",
-                                             "candidates": SIMILAR_CANDIDATES}).all()
-    scored = [(row.organization_id, word_similarity(folded, row.name_key), str(row.last_read_at or ""))
-              for row in candidates]
-    scored = [item for item in scored if item[1] >= SIMILAR_NAME_AT_LEAST]
-    scored.sort(key=lambda item: (-item[1], _descending(item[2])))
-    return [(organization_id, score) for organization_id, score, _ in scored[:limit]]
-
-
-def word_similarity(query: str, target: str) -> float:
-    """pg_trgm's word similarity, for SQLite: over each run of the target's words as long as the query, the
-    trigrams shared with the query as a share of both sets together; the best run's (1.0: the query is one of
-    its words)."""
-    wanted = _trigrams(query)
-    words = target.split()
-    if not wanted or not words:
-        return 0.0
-    span = max(1, len(query.split()))
-    best = 0.0
-    for start in range(len(words)):
-        run = _trigrams(" ".join(words[start:start + span]))
-        best = max(best, len(wanted & run) / len(wanted | run))
-    return round(best, 4)
-
-
-def _trigrams(text_: str) -> set[str]:
-    """pg_trgm's trigrams: each word padded with two spaces before and one after."""
-    grams: set[str] = set()
-    for word in text_.split():
-        padded = f"  {word} "
-        grams.update(padded[index:index + 3] for index in range(len(padded) - 2))
-    return grams
+    rows = conn.execute(select(table.c.organization_id, table.c.name_key, table.c.last_read_at, table.c.id)
+                        .where(table.c.organization_id.in_(candidates))).all()
+    scored = [(row, word_similarity(folded, row.name_key)) for row in rows]
+    scored = [(row, score) for row, score in scored if score >= SIMILAR_NAME_AT_LEAST]
+    scored.sort(key=lambda item: (item[0].last_read_at, item[0].id), reverse=True)  # newest first among equals
+    scored.sort(key=lambda item: item[1], reverse=True)  # a stable sort: most similar first
+    return [(row.organization_id, score) for row, score in scored[:limit]]
 
 
 def _phrase(value: str) -> str:
@@ -133,8 +199,3 @@ def _escaped(value: str) -> str:
 
 def _starts(column: object, prefix: str) -> object:
     return (column >= prefix) & (column < prefix + "\U0010ffff")  # type: ignore[operator]
-
-
-def _descending(moment: str) -> str:
-    """A sort key that puts later ISO times first."""
-    return "".join(chr(0x10FFFF - ord(character)) for character in moment)

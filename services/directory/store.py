@@ -18,11 +18,13 @@ from ..inputs import InputRefused
 from ..payments.models import CustomerInfo
 from ..store import now, utc
 from .search import MAX_QUERY_CHARACTERS, Hit, find
+from . import words
 from .table import BULK_JOB, IMPORT, REFRESH, directory_organizations, row_of
 
 log = logging.getLogger("billing_desk.directory")
 table = directory_organizations
-KEEP_UNREAD = timedelta(days=400)  # an organization not read for this long is purged (docs/security.md)
+KEEP_UNREAD = timedelta(days=400)
+PURGE_BATCH = 500  # an organization not read for this long is purged (docs/security.md)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,12 @@ class DirectoryEntry:
 class Directory:
     """The organizations the console has read, in `engine`'s store."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = now) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = now, words_in_background: bool = False) -> None:
+        """`words_in_background`: the words of a name just read are kept by a thread after the read's upsert
+        (services/directory/words.py `WordUpkeep`; what the console does), not in the read's own transaction."""
         self.engine, self.clock = engine, clock
+        self.word_upkeep = words.WordUpkeep(engine) if words_in_background else None
+        self._size: tuple[float, int] = (float("-inf"), 0)  # (when, how many): size() counts once a minute
 
     # --- what every customer read leaves here ---------------------------------------------------------------
     def note(self, customer: CustomerInfo, read_by: str) -> bool:
@@ -68,14 +74,30 @@ class Directory:
         try:
             moment = self.clock()
             values = row_of(customer, read_by, moment)
+            name_key = values["name_key"]
             with self.engine.begin() as conn:
+                # The name it replaces (None: a new organization): the words kept for misspellings follow it.
+                replaced = select(table.c.name_key).where(table.c.organization_id == customer.organization_id)
                 if read_by == REFRESH:
-                    return bool(conn.execute(update(table).where(
-                        table.c.organization_id == customer.organization_id).values(**values)).rowcount)
-                values["last_used_at"] = moment
-                insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
-                conn.execute(insert.values(**values, first_read_at=moment).on_conflict_do_update(
-                    index_elements=[table.c.organization_id], set_=values))
+                    before = conn.execute(replaced).scalar()
+                    if before is None or not conn.execute(update(table).where(
+                            table.c.organization_id == customer.organization_id).values(**values)).rowcount:
+                        return False
+                elif self.engine.dialect.name == "postgresql":  # one statement: its CTE reads the row before
+                    values["last_used_at"] = moment
+                    old = replaced.cte("replaced")
+                    before = conn.execute(postgresql.insert(table).values(**values, first_read_at=moment)
+                                          .on_conflict_do_update(index_elements=[table.c.organization_id], set_=values)
+                                          .add_cte(old).returning(select(old.c.name_key).scalar_subquery())).scalar()
+                else:
+                    values["last_used_at"] = moment
+                    before = conn.execute(replaced).scalar()
+                    conn.execute(sqlite.insert(table).values(**values, first_read_at=moment).on_conflict_do_update(
+                        index_elements=[table.c.organization_id], set_=values))
+                if self.word_upkeep is None:
+                    words.changed(conn, name_key, before)
+            if self.word_upkeep is not None and before != name_key:
+                self.word_upkeep.add(customer.organization_id, name_key, before)
             return True
         except Exception:
             log.warning("The directory could not record a read of %s.", customer.organization_id, exc_info=True)
@@ -111,7 +133,7 @@ class Directory:
                                          f"{len(query):,}.")
         if "\x00" in query:
             raise InputRefused("search", "The search holds a character no name or id has; type it again.")
-        with self.engine.begin() as conn:  # a transaction: PostgreSQL's similarity threshold is set in it
+        with self.engine.connect() as conn:  # the hits and their rows in one snapshot of the store
             hits = find(conn, query, limit)
             rows = {row.organization_id: row for row in conn.execute(select(table).where(
                 table.c.organization_id.in_([hit.organization_id for hit in hits])))} if hits else {}
@@ -123,9 +145,17 @@ class Directory:
             row = conn.execute(select(table).where(table.c.organization_id == organization_id)).first()
         return DirectoryEntry.of(row) if row is not None else None
 
-    def size(self) -> int:
+    def size(self, max_age: float = 60.0) -> int:
+        """How many organizations it holds, counted at most `max_age` seconds ago: a count of a million rows takes
+        tens of milliseconds, and the Customer page shows it on every run (docs/performance.md)."""
+        counted_at, counted = self._size
+        if time.monotonic() - counted_at <= max_age:
+            return counted
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+            counted = int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+        if max_age > 0:  # an exact count asked for (max_age=0) isn't kept for the page's count
+            self._size = (time.monotonic(), counted)
+        return counted
 
     def organization_ids(self, batch: int = 1000) -> Iterator[str]:
         """Every organization id, in batches (keyset on the id): what a refresh re-reads."""
@@ -155,16 +185,29 @@ class Directory:
     def forget(self, organization_id: str) -> bool:
         """Removes one organization (it comes back only if read again); whether there was one."""
         with self.engine.begin() as conn:
-            return bool(conn.execute(delete(table).where(table.c.organization_id == organization_id)).rowcount)
+            names = list(conn.execute(delete(table).where(table.c.organization_id == organization_id)
+                                      .returning(table.c.name_key)).scalars())
+            words.forget(conn, names)
+        self._size = (float("-inf"), 0)
+        return bool(names)
 
     def purge(self, not_read_for: timedelta = KEEP_UNREAD) -> int:
         """Removes every organization no person's work has read for `not_read_for` (the daily refresh doesn't
         count); how many."""
         if not_read_for <= timedelta(0):
             raise ValueError("The retention must be at least a day.")
-        with self.engine.begin() as conn:
-            return int(conn.execute(delete(table).where(table.c.last_used_at < self.clock() - not_read_for))
-                       .rowcount or 0)
+        cutoff, removed = self.clock() - not_read_for, 0
+        while True:  # a few hundred at a time: each batch a short transaction, so reads noted meanwhile don't wait
+            with self.engine.begin() as conn:
+                batch = select(table.c.id).where(table.c.last_used_at < cutoff).limit(PURGE_BATCH)
+                names = list(conn.execute(delete(table).where(table.c.id.in_(batch))
+                                          .returning(table.c.name_key)).scalars())
+                words.forget(conn, names)
+            removed += len(names)
+            if len(names) < PURGE_BATCH:
+                break
+        self._size = (float("-inf"), 0)
+        return removed
 
     def keep_purging(self, not_read_for: timedelta = KEEP_UNREAD, every: timedelta = timedelta(hours=6)
                      ) -> threading.Thread:

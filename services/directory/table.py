@@ -7,6 +7,7 @@ folded (lower case, accents removed, spaces squeezed), so a search ignores case 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -54,6 +55,20 @@ directory_organizations = Table(
 Index("ix_directory_organizations_organization_id", directory_organizations.c.organization_id, unique=True)
 Index("ix_directory_organizations_customer_id", directory_organizations.c.customer_id)
 Index("ix_directory_organizations_last_used_at", directory_organizations.c.last_used_at)
+# Newest read first: a broad search (thousands of matches) walks this and stops at the first page.
+Index("ix_directory_organizations_last_read", directory_organizations.c.last_read_at, directory_organizations.c.id)
+
+# The words of the names, for finding a misspelt one (services/directory/search.py): each word as it is and with
+# each one of its letters left out ("kestrel": "kestrel", "estrel", "ktrel"…). A misspelling one letter off shares
+# one of these keys with the word (a letter changed, added, missing), so finding the words like a typed one is an
+# index probe per key, however many organizations there are. A word nobody's name holds any more is removed
+# (forgetting, the purge) and a read brings back the words of what it read.
+directory_name_words = Table(
+    "directory_name_words", metadata,
+    Column("variant", String(64), primary_key=True),
+    Column("word", String(64), primary_key=True),
+)
+WORD_LETTERS = (4, 40)  # the words kept: shorter ones are too alike (a letter off is another word), longer rare
 # The trigram indexes that make substring and similar-name searches fast are not SQLAlchemy objects: on
 # PostgreSQL GIN indexes with pg_trgm's operator class, on SQLite an FTS5 table with the trigram tokenizer
 # (migration 0013; services/schema.py leaves them out of the comparison with the models).
@@ -67,6 +82,17 @@ def fold(text: str | None) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(character for character in decomposed if not unicodedata.combining(character))
     return " ".join(bare.casefold().split())
+
+
+def name_words(text: str) -> set[str]:
+    """The words of a folded name (or query) kept for misspelling: letters and digits, 4 to 40 of them."""
+    shortest, longest = WORD_LETTERS
+    return {word for word in re.findall(r"\w+", text) if shortest <= len(word) <= longest}
+
+
+def word_variants(word: str) -> set[str]:
+    """A word and the word with each one of its letters left out."""
+    return {word} | {word[:index] + word[index + 1:] for index in range(len(word))}
 
 
 def row_of(customer: CustomerInfo, read_by: str, moment: datetime) -> dict[str, Any]:

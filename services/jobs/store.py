@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, and_, func, insert,
-                        or_, select, update)
+from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, and_, case, func,
+                        insert, or_, select, update)
 from sqlalchemy.engine import Connection, Engine, Row
 
 from ..inputs import InputRefused
@@ -216,8 +216,9 @@ class JobStore:
 
     # --- workers ------------------------------------------------------------------------------------------
     def claim(self, worker_id: str, lease: timedelta, lease_id: str | None = None) -> Job | None:
-        """Claims a job with work to do and no live claim, for `lease` (the oldest of the person with the fewest
-        jobs being worked, so one person's three jobs don't hold every worker); None when there is none. A
+        """Claims a job with work to do and no live claim, for `lease`: a person's bulk lookup before an import or
+        a refresh (people first), then the oldest of the person with the fewest jobs being worked, so one
+        person's three jobs don't hold every worker; None when there is none. A
         claim is dead when it expired, or when its worker's process lease (`lease_id`, services/store/leases.py) has
         ended: a console killed and restarted on the same machine resumes its jobs at once.
         PostgreSQL: the row locked with FOR UPDATE SKIP LOCKED, so workers never wait on each other. SQLite:
@@ -233,7 +234,9 @@ class JobStore:
             working = (select(func.count()).select_from(others)
                        .where(others.c.username == bulk_jobs.c.username, others.c.worker_id.is_not(None),
                               others.c.claim_expires_at >= moment).scalar_subquery())
-            query = select(bulk_jobs.c.id).where(free).order_by(working, bulk_jobs.c.created_at).limit(1)
+            background = case((bulk_jobs.c.kind == LOOKUP, 0), else_=1)
+            query = (select(bulk_jobs.c.id).where(free).order_by(background, working, bulk_jobs.c.created_at)
+                     .limit(1))
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             job_id = conn.execute(query).scalar()
@@ -246,6 +249,13 @@ class JobStore:
             if not claimed:
                 return None
             return Job.of(conn.execute(select(bulk_jobs).where(bulk_jobs.c.id == job_id)).one(), moment)
+
+    def person_waiting(self) -> bool:
+        """Whether a person's bulk lookup has work and no worker: an import or a refresh being worked gives its
+        worker back (services/jobs/worker.py), so the lookup is claimed first."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(bulk_jobs.c.id).where(_free(conn, store_now(conn)), bulk_jobs.c.kind == LOOKUP)
+                                .limit(1)).first() is not None
 
     def renew(self, job_id: str, worker_id: str, lease: timedelta) -> str | None:
         """Extends this worker's claim; returns the job's status, or None when the claim is no longer its own

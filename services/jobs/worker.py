@@ -216,6 +216,9 @@ class JobWorker:
                 continue
             if status is None or status == STOPPING or self._shutdown.is_set():
                 halt.set()
+            elif background and self.jobs.person_waiting():  # people first: this job waits for the next worker
+                log.info("Bulk job %s (%s) gives its worker to a person's bulk lookup.", job.id, job.kind)
+                halt.set()
         for thread in threads:
             thread.join()
         if self._dead.is_set() or status is None:
@@ -234,7 +237,7 @@ class JobWorker:
         elif status is not None and not self.jobs.pending(job.id):
             self.jobs.finish(job.id, self.worker_id, DONE)
         elif status is not None:
-            self.jobs.release(job.id, self.worker_id)  # this worker is stopping: another resumes it
+            self.jobs.release(job.id, self.worker_id)  # this worker stopped, or a person's job came: resumed later
 
     def _tell(self, job: Job, row: BulkRow) -> None:
         if self.on_read is None or (row.customer is None and row.status != "not found"):

@@ -22,6 +22,7 @@ CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("SELECT, INSERT, UPDATE, DELETE", ("sign_in_sessions", "sessions_valid_from", "login_throttles",
                                         "console_leases",
                                         "directory_organizations",  # forgetting one; the retention purge
+                                        "directory_name_words",  # a word no name holds any more
                                         "directory_refreshes")),  # a day given back if its refresh failed
 )
 # The sequences behind the keys the console's inserts draw (nextval needs USAGE).
