@@ -201,11 +201,8 @@ def _summary(samples: list[float]) -> dict[str, Any]:
             "p95_ms": round(ordered[math.ceil(len(ordered) * 0.95) - 1], 1), "max_ms": round(ordered[-1], 1)}
 
 
-def server_searches(url: str, cases: dict[str, list[str]], first_time: bool = False) -> dict[str, Any]:
-    """The desk's search for each query, in-process: milliseconds and how many matches were listed. `first_time`:
-    each as if this process had never met it broad before (services/directory/search.py `_RecentlyBroad`)."""
-    from services.directory.search import forget_broad_searches
-
+def server_searches(url: str, cases: dict[str, list[str]]) -> dict[str, Any]:
+    """The desk's search for each query, in-process: milliseconds and how many matches were listed."""
     from services.audit import AuditLog
     from services.auth.roles import Actor, Role
     from services.desk import BillingDesk
@@ -219,8 +216,6 @@ def server_searches(url: str, cases: dict[str, list[str]], first_time: bool = Fa
             desk.search_customers(actor, query)
         samples, found = [], []
         for query in typed:
-            if first_time:
-                forget_broad_searches()
             began = time.perf_counter()
             matches = desk.search_customers(actor, query)
             samples.append((time.perf_counter() - began) * 1000)
@@ -347,7 +342,7 @@ def measure_store(name: str, url: str, rows: list[dict[str, Any]], cases: dict[s
     print(f"… {name}: {len(rows):,} organizations loaded in {load:.0f} s", flush=True)
     result: dict[str, Any] = {"organizations": len(rows), "load_s": round(load, 1)}
     result["server"] = server_searches(url, cases)
-    result["broad"] = server_searches(url, {query: [query] * 10 for query in BROAD_QUERIES}, first_time=True)
+    result["broad"] = server_searches(url, {query: [query] * 10 for query in BROAD_QUERIES})
     print(f"… {name}: searches {result['server']}", flush=True)
     result["upsert"] = upsert_cost(url)
     print(f"… {name}: upsert {result['upsert']}", flush=True)
@@ -411,8 +406,7 @@ def table(results: dict[str, Any]) -> str:
                          f"{server['p50_ms']} / {server['p95_ms']} ms | {shown} | ≤ {SERVER_TARGET_MS:.0f} ms "
                          f"server, ≤ {SCREEN_TARGET_MS:.0f} ms screen |")
     lines += ["", "Broad searches (thousands match; not a target, shown for what a person typing a few letters meets), "
-              "server side, 10 rounds each, each as the process's first (a search found broad is walked at once for "
-              "ten minutes after): " + "; ".join(
+              "server side, 10 rounds each: " + "; ".join(
                   f"{store}: " + ", ".join(f"`{query}` {figures['p95_ms']} ms" for query, figures in
                                            results[store].get("broad", {}).items())
                   for store in ("postgresql", "sqlite") if results.get(store)) + " (p95)."]

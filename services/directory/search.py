@@ -17,8 +17,6 @@ In order, each kind of match ranked after the ones before it:
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +29,13 @@ from .table import WORD_LETTERS, SEARCH_TABLE, directory_name_words, directory_o
 
 EXACT, CONTAINS, SIMILAR = "exact", "contains", "similar name"
 SIMILAR_NAME_AT_LEAST = 0.4  # word similarity a misspelt name must reach ("kestral" finds "Kestrel Labs")
-SIMILAR_WORDS = 4  # for each word typed, the words most like it whose names are ranked
+SIMILAR_WORDS = 3  # for each word typed, the words most like it whose names are ranked
 SIMILAR_TYPED_WORDS = 3  # the longest words typed that must each be matched
 # More matches than this and the newest-read index is walked rather than every match sorted: walking finds a page
 # of `limit` after about limit × rows ÷ matches rows, sorting costs about `matches`; at a million rows and a page
 # of 20 the two meet near 4,500 (measured: docs/performance.md).
 BROAD = 5000
+NEWEST_TRIED_FIRST = 2000  # PostgreSQL: the newest reads tested before the index is probed (see `containing`)
 MAX_QUERY_CHARACTERS = 200
 
 table = directory_organizations
@@ -77,51 +76,23 @@ def containing(conn: Connection, groups: Sequence[Sequence[str]], limit: int) ->
     groups = [group for group in groups if group]
     if not groups:
         return []
-    key = (conn.dialect.name, tuple(tuple(group) for group in groups))
-    broad = _BROAD_LATELY.seen(key)
-    if not broad:
-        probe = list(conn.execute(_indexed(conn, groups).limit(BROAD + 1)).scalars())
-        broad = len(probe) > BROAD
-        if broad:
-            _BROAD_LATELY.add(key)
-        elif not probe:
-            return []
-    if broad:  # newest first along the index, each row tested, until a page is full
+    if conn.dialect.name == "postgresql":
+        # A GIN probe builds its whole bitmap before any LIMIT (25 ms for a word every sixteenth name holds, at a
+        # million): the newest reads are tried first, and when they hold a page, that page is the answer.
+        newest = select(table.c.id, table.c.organization_id, table.c.customer_id, table.c.search_text,
+                        table.c.last_read_at).order_by(*NEWEST_FIRST).limit(NEWEST_TRIED_FIRST).subquery()
+        found = list(conn.execute(select(newest.c.organization_id).where(_every_group(conn, groups, newest))
+                                  .order_by(newest.c.last_read_at.desc(), newest.c.id.desc()).limit(limit)).scalars())
+        if len(found) == limit:
+            return found
+    probe = list(conn.execute(_indexed(conn, groups).limit(BROAD + 1)).scalars())
+    if len(probe) > BROAD:  # broad: newest first along the index, each row tested, until a page is full
         query = select(table.c.organization_id).where(_every_group(conn, groups, table))
-    else:
+    elif probe:
         query = select(table.c.organization_id).where(table.c.id.in_(probe))
+    else:
+        return []
     return list(conn.execute(query.order_by(*NEWEST_FIRST).limit(limit)).scalars())
-
-
-class _RecentlyBroad:
-    """Searches this process found broad lately (a common word, a suffix), so the next one walks at once: on
-    PostgreSQL the probe that tells builds its whole bitmap first, 25 ms for a word every sixteenth name holds
-    at a million. An entry lasts ten minutes (the directory changes slowly); a search taken for broad that no
-    longer is only walks further."""
-
-    def __init__(self, keep_seconds: float = 600.0, most: int = 10_000) -> None:
-        self.keep_seconds, self.most = keep_seconds, most
-        self._until: dict[object, float] = {}
-        self._lock = threading.Lock()
-
-    def seen(self, key: object) -> bool:
-        with self._lock:
-            return self._until.get(key, 0.0) > time.monotonic()
-
-    def add(self, key: object) -> None:
-        with self._lock:
-            if len(self._until) >= self.most:
-                self._until.clear()
-            self._until[key] = time.monotonic() + self.keep_seconds
-
-
-_BROAD_LATELY = _RecentlyBroad()
-
-
-def forget_broad_searches() -> None:
-    """This process no longer remembers which searches were broad (bench/directory_scale.py times first ones)."""
-    global _BROAD_LATELY
-    _BROAD_LATELY = _RecentlyBroad()
 
 
 def _every_group(conn: Connection, groups: Sequence[Sequence[str]], rows: Any) -> ColumnElement[bool]:
@@ -176,7 +147,7 @@ def _similar_names(conn: Connection, folded: str, limit: int) -> list[tuple[str,
             directory_name_words.c.variant.in_(sorted(word_variants(typed))))).scalars()
         alike = sorted(((word_similarity(typed, word), word) for word in known), key=lambda pair: (-pair[0], pair[1]))
         groups.append([word for score, word in alike if score >= SIMILAR_NAME_AT_LEAST][:SIMILAR_WORDS])
-    candidates = containing(conn, groups, limit * 4)
+    candidates = containing(conn, groups, limit)  # measured: a page is enough to rank, and 4 pages cost 12 ms more
     if not candidates:
         return []
     rows = conn.execute(select(table.c.organization_id, table.c.name_key, table.c.last_read_at, table.c.id)

@@ -83,16 +83,11 @@ class Directory:
                     if before is None or not conn.execute(update(table).where(
                             table.c.organization_id == customer.organization_id).values(**values)).rowcount:
                         return False
-                elif self.engine.dialect.name == "postgresql":  # one statement: its CTE reads the row before
-                    values["last_used_at"] = moment
-                    old = replaced.cte("replaced")
-                    before = conn.execute(postgresql.insert(table).values(**values, first_read_at=moment)
-                                          .on_conflict_do_update(index_elements=[table.c.organization_id], set_=values)
-                                          .add_cte(old).returning(select(old.c.name_key).scalar_subquery())).scalar()
                 else:
                     values["last_used_at"] = moment
                     before = conn.execute(replaced).scalar()
-                    conn.execute(sqlite.insert(table).values(**values, first_read_at=moment).on_conflict_do_update(
+                    insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+                    conn.execute(insert.values(**values, first_read_at=moment).on_conflict_do_update(
                         index_elements=[table.c.organization_id], set_=values))
                 if self.word_upkeep is None:
                     words.changed(conn, name_key, before)

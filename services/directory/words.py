@@ -51,7 +51,8 @@ def remember(conn: Connection, name_key: str) -> None:
         return
     known = set(conn.execute(select(words.c.word).where(words.c.variant.in_(sorted(held)),
                                                         words.c.word == words.c.variant)).scalars())
-    new = [{"variant": variant, "word": word} for word in sorted(held - known) for variant in sorted(word_variants(word))]
+    new = [{"variant": variant, "word": word}
+           for word in sorted(held - known) for variant in sorted(word_variants(word))]
     if new:
         insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(words)
         conn.execute(insert.on_conflict_do_nothing(), new)
