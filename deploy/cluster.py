@@ -81,7 +81,12 @@ class Child:
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         preexec_fn=die_with_parent())
         if self.health_url:
-            wait_for(self.health_url, self.name, self.process)
+            try:
+                wait_for(self.health_url, self.name, self.process)
+            except RuntimeError as failure:  # what it said last, so the reason isn't lost with its folder
+                self._log.flush()
+                said = self.log_path.read_text(errors="replace").strip().splitlines()[-12:]
+                raise RuntimeError("\n".join([str(failure), *("  " + line for line in said)])) from None
         return self
 
     def alive(self) -> bool:
