@@ -92,8 +92,10 @@ def test_two_replicas_booking_in_turn_get_the_burst_then_one_place_every_interva
     assert all(send - sends[0] < interval for send in sends[:burst + 1])  # the burst: at once
     paced = sends[burst + 1:]  # then one every 50 ms, whichever replica asks
     assert paced[0] - sends[0] == pytest.approx(interval, abs=0.02)  # (the first step also connected)
+    # Each send is estimated from the test's clock before the call: a busy machine delays the store's reading by a
+    # few ms (6 ms seen under the full suite), still far from a wrong schedule (a whole 50 ms interval off).
     assert [send - paced[0] for send in paced] == pytest.approx([interval * number for number in range(len(paced))],
-                                                                abs=0.003)
+                                                                abs=0.01)
     assert [replica.steps for replica in replicas] == [count // 2] * 2
     assert [replica.failures for replica in replicas] == [0, 0]
 
