@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from services.audit.chain import COLUMNS, GENESIS, row_hash
+from .support import report
 
 ROOT = Path(__file__).resolve().parents[1]
 USERS = ("fay", "finn", "ada", "sam", "lee", "kim", "max", "ola")
@@ -193,29 +194,6 @@ def _seq_scan(audit: Any, filters: Any) -> bool:
     return False
 
 
-# Armed before the Enter that applies a filter, as bench/latency.py's ARM is before a click: the clock starts when
-# the key reaches the page (a capturing keydown listener) and stops at the first animation frame whose DOM shows
-# the filtered count (`text`, the start of a markdown line) with the page's run ended.
-ARM_ENTER = """([text]) => {
-    window.__pressedAt = null;
-    document.addEventListener('keydown', (event) => {
-        if (event.key === 'Enter' && window.__pressedAt === null) window.__pressedAt = performance.now();
-    }, {capture: true});
-    const app = () => document.querySelector("[data-testid='stApp']");
-    const shown = () => app()?.dataset.testScriptState === 'notRunning'
-        && [...document.querySelectorAll("[data-testid='stMarkdownContainer']")]
-            .some((el) => el.textContent.trim().startsWith(text));
-    const armed = performance.now();
-    window.__shown = new Promise((resolve) => {
-        const frame = () => {
-            const now = performance.now();
-            if (window.__pressedAt !== null && shown()) resolve(now - window.__pressedAt);
-            else if (now - armed > 60000) resolve(null);
-            else requestAnimationFrame(frame);
-        };
-        requestAnimationFrame(frame);
-    });
-}"""
 DOWNLOAD_WAIT_S = 200  # the page's own wait for a deferred file is 180 s (Streamlit 1.67's frontend), then an error
 
 
@@ -229,6 +207,8 @@ def browser_page(url: str, rounds: int = 20, root: Path = ROOT) -> dict[str, Any
         from playwright.sync_api import sync_playwright
 
         from tests.support.browser import launch_chromium, login, start_console, wait_for_app, warm_up
+
+        from .latency import ARM_ENTER
     except Exception:
         return None
     import secrets
@@ -265,7 +245,7 @@ def browser_page(url: str, rounds: int = 20, root: Path = ROOT) -> dict[str, Any
                     prefix = f"org_1{round_number % 10}"
                     box.fill(f"{prefix}*")
                     page.bring_to_front()  # headless Chromium draws frames for the front window
-                    page.evaluate(ARM_ENTER, [f"{totals[prefix]:,} event"])
+                    page.evaluate(ARM_ENTER, ["[data-testid='stMarkdownContainer']", f"{totals[prefix]:,} event"])
                     page.keyboard.press("Enter")
                     elapsed = page.evaluate("window.__shown")
                     if elapsed is None:
@@ -507,13 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.events, browser=not args.skip_browser, console_root=args.console_root)
     command = ["python", "-m", "bench.audit_scale", *(argv if argv is not None else sys.argv[1:])]
     results["machine"], results["command"] = _machine(), " ".join(command)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    print(table(results))
-    missed = failures(results)
-    if missed:
-        print(f"Targets missed: {', '.join(missed)}")
-    return 1 if missed else 0
+    return report(results, table, failures, args.json)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,10 @@ Measured on each store:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import sqlite3
 import statistics
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from services.directory.table import fold, name_words, word_variants
+from .support import report
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_TARGET_MS, SCREEN_TARGET_MS, UPSERT_TARGET_MS = 50.0, 150.0, 2.0
@@ -260,28 +259,6 @@ def upsert_cost(url: str, rounds: int = 60) -> dict[str, Any]:
     return {"read": _summary(reads), "insert": _summary(new), "update": _summary(again)}
 
 
-# Armed before the Enter that searches: the clock starts when the key reaches the page and stops at the first frame
-# showing the list's caption (`text`, its start) with the run ended.
-ARM_ENTER = """([text]) => {
-    window.__pressedAt = null;
-    document.addEventListener('keydown', (event) => {
-        if (event.key === 'Enter' && window.__pressedAt === null) window.__pressedAt = performance.now();
-    }, {capture: true});
-    const app = () => document.querySelector("[data-testid='stApp']");
-    const shown = () => app()?.dataset.testScriptState === 'notRunning'
-        && [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
-            .some((el) => el.textContent.trim().startsWith(text));
-    const armed = performance.now();
-    window.__shown = new Promise((resolve) => {
-        const frame = () => {
-            const now = performance.now();
-            if (window.__pressedAt !== null && shown()) resolve(now - window.__pressedAt);
-            else if (now - armed > 30000) resolve(null);
-            else requestAnimationFrame(frame);
-        };
-        requestAnimationFrame(frame);
-    });
-}"""
 
 
 def browser_searches(url: str, cases: dict[str, list[str]], expected: dict[str, int]) -> dict[str, Any] | None:
@@ -291,6 +268,8 @@ def browser_searches(url: str, cases: dict[str, list[str]], expected: dict[str, 
         from playwright.sync_api import expect, sync_playwright
 
         from tests.support.browser import LOOKUP_BOX, launch_chromium, login, start_console, wait_for_app, warm_up
+
+        from .latency import ARM_ENTER
     except Exception:
         return None
     import secrets
@@ -318,7 +297,8 @@ def browser_searches(url: str, cases: dict[str, list[str]], expected: dict[str, 
                         box.fill(query)
                         expect(box).to_have_value(query)
                         page.bring_to_front()  # headless Chromium draws frames for the front window
-                        page.evaluate(ARM_ENTER, [f"{min(expected[query], 20)} customers match “{query}”"])
+                        page.evaluate(ARM_ENTER, ["[data-testid='stCaptionContainer']",
+                                                  f"{min(expected[query], 20)} customers match “{query}”"])
                         box.press("Enter")
                         elapsed = page.evaluate("window.__shown")
                         if elapsed is None:
@@ -449,13 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = run(args.organizations, browser=not args.skip_browser,
                   stores=tuple(args.store or ("postgresql", "sqlite")))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    print(table(results))
-    missed = failures(results)
-    if missed:
-        print(f"Targets missed: {', '.join(missed)}")
-    return 1 if missed else 0
+    return report(results, table, failures, args.json)
 
 
 if __name__ == "__main__":

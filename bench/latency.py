@@ -47,6 +47,30 @@ ARM = """([selector, text, idle]) => {
 }"""
 
 
+# Armed before an Enter, as ARM is before a click: the clock starts when the key reaches the page (a capturing
+# keydown listener) and stops at the first frame whose DOM shows an element `selector` starting with `text`, with
+# the page's run ended (bench/audit_scale.py, bench/directory_scale.py).
+ARM_ENTER = """([selector, text]) => {
+    window.__pressedAt = null;
+    document.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter' && window.__pressedAt === null) window.__pressedAt = performance.now();
+    }, {capture: true});
+    const app = () => document.querySelector("[data-testid='stApp']");
+    const shown = () => app()?.dataset.testScriptState === 'notRunning'
+        && [...document.querySelectorAll(selector)].some((el) => el.textContent.trim().startsWith(text));
+    const armed = performance.now();
+    window.__shown = new Promise((resolve) => {
+        const frame = () => {
+            const now = performance.now();
+            if (window.__pressedAt !== null && shown()) resolve(now - window.__pressedAt);
+            else if (now - armed > 60000) resolve(null);
+            else requestAnimationFrame(frame);
+        };
+        requestAnimationFrame(frame);
+    });
+}"""
+
+
 def timed_click(page, button, selector: str, text: str, idle: bool = False) -> float:  # type: ignore[no-untyped-def]
     """Milliseconds from the click on `button` to the first frame showing `text` in an element `selector`."""
     page.bring_to_front()  # headless Chromium draws frames for the front window

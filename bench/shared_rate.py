@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from .support import report
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE_PER_MINUTE, LATENCY_MS, PER_REPLICA, REPLICAS, CONCURRENCY = 1000, 40, 1000, 2, 8
@@ -154,13 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         replica(*args.replica)
         return 0
     results = run()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    print(table(results))
-    missed = failures(results)
-    if missed:
-        print(f"Targets missed: {', '.join(missed)}")
-    return 1 if missed else 0
+    return report(results, table, failures, args.json)
 
 
 if __name__ == "__main__":

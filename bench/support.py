@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 
@@ -59,3 +59,18 @@ def sandbox_process(*flags: str, organizations: int = 74) -> Iterator[SandboxPro
 def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine()}
+
+
+def report(results: dict[str, Any], table: Callable[[dict[str, Any]], str],
+           failures: Callable[[dict[str, Any]], list[str]], json_path: Path | None = None) -> int:
+    """A section run alone: its results written to `json_path` if given, its table printed, and the exit code
+    (1 when a target was missed, each named)."""
+    import json
+
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2))
+    print(table(results))
+    missed = failures(results)
+    if missed:
+        print(f"Targets missed: {', '.join(missed)}")
+    return 1 if missed else 0
