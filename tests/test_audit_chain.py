@@ -300,6 +300,10 @@ def test_the_roles_of_the_deployment_guide_let_the_console_work_but_not_rewrite_
         assert jobs.claim("worker", timedelta(seconds=30)) is not None
         assert jobs.save(job_id, 0, {"organization_id": "org_abc123", "status": "active", "error": None})
         assert jobs.finish(job_id, "worker", "done") and jobs.purge() == 1
+        refresh = jobs.create("directory", "admin", ["org_abc123"], kind="refresh")  # its rows: the owner's function
+        assert jobs.claim("worker", timedelta(seconds=30)) is not None
+        assert jobs.finish(refresh, "worker", "done")
+        assert jobs.purge_background_items(timedelta(seconds=-1)) == 1 and jobs.pending(refresh) == []
         directory = Directory(console)  # the customer directory: noted (its key's sequence), searched, forgotten
         assert directory.note(CustomerInfo("org_abc123", "cus_abc123", email="ap@acme.example",
                                            organization_name="Acme Analytics"), "lookup")

@@ -217,6 +217,30 @@ def test_finished_jobs_are_purged_after_the_retention(jobs: JobStore, client: Pa
     assert jobs.purge() == 0  # once
 
 
+def test_the_rows_of_imports_and_refreshes_leave_a_week_after_them_a_person_s_lookup_keeps_its(
+        jobs: JobStore, client: PaymentsClient, control: SandboxControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.jobs import store as job_store
+
+    ids = _ids(control, 5)
+    refresh = jobs.create("directory", "admin", ids, kind=REFRESH)
+    lookup = jobs.create("ann", "support", ids[:2])
+    recent = jobs.create("directory", "admin", ids[:3], kind=REFRESH)
+    worker = JobWorker(jobs, client, **FAST)
+    assert worker.run_once() and worker.run_once() and worker.run_once()
+    with jobs.engine.begin() as conn:
+        conn.execute(update(bulk_jobs).where(bulk_jobs.c.id.in_([refresh, lookup])).values(
+            finished_at=jobs.job(refresh).finished_at - timedelta(days=8)))
+    monkeypatch.setattr(job_store, "ITEMS_PURGED_PER_TRANSACTION", 2)  # three transactions: 2, 2, 1
+    assert jobs.purge_background_items() == 5
+
+    def rows(job_id: str) -> int:
+        with jobs.engine.connect() as conn:
+            return len(conn.execute(select(bulk_job_items.c.position).where(bulk_job_items.c.job_id == job_id)).all())
+
+    assert (rows(refresh), rows(lookup), rows(recent)) == (0, 2, 3)
+    assert jobs.purge_background_items() == 0
+
+
 def test_the_desk_audits_starts_stops_and_downloads_and_shows_jobs_to_their_owner_or_admin(
         store_url: str, client: PaymentsClient, control: SandboxControl) -> None:
     desk = BillingDesk(client, AuditLog(store_url))

@@ -533,6 +533,31 @@ def test_a_broad_search_walks_the_newest_reads_first(desk: BillingDesk, control:
     assert [entry.organization_id for entry in desk.search_customers(SUPPORT, "harbor", limit=2)] == newest_first[:2]
 
 
+def test_a_broad_search_whose_matches_are_all_old_walks_no_further_than_its_reach(
+        desk: BillingDesk, control: SandboxControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of matches all read long ago would have the walk read the whole directory: it stops after
+    `WALKED_AT_MOST` reads and takes the rest from the index's first matches, newest first."""
+    from services.directory import search
+
+    zephyrine = [row["id"] for row in control.organizations(status="active")][:5]
+    for number, organization_id in enumerate(zephyrine):
+        _named(control, organization_id, f"Zephyrine Freight {number}", f"ap{number}@zephyrine.example")
+        desk.customer(SUPPORT, organization_id)
+    newer = [row["id"] for row in control.organizations(status="active")][5:9]
+    for organization_id in newer:  # read after every match
+        read = desk.customer(SUPPORT, organization_id)
+        assert "zephyrine" not in f"{read.organization_name} {read.name} {read.email}".lower()
+    monkeypatch.setattr(search, "BROAD", 2)  # the probe takes 3 of the 5 matches
+    monkeypatch.setattr(search, "NEWEST_TRIED_FIRST", 2)
+    monkeypatch.setattr(search, "WALKED_AT_MOST", 3)  # the newest three reads hold no match
+    found = [entry.organization_id for entry in desk.search_customers(SUPPORT, "zephyrine")]
+    assert len(found) == 3 and set(found) <= set(zephyrine)  # an unbounded walk would have found all five
+    assert found == sorted(found, key=zephyrine.index, reverse=True)  # newest first
+    monkeypatch.setattr(search, "WALKED_AT_MOST", 6)  # the reach now holds the two newest matches
+    found = [entry.organization_id for entry in desk.search_customers(SUPPORT, "zephyrine")]
+    assert found[:2] == [zephyrine[4], zephyrine[3]] and set(found) <= set(zephyrine) and len(set(found)) == len(found)
+
+
 def test_migration_0014_keeps_the_words_of_the_names_already_kept(tmp_path: Path, store_url: str) -> None:
     from services.store import store_engine, upgrade
 

@@ -7,7 +7,8 @@ In order, each kind of match ranked after the ones before it:
    newest-read first. A trigram index finds the matches on both stores (pg_trgm's GIN index on PostgreSQL, the FTS5
    trigram table on SQLite); a query shorter than a trigram (1-2 characters) matches only the start of an id,
    through the ids' own indexes. When more than `BROAD` match (the start of an id, a common word), sorting them all
-   would cost more than the search: the newest-read index is walked instead, testing each row, up to a page;
+   would cost more than the search: the newest-read index is walked instead, testing each row, up to a page or
+   `WALKED_AT_MOST` rows;
 3. **similar name**, only when nothing above matched (a name that contains what was typed is the better answer):
    names holding, for each word typed, a word one letter off it (a letter changed, added or missing), found
    through `directory_name_words`, then ranked by pg_trgm's word similarity (services/directory/similarity.py,
@@ -36,6 +37,9 @@ SIMILAR_TYPED_WORDS = 3  # the longest words typed that must each be matched
 # of 20 the two meet near 4,500 (measured: docs/performance.md).
 BROAD = 5000
 NEWEST_TRIED_FIRST = 2000  # PostgreSQL: the newest reads tested before the index is probed (see `containing`)
+# A broad search walks no further than this many of the newest reads; past them it takes the newest of the first
+# `BROAD` matches the index gave (measured at a million: docs/performance.md).
+WALKED_AT_MOST = 20_000
 MAX_QUERY_CHARACTERS = 200
 
 table = directory_organizations
@@ -79,20 +83,45 @@ def containing(conn: Connection, groups: Sequence[Sequence[str]], limit: int) ->
     if conn.dialect.name == "postgresql":
         # A GIN probe builds its whole bitmap before any LIMIT (25 ms for a word every sixteenth name holds, at a
         # million): the newest reads are tried first, and when they hold a page, that page is the answer.
-        newest = select(table.c.id, table.c.organization_id, table.c.customer_id, table.c.search_text,
-                        table.c.last_read_at).order_by(*NEWEST_FIRST).limit(NEWEST_TRIED_FIRST).subquery()
-        found = list(conn.execute(select(newest.c.organization_id).where(_every_group(conn, groups, newest))
-                                  .order_by(newest.c.last_read_at.desc(), newest.c.id.desc()).limit(limit)).scalars())
+        found = _newest_matching(conn, groups, limit, NEWEST_TRIED_FIRST)
         if len(found) == limit:
             return found
     probe = list(conn.execute(_indexed(conn, groups).limit(BROAD + 1)).scalars())
-    if len(probe) > BROAD:  # broad: newest first along the index, each row tested, until a page is full
-        query = select(table.c.organization_id).where(_every_group(conn, groups, table))
-    elif probe:
-        query = select(table.c.organization_id).where(table.c.id.in_(probe))
-    else:
+    if not probe:
         return []
-    return list(conn.execute(query.order_by(*NEWEST_FIRST).limit(limit)).scalars())
+    if len(probe) <= BROAD:
+        return _newest_of(conn, probe, limit)
+    # Broad: newest first along the index, each row tested, until a page is full, but never past the newest
+    # `WALKED_AT_MOST` reads (thousands of matches that are all old would otherwise walk the whole directory).
+    found = _newest_matching(conn, groups, limit, WALKED_AT_MOST)
+    if len(found) < limit:  # every match within the walk's reach is in `found`: the rest from the probe's, newest first
+        found += [organization_id for organization_id in _newest_of(conn, probe, limit)
+                  if organization_id not in found][:limit - len(found)]
+    return found
+
+
+def _newest_of(conn: Connection, ids: Sequence[int], limit: int) -> list[str]:
+    """The newest read of these rows, at most `limit`: the rows found by id, then sorted. The order is written so no
+    index gives it (`coalesce`): a planner expecting the rows spread evenly would walk the newest-read index for
+    them instead, reading the whole directory when they are all old (2 s at a million, docs/performance.md)."""
+    return list(conn.execute(select(table.c.organization_id).where(table.c.id.in_(ids)).order_by(
+        func.coalesce(table.c.last_read_at, table.c.last_read_at).desc(), table.c.id.desc()).limit(limit)).scalars())
+
+
+def _newest_matching(conn: Connection, groups: Sequence[Sequence[str]], limit: int, window: int) -> list[str]:
+    """The matches among the newest `window` reads, newest first, at most `limit`: the newest-read index walked,
+    each row tested, stopping at a full page."""
+    if conn.dialect.name == "postgresql":
+        newest = select(table.c.id, table.c.organization_id, table.c.customer_id, table.c.search_text,
+                        table.c.last_read_at).order_by(*NEWEST_FIRST).limit(window).subquery()
+        return list(conn.execute(select(newest.c.organization_id).where(_every_group(conn, groups, newest))
+                                 .order_by(newest.c.last_read_at.desc(), newest.c.id.desc()).limit(limit)).scalars())
+    # SQLite sorts a subquery's rows again (its order isn't kept), so the whole window would be read: the walk stops
+    # at the window's oldest read instead, found along the same index (it holds the row id: no table read).
+    oldest = select(table.c.last_read_at).order_by(*NEWEST_FIRST).offset(window - 1).limit(1).scalar_subquery()
+    return list(conn.execute(select(table.c.organization_id).where(
+        _every_group(conn, groups, table), or_(oldest.is_(None), table.c.last_read_at >= oldest))
+        .order_by(*NEWEST_FIRST).limit(limit)).scalars())
 
 
 def _every_group(conn: Connection, groups: Sequence[Sequence[str]], rows: Any) -> ColumnElement[bool]:

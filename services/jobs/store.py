@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, and_, case, func,
-                        insert, or_, select, update)
+from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, and_, case, delete,
+                        func, insert, or_, select, text, tuple_, update)
 from sqlalchemy.engine import Connection, Engine, Row
 
 from ..inputs import InputRefused
@@ -30,6 +30,9 @@ MAX_IDS_PER_IMPORT = 100_000  # a company's list of organizations, read into the
 LOOKUP, IMPORT, REFRESH = "lookup", "import", "refresh"
 MAX_ACTIVE_PER_PERSON = 3
 KEEP_DAYS = 30
+# An import's or a refresh's per-organization rows (what they read is in the directory): a week to see what failed.
+BACKGROUND_ITEMS_KEPT = timedelta(days=7)
+ITEMS_PURGED_PER_TRANSACTION = 10_000
 
 bulk_jobs = Table(
     "bulk_jobs", metadata,
@@ -321,6 +324,29 @@ class JobStore:
             marked = conn.execute(update(bulk_jobs).where(bulk_jobs.c.id.in_(job_ids), bulk_jobs.c.purged_at.is_(None))
                                   .values(purged_at=moment))  # another replica's purge may have marked some
             return marked.rowcount
+
+    def purge_background_items(self, kept: timedelta = BACKGROUND_ITEMS_KEPT) -> int:
+        """Deletes the per-organization rows of the imports and refreshes finished longer ago than `kept`, in
+        transactions of ITEMS_PURGED_PER_TRANSACTION; returns how many. A person's bulk lookup keeps its rows. On
+        PostgreSQL through the owner's `purge_background_job_items` (migration 0015): the console's role may not
+        delete job rows itself."""
+        deleted = 0
+        while True:
+            with write_transaction(self.engine) as conn:
+                before = store_now(conn) - kept
+                if conn.dialect.name == "postgresql":
+                    gone = conn.execute(text("SELECT purge_background_job_items(:before, :batch)"),
+                                        {"before": before, "batch": ITEMS_PURGED_PER_TRANSACTION}).scalar_one()
+                else:
+                    finished = select(bulk_jobs.c.id).where(bulk_jobs.c.kind.in_((IMPORT, REFRESH)),
+                                                            bulk_jobs.c.finished_at < before)
+                    batch = select(bulk_job_items.c.job_id, bulk_job_items.c.position).where(
+                        bulk_job_items.c.job_id.in_(finished)).limit(ITEMS_PURGED_PER_TRANSACTION)
+                    gone = conn.execute(delete(bulk_job_items).where(
+                        tuple_(bulk_job_items.c.job_id, bulk_job_items.c.position).in_(batch))).rowcount
+            deleted += gone
+            if gone < ITEMS_PURGED_PER_TRANSACTION:
+                return deleted
 
 
 def _json_default(value: Any) -> Any:

@@ -143,6 +143,9 @@ class JobWorker:
             purged = self.jobs.purge()
             if purged:
                 log.info("Purged %d bulk jobs past their retention.", purged)
+            items = self.jobs.purge_background_items()
+            if items:
+                log.info("Deleted %d rows of imports and refreshes finished over a week ago.", items)
 
     # --- one job ------------------------------------------------------------------------------------------
     def _work(self, job: Job) -> None:

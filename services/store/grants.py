@@ -27,6 +27,8 @@ CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # The sequences behind the keys the console's inserts draw (nextval needs USAGE).
 CONSOLE_SEQUENCES: tuple[str, ...] = ("directory_organizations_id_seq",)
+# The owner's functions the console may call (EXECUTE): deleting the rows of old imports and refreshes (0015).
+CONSOLE_FUNCTIONS: tuple[str, ...] = ("purge_background_job_items(timestamptz, integer)",)
 
 
 def grant_console(engine: Engine, role: str) -> list[str]:
@@ -50,6 +52,18 @@ def grant_console(engine: Engine, role: str) -> list[str]:
         if sequences:
             statements.append(f"REVOKE ALL ON SEQUENCE {', '.join(sequences)} FROM {role}")
             statements.append(f"GRANT USAGE ON SEQUENCE {', '.join(sequences)} TO {role}")
+        kept = set(conn.execute(text("SELECT p.oid::regprocedure::text FROM pg_proc p "
+                                     "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"))
+                   .scalars())
+        for function in CONSOLE_FUNCTIONS:
+            if _signature(function) in {_signature(name) for name in kept}:
+                statements.append(f"REVOKE ALL ON FUNCTION {function} FROM {role}")
+                statements.append(f"GRANT EXECUTE ON FUNCTION {function} TO {role}")
         for statement in statements:
             conn.execute(text(statement))
     return statements
+
+
+def _signature(function: str) -> str:
+    """`name(type, type)` as PostgreSQL's regprocedure writes it (`timestamp with time zone` for timestamptz)."""
+    return function.replace("timestamptz", "timestamp with time zone").replace(" ", "")
