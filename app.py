@@ -29,9 +29,10 @@ PAGES: dict[Page, tuple[str, str, str]] = {
     Page.SUBSCRIPTION: ("pages/subscription.py", "Subscription actions", ":material/tune:"),
     Page.APPROVALS: ("pages/approvals.py", "Approvals", ":material/fact_check:"),
     Page.AUDIT: ("pages/audit.py", "Audit log", ":material/history:"),
+    Page.REVENUE: ("pages/revenue.py", "Revenue", ":material/monitoring:"),
 }
 SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION),
-            "Records": (Page.APPROVALS, Page.AUDIT)}
+            "Finance": (Page.REVENUE,), "Records": (Page.APPROVALS, Page.AUDIT)}
 
 console = get_console()
 actor = session.current_actor()  # the stored session, checked on every run

@@ -262,10 +262,17 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
     @app.get("/sandbox/control/organizations", tags=["sandbox"], summary="Seeded organizations and states")
     def organizations() -> list[dict[str, Any]]:
-        rows = store.all("SELECT o.id, o.name, COALESCE((SELECT status FROM subscriptions s WHERE s.organization_id = o.id "
-                         "ORDER BY created_at DESC, rowid DESC LIMIT 1), 'none') AS status, "
-                         "(SELECT cancel_at_period_end FROM subscriptions s WHERE s.organization_id = o.id "
-                         "ORDER BY created_at DESC, rowid DESC LIMIT 1) AS canceling FROM organizations o ORDER BY o.id")
+        # Each organization's latest subscription as the sandbox holds it (what tests compute expectations from).
+        latest = ("(SELECT {} FROM subscriptions s WHERE s.organization_id = o.id "
+                  "ORDER BY created_at DESC, rowid DESC LIMIT 1)")
+        fields = {"canceling": "cancel_at_period_end", "price_id": "price_id",
+                  "period_end": "current_period_end", "trial_end": "trial_end",
+                  "scheduled_price_id": "scheduled_price_id"}
+        rows = store.all(
+            f"SELECT o.id, o.name, COALESCE({latest.format('status')}, 'none') AS status, "
+            + ", ".join(f"{latest.format(column)} AS {name}" for name, column in fields.items())
+            + ", (SELECT card_last4 IS NOT NULL FROM customers c WHERE c.organization_id = o.id) AS has_card "
+            "FROM organizations o ORDER BY o.id")
         return [dict(row) for row in rows]
 
     @app.post("/sandbox/control/organizations/{organization_id}/profile", tags=["sandbox"],

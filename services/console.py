@@ -28,6 +28,7 @@ from .store.leases import ConsoleLease
 from .outbox import Outbox, OutboxWorker, SmtpSettings
 from .payments.client import PaymentsClient
 from .payments.rate_pacer import RatePacer
+from .revenue import SnapshotSchedule
 from .store.rate_budget import SharedRateBudget
 from .store import open_store
 
@@ -54,6 +55,7 @@ class Console:
     verification: VerificationSchedule | None = field(default=None, repr=False)  # the chain's scheduled re-hash
     customers: Directory | None = field(default=None, repr=False)  # the customer directory
     refreshes: RefreshSchedule | None = field(default=None, repr=False)  # its daily refresh, queued by one process
+    snapshots: SnapshotSchedule | None = field(default=None, repr=False)  # the daily revenue snapshot
 
     @property
     def environment(self) -> str:
@@ -151,10 +153,14 @@ def build_console(config: ConsoleConfig) -> Console:
             refreshes.claim_today("sandbox fill")  # just read, every one: today's refresh is done
     if config.refresh_hour is not None:  # the directory's daily refresh, queued by one process among all
         refreshes.start()
+    # The day's revenue snapshot of the directory, once its refresh has finished (one process among all takes it).
+    snapshots = SnapshotSchedule(store, jobs, refresh_on=config.refresh_hour is not None,
+                                 by=f"console {audit.boot_id[:8]}").start()
     return Console(config=config, client=client, store=store, audit=audit, desk=desk, directory=directory,
                    sessions=sessions, password_sign_in=PasswordSignIn(directory, throttle, sessions),
                    success_url=success_url, cancel_url=cancel_url, sandbox=sandbox, lease=lease, jobs=jobs,
-                   workers=workers, verification=verification, customers=customers, refreshes=refreshes)
+                   workers=workers, verification=verification, customers=customers, refreshes=refreshes,
+                   snapshots=snapshots)
 
 
 def fill_from_sandbox(sandbox: object, client: PaymentsClient, customers: Directory) -> int:

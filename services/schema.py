@@ -22,6 +22,7 @@ from .auth import sessions, throttle  # noqa: F401
 from .directory import refresh as directory_refresh, table as directory_table  # noqa: F401
 from .jobs import store as jobs_store  # noqa: F401
 from .outbox import store as outbox_store  # noqa: F401
+from .revenue import tables as revenue_tables  # noqa: F401
 from .store import alembic_config, head_revision, metadata, store_engine, upgrade
 
 

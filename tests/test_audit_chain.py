@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from services.audit import watch as audit_watch
 from services.audit.command import main as verify_command
 from services.audit.verify import verify
 from services.auth.roles import Actor, Role
+from services.revenue import take_snapshot
 from services.directory import Directory
 from services.desk import BillingDesk, WriteOutcomeUnknown
 from services.payments.client import PaymentsClient
@@ -308,11 +309,14 @@ def test_the_roles_of_the_deployment_guide_let_the_console_work_but_not_rewrite_
         assert directory.note(CustomerInfo("org_abc123", "cus_abc123", email="ap@acme.example",
                                            organization_name="Acme Analytics"), "lookup")
         assert [entry.organization_id for entry in directory.search("acme")] == ["org_abc123"]
+        assert directory.note(CustomerInfo("org_def456", "cus_def456"), "lookup")
+        assert take_snapshot(console, date.today(), "console") is not None  # revenue: inserted, never rewritten
         assert directory.forget("org_abc123") and directory.purge() == 0
         lease.stop()
         for statement in ("UPDATE audit_rows SET reason = 'x'", "DELETE FROM audit_rows", "TRUNCATE audit_rows",
                           "ALTER TABLE audit_rows DISABLE TRIGGER USER", "DROP VIEW audit_events",
-                          "DELETE FROM bulk_job_items", "DELETE FROM approval_requests"):
+                          "DELETE FROM bulk_job_items", "DELETE FROM approval_requests",
+                          "UPDATE revenue_days SET mrr_cents = 0", "DELETE FROM revenue_snapshots"):
             with pytest.raises(DBAPIError, match="permission denied|must be owner"), console.begin() as conn:
                 conn.exec_driver_sql(statement)
         assert verify(console).ok

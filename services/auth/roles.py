@@ -31,6 +31,7 @@ class Action(str, Enum):
     ADD_NOTE = "add a note on a customer"
     EXPORT_DIRECTORY = "export the customer directory"
     MANAGE_DIRECTORY = "manage the customer directory"  # import ids into it, forget an organization
+    SEE_REVENUE = "see revenue over time"  # the Revenue page: MRR, movements, churn, cohorts; its exports
 
 
 class Page(str, Enum):
@@ -40,6 +41,7 @@ class Page(str, Enum):
     SUBSCRIPTION = "subscription"
     AUDIT = "audit"
     APPROVALS = "approvals"
+    REVENUE = "revenue"
 
 
 _SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_CHECKOUT_LINK,
@@ -47,7 +49,7 @@ _SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_
 _FINANCE = _SUPPORT | {Action.PROCESS_CHECKOUT, Action.CHANGE_PLAN, Action.CANCEL_SUBSCRIPTION, Action.READ_AUDIT_LOG,
                        Action.SHOW_PORTAL_LINK,
                        Action.SETTLE_UNKNOWN_OUTCOME, Action.FINANCE_SUMMARY, Action.APPROVE_REQUESTS,
-                       Action.EXPORT_DIRECTORY}
+                       Action.EXPORT_DIRECTORY, Action.SEE_REVENUE}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.SUPPORT: _SUPPORT,
     Role.FINANCE: _FINANCE,
@@ -61,6 +63,7 @@ PAGE_ACTIONS: dict[Page, Action] = {
     Page.SUBSCRIPTION: Action.CHANGE_PLAN,
     Page.AUDIT: Action.READ_AUDIT_LOG,
     Page.APPROVALS: Action.APPROVE_REQUESTS,
+    Page.REVENUE: Action.SEE_REVENUE,
 }
 
 

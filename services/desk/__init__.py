@@ -66,12 +66,13 @@ from .directory import DirectoryReads
 from .four_eyes import SYSTEM_USER, Approvals, RequestReview
 from .history import BULK_LOOKUPS_SHOWN, HISTORY_COLUMNS, NOTES_PER_HOUR, History
 from .portal import PortalLinks
+from .revenue import RevenueReads
 from .writes import Writes
 
 __all__ = ["BULK_LOOKUPS_SHOWN", "HISTORY_COLUMNS", "JOB_COLUMNS", "NOTES_PER_HOUR", "SYSTEM_USER", "BillingDesk",
            "BulkJobView", "RequestReview", "WriteOutcomeUnknown", "WriteResult"]
 
 
-class BillingDesk(CustomerReads, DirectoryReads, Writes, PortalLinks, Approvals, BulkJobs, AuditLogReads, History,
-                  DeskCore):
+class BillingDesk(CustomerReads, DirectoryReads, RevenueReads, Writes, PortalLinks, Approvals, BulkJobs, AuditLogReads,
+                  History, DeskCore):
     """The one road from the pages to the Payments API and the store (`ui/reads.py` only caches around it)."""

@@ -17,7 +17,6 @@ once-a-day claim, which one row with the day as its key gives on both stores.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -26,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import AuditLog
+from ..periodic import PeriodicCheck
 from ..jobs.store import MAX_IDS_PER_IMPORT, REFRESH, JobStore
 from ..store import metadata, now
 from .store import Directory
@@ -66,7 +66,7 @@ class RefreshSchedule:
         it; `on_queued` wakes this process's job workers."""
         self.engine, self.directory, self.jobs, self.audit = engine, directory, jobs, audit
         self.hour, self.by, self.check_every, self.clock, self.on_queued = hour, by, check_every, clock, on_queued
-        self._stop = threading.Event()
+        self._loop: PeriodicCheck | None = None
 
     def run_due(self) -> list[str] | None:
         """Queues today's refresh if it is due and no process has; the jobs queued, or None."""
@@ -109,16 +109,10 @@ class RefreshSchedule:
             return False
 
     def start(self) -> RefreshSchedule:
-        threading.Thread(target=self._run, name="directory-refresh", daemon=True).start()
+        self._loop = PeriodicCheck(self.run_due, self.check_every, "directory-refresh",
+                                   "The directory's refresh could not be queued; it is tried again.", log).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_due()
-            except Exception:  # the store is down, the jobs refused: tried again at the next check
-                log.warning("The directory's refresh could not be queued; it is tried again.", exc_info=True)
-            self._stop.wait(self.check_every)
+        if self._loop is not None:
+            self._loop.stop()

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from ..config import ConfigError, load_config
 from ..audit import AuditLog
 from ..directory import Directory, RefreshSchedule
+from ..revenue import SnapshotSchedule
 from ..store.leases import ConsoleLease
 from ..payments.client import PaymentsClient
 from ..payments.rate_pacer import RatePacer
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         RefreshSchedule(store, customers, jobs, AuditLog(store, environment=config.environment, keys=config.audit_keys),
                         hour=config.refresh_hour, by=f"worker {lease.lease_id[:16]}",
                         on_queued=lambda: [worker.wake() for worker in workers]).start()
+    SnapshotSchedule(store, jobs, refresh_on=config.refresh_hour is not None,
+                     by=f"worker {lease.lease_id[:16]}").start()  # the day's revenue snapshot, by one process
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

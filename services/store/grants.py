@@ -12,7 +12,9 @@ from .engine import StoreError
 # What the console's own role may do, table by table (docs/deployment.md): append-only on the audit rows, no DDL.
 # A migration that adds a table adds it here; `python -m services.store grant ROLE` applies this, as the owner.
 CONSOLE_GRANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("SELECT, INSERT", ("audit_rows",)),  # append-only: no UPDATE, DELETE, TRUNCATE
+    ("SELECT, INSERT", ("audit_rows",  # append-only: no UPDATE, DELETE, TRUNCATE
+                        "revenue_snapshots", "revenue_movements", "revenue_customers",  # a day is written once
+                        "revenue_days", "revenue_cohort_days")),
     ("SELECT", ("audit_events", "alembic_version")),  # the view the pages read; the revision checked at start
     ("SELECT, INSERT, UPDATE", ("audit_chain_checkpoints", "rate_budgets",  # the last verified row; the key's rate
                                 "audit_verifications",  # the scheduled full re-hashes, kept

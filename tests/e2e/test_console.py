@@ -16,8 +16,8 @@ from .conftest import (PASSWORDS, Console, choose, login, nav_links, open_page, 
 
 ROLE_PAGES = {
     "support": ["Customer", "Bulk lookup", "Plans"],
-    "finance": ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Approvals", "Audit log"],
-    "admin": ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Approvals", "Audit log"],
+    "finance": ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Revenue", "Approvals", "Audit log"],
+    "admin": ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Revenue", "Approvals", "Audit log"],
 }
 
 

@@ -1,0 +1,178 @@
+"""Taking a day's snapshot of the directory: its rows, the movements since the day before, and the day's rollups,
+in one transaction, once (a second process taking the same day is refused by the day's key and gives up).
+
+Days the console took no snapshot on (it was down, or nothing ran) are filled in first as copies of the last day
+taken, every row marked carried: nothing is known to have changed until the next day read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, insert, literal, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from ..directory import directory_organizations as directory
+from ..store import now, utc, write_transaction
+from .movements import CHURN, FIRST_COUNTED, NO_LONGER_COUNTED, movement
+from .tables import (MOVEMENT_COLUMNS, revenue_cohort_days, revenue_customers, revenue_days, revenue_movements,
+                     revenue_snapshots)
+
+log = logging.getLogger("billing_desk.revenue")
+GONE = "gone"  # the status a snapshot gives an organization the API said doesn't exist
+CARRIED_BY = "carried"  # revenue_days.taken_by of a day filled in from the day before it
+INSERTED_PER_STATEMENT = 5000
+SNAPSHOT_COLUMNS = ("organization_id", "plan", "price_cents", "currency", "interval_unit", "interval_count", "status",
+                    "cancel_at_period_end", "mrr_cents")
+
+
+@dataclass(frozen=True)
+class TakenDay:
+    """What taking a day wrote."""
+    day: date
+    organizations: int
+    carried: int
+    movements: int
+    filled_days: int  # days before it filled in as carried
+
+
+def take_snapshot(engine: Engine, day: date, by: str, clock: Any = now) -> TakenDay | None:
+    """Writes `day`'s snapshot of the directory as it stands; None if that day is already taken (by anyone).
+    Rows not read during `day` (UTC) are marked carried."""
+    try:
+        with write_transaction(engine) as conn:
+            if conn.execute(select(revenue_days.c.day).where(revenue_days.c.day >= day).limit(1)).first():
+                return None  # taken, or a later day is: a day is never written after the ones following it
+            filled = _fill_missing_days(conn, day, clock())
+            return _take(conn, day, by, clock(), filled)
+    except IntegrityError:  # another process took it at the same moment
+        return None
+
+
+def _fill_missing_days(conn: Connection, day: date, moment: datetime) -> int:
+    """Copies the last day taken into each day between it and `day`, every row carried; how many days."""
+    last = conn.execute(select(func.max(revenue_days.c.day))).scalar()
+    if last is None:
+        return 0
+    last = _day(last)
+    totals = conn.execute(select(revenue_days).where(revenue_days.c.day == last)).one()._asdict()
+    filled = 0
+    missing = last + timedelta(days=1)
+    while missing < day:
+        conn.execute(insert(revenue_snapshots).from_select(
+            ["day", *SNAPSHOT_COLUMNS, "carried"],
+            select(literal(missing, revenue_snapshots.c.day.type),
+                   *(revenue_snapshots.c[name] for name in SNAPSHOT_COLUMNS),
+                   literal(True, revenue_snapshots.c.carried.type)).where(revenue_snapshots.c.day == last)))
+        conn.execute(insert(revenue_cohort_days).from_select(
+            ["day", "cohort", "customers", "mrr_cents"],
+            select(literal(missing, revenue_cohort_days.c.day.type), revenue_cohort_days.c.cohort,
+                   revenue_cohort_days.c.customers, revenue_cohort_days.c.mrr_cents)
+            .where(revenue_cohort_days.c.day == last)))
+        no_movements = {f"{kind}_{part}": 0 for kind in MOVEMENT_COLUMNS for part in ("cents", "count")}
+        conn.execute(insert(revenue_days).values({**totals, **no_movements, "day": missing,
+                                                  "carried": totals["organizations"], "taken_at": moment,
+                                                  "taken_by": CARRIED_BY}))
+        filled += 1
+        missing += timedelta(days=1)
+    return filled
+
+
+def _take(conn: Connection, day: date, by: str, moment: datetime, filled: int) -> TakenDay:
+    before_day = day - timedelta(days=1)
+    before: dict[str, tuple[int | None, str | None]] = {
+        row.organization_id: (row.mrr_cents, row.plan) for row in conn.execute(
+            select(revenue_snapshots.c.organization_id, revenue_snapshots.c.mrr_cents, revenue_snapshots.c.plan)
+            .where(revenue_snapshots.c.day == before_day))}
+    first_paid = {row.organization_id: _day(row.first_paid_day) for row in conn.execute(select(revenue_customers))}
+    starts = datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+    rows, moves, newly_paid = [], [], []
+    totals: dict[str, int] = defaultdict(int)
+    cohorts: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+    for entry in conn.execute(select(directory.c.organization_id, directory.c.plan, directory.c.price_cents,
+                                     directory.c.currency, directory.c.interval_unit, directory.c.interval_count,
+                                     directory.c.status, directory.c.cancel_at_period_end, directory.c.mrr_cents,
+                                     directory.c.last_read_at, directory.c.gone_at)):
+        gone = entry.gone_at is not None
+        row = {"day": day, "organization_id": entry.organization_id, "plan": None if gone else entry.plan,
+               "price_cents": None if gone else entry.price_cents, "currency": None if gone else entry.currency,
+               "interval_unit": None if gone else entry.interval_unit,
+               "interval_count": None if gone else entry.interval_count, "status": GONE if gone else entry.status,
+               "cancel_at_period_end": bool(entry.cancel_at_period_end) and not gone,
+               "mrr_cents": 0 if gone else entry.mrr_cents, "carried": utc(entry.last_read_at) < starts}
+        rows.append(row)
+        mrr = row["mrr_cents"]
+        totals["organizations"] += 1
+        totals["carried"] += row["carried"]
+        totals["trialing"] += row["status"] == "trialing"
+        if mrr is None:
+            totals["unknown"] += 1
+        elif mrr > 0:
+            totals["customers"] += 1
+            totals["mrr_cents"] += mrr
+            if row["cancel_at_period_end"]:
+                totals["scheduled_churn_cents"] += mrr
+                totals["scheduled_churn_customers"] += 1
+            if entry.organization_id not in first_paid:
+                first_paid[entry.organization_id] = day
+                newly_paid.append({"organization_id": entry.organization_id, "first_paid_day": day})
+            cohort = cohorts[first_paid[entry.organization_id].replace(day=1)]
+            cohort[0] += 1
+            cohort[1] += mrr
+        was, plan_before = before.pop(entry.organization_id, (None, None))
+        paid_before = entry.organization_id in first_paid and first_paid[entry.organization_id] < day
+        kind = movement(was, mrr, paid_before)
+        if kind is not None:
+            moves.append(_movement(day, entry.organization_id, kind, was, mrr, plan_before, row["plan"]))
+    for organization_id, (was, plan_before) in before.items():  # left the directory since the day before
+        kind = movement(was, None, True)
+        if kind is not None:
+            moves.append(_movement(day, organization_id, kind, was, None, plan_before, None))
+    for move in moves:
+        kind = move["kind"]
+        totals[f"{kind}_cents"] += abs(move["to_mrr_cents"] - move["from_mrr_cents"])
+        totals[f"{kind}_count"] += 1
+
+    _insert(conn, revenue_snapshots, rows)
+    _insert(conn, revenue_movements, moves)
+    _insert(conn, revenue_customers, newly_paid)
+    _insert(conn, revenue_cohort_days, [{"day": day, "cohort": cohort, "customers": customers, "mrr_cents": mrr}
+                                        for cohort, (customers, mrr) in cohorts.items()])
+    conn.execute(insert(revenue_days).values(
+        day=day, taken_at=moment, taken_by=by,
+        **{column.name: totals[column.name] for column in revenue_days.columns
+           if column.name not in ("day", "taken_at", "taken_by")}))
+    log.info("Took the revenue snapshot of %s: %d organizations (%d carried), %d movements.", day,
+             totals["organizations"], totals["carried"], len(moves))
+    return TakenDay(day, totals["organizations"], totals["carried"], len(moves), filled)
+
+
+def _movement(day: date, organization_id: str, kind: str, was: int | None, mrr: int | None, plan_before: str | None,
+              plan: str | None) -> dict[str, Any]:
+    # First counted comes from nothing counted and no longer counted goes to it: both sides as numbers, zero.
+    assert kind in (FIRST_COUNTED, NO_LONGER_COUNTED, CHURN) or (was is not None and mrr is not None)
+    return {"day": day, "organization_id": organization_id, "kind": kind, "from_mrr_cents": was or 0,
+            "to_mrr_cents": mrr or 0, "from_plan": plan_before, "to_plan": plan}
+
+
+def _insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), INSERTED_PER_STATEMENT):
+        conn.execute(insert(table), rows[start:start + INSERTED_PER_STATEMENT])
+
+
+def _day(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def taken_days(engine: Engine, days: Iterable[date]) -> set[date]:
+    """Which of these days have been taken (or filled in)."""
+    with engine.connect() as conn:
+        return {_day(value) for value in conn.execute(
+            select(revenue_days.c.day).where(revenue_days.c.day.in_(list(days)))).scalars()}
