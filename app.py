@@ -24,6 +24,7 @@ st.set_page_config(page_title="Billing Desk", page_icon=ICON.read_bytes(), layou
 # Every page: its file, title, icon and URL. The login form answers at all of these URLs until login.
 PAGES: dict[Page, tuple[str, str, str]] = {
     Page.CUSTOMER: ("pages/customer.py", "Customer", ":material/person_search:"),
+    Page.ATTENTION: ("pages/attention.py", "Needs attention", ":material/priority_high:"),
     Page.BULK: ("pages/bulk.py", "Bulk lookup", ":material/checklist:"),
     Page.PLANS: ("pages/plans.py", "Plans", ":material/sell:"),
     Page.SUBSCRIPTION: ("pages/subscription.py", "Subscription actions", ":material/tune:"),
@@ -31,7 +32,7 @@ PAGES: dict[Page, tuple[str, str, str]] = {
     Page.AUDIT: ("pages/audit.py", "Audit log", ":material/history:"),
     Page.REVENUE: ("pages/revenue.py", "Revenue", ":material/monitoring:"),
 }
-SECTIONS = {"Customers": (Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION),
+SECTIONS = {"Customers": (Page.CUSTOMER, Page.ATTENTION, Page.BULK, Page.PLANS, Page.SUBSCRIPTION),
             "Finance": (Page.REVENUE,), "Records": (Page.APPROVALS, Page.AUDIT)}
 
 console = get_console()

@@ -30,6 +30,7 @@ from .shared_rate import failures as shared_rate_failures, table as shared_rate_
 from .cluster import table as cluster_table
 from .directory_refresh import failures as refresh_failures, table as refresh_table
 from .directory_scale import failures as directory_scale_failures, table as directory_scale_table
+from .revenue_scale import failures as revenue_scale_failures, table as revenue_scale_table
 from .jobs import failures as jobs_failures, table as jobs_table
 from .support import machine, sandbox_process
 
@@ -251,7 +252,7 @@ def without_samples(value: Any) -> Any:
 
 
 SECTIONS = ("bulk", "shared-rate", "jobs", "refresh", "console", "latency", "throughput", "audit-scale",
-            "directory-scale", "cluster")
+            "directory-scale", "revenue-scale", "cluster")
 BASELINE = ROOT / "bench" / "baseline.json"
 
 
@@ -321,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         print("… the customer directory at a million organizations", flush=True)
         results["directory_scale"] = directory_scale.run(browser=not args.skip_browser)
     results["cluster"] = {}
+    results["revenue_scale"] = {}
+    if "revenue-scale" in sections:  # bench/revenue_scale.py: 100,000 organizations, 365 days of snapshots
+        from . import revenue_scale
+
+        results["revenue_scale"] = revenue_scale.run(browser=not args.skip_browser)
     if "cluster" in sections and not args.skip_browser:  # bench/cluster.py: PostgreSQL, 2 replicas, nginx
         from . import cluster
         print("… the cluster: nginx, failover, a store restart", flush=True)
@@ -354,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             .replace("{{jobs}}", jobs_table(results["jobs"]))
             .replace("{{refresh}}", refresh_table(results["refresh"]))
             .replace("{{directory_scale}}", directory_scale_table(results["directory_scale"]))
+            .replace("{{revenue_scale}}", revenue_scale_table(results["revenue_scale"]))
             .replace("{{machine}}", json.dumps(results["machine"])).replace("{{command}}", results["command"])
             .replace("{{json}}", json.dumps(without_samples(results), indent=2)))
     failures = [run["name"] for run in results["bulk"] if run["failed_rows"] or run["ratio_to_floor"] > 1.10]
@@ -369,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
               f"goal ≤ 1.10× / 1.25×)")
     failures += audit_scale_failures(results["audit_scale"]) + shared_rate_failures(results["shared_rate"])
     failures += jobs_failures(results["jobs"]) + refresh_failures(results["refresh"])
-    failures += directory_scale_failures(results["directory_scale"])
+    failures += directory_scale_failures(results["directory_scale"]) + revenue_scale_failures(results["revenue_scale"])
     slower = slower_pages(results, baseline)
     if saved and saved["same_run"]:
         failures += slower  # measured in turn in this run: a real difference

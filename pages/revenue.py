@@ -56,7 +56,8 @@ downloads[0].download_button("Monthly table CSV", guard.download(desk.revenue_ex
                              on_click="ignore", key="months_csv")
 downloads[1].download_button("Monthly table Excel", guard.download(desk.revenue_export, "months", "xlsx", start, end),
                              file_name=f"{stem}-months.xlsx", icon=":material/table:", on_click="ignore",
-                             mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="months_xlsx")
+                             mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                             key="months_xlsx")
 
 st.subheader("Ledger")
 months = list(figures.months["month"])

@@ -24,9 +24,9 @@ PRODUCTION = {"PAYMENTS_API_URL": "https://api.example.com/api/v1", "PAYMENTS_AP
 
 
 def test_roles() -> None:
-    assert pages_for(Role.SUPPORT) == [Page.CUSTOMER, Page.BULK, Page.PLANS]
+    assert pages_for(Role.SUPPORT) == [Page.CUSTOMER, Page.BULK, Page.PLANS, Page.ATTENTION]
     assert pages_for(Role.FINANCE) == [Page.CUSTOMER, Page.BULK, Page.PLANS, Page.SUBSCRIPTION, Page.AUDIT,
-                                       Page.APPROVALS, Page.REVENUE]
+                                       Page.APPROVALS, Page.REVENUE, Page.ATTENTION]
     assert allowed("support", Action.ADD_NOTE) and not allowed("support", Action.APPROVE_REQUESTS)
     assert pages_for("admin") == pages_for(Role.FINANCE)
     assert allowed("support", Action.SEND_PORTAL_LINK) and not allowed("support", Action.CANCEL_SUBSCRIPTION)

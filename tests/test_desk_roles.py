@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pytest
@@ -72,12 +73,21 @@ OPERATIONS: dict[str, Operation] = {
     "directory_export": lambda desk, actor, _: desk.directory_export(actor, "csv"),
     "forget_organization": lambda desk, actor, _: desk.forget_organization(actor, ORG, "asked to be forgotten"),
     "import_organizations": lambda desk, actor, _: desk.import_organizations(actor, [ORG]),
+    "revenue_overview": lambda desk, actor, _: desk.revenue_overview(actor, date(2026, 11, 1), date(2026, 11, 30)),
+    "revenue_ledger": lambda desk, actor, _: desk.revenue_ledger(actor, "2026-11", None, date(2026, 11, 1),
+                                                                 date(2026, 11, 30)),
+    "revenue_export": lambda desk, actor, _: desk.revenue_export(actor, "months", "csv", date(2026, 11, 1),
+                                                                 date(2026, 11, 30)),
+    "customer_mrr_history": lambda desk, actor, _: desk.customer_mrr_history(actor, ORG),
+    "attention_list": lambda desk, actor, _: desk.attention_list(actor),
+    "attention_export": lambda desk, actor, _: desk.attention_export(actor, "csv"),
 }
 SUPPORT_MAY = {"customer", "plans", "unsettled_writes", "organization_version", "start_bulk_job", "bulk_jobs",
                "bulk_job", "stop_bulk_job", "bulk_job_export", "send_portal_link", "portal_links_sent",
                "portal_link_refusal", "create_checkout_link",
                "approval_gate", "requests_waiting_for", "waiting_for_me", "customer_history", "customer_bulk_lookups",
-               "add_note", "search_customers", "directory_size"}
+               "add_note", "search_customers", "directory_size", "customer_mrr_history", "attention_list",
+               "attention_export"}
 # Variants a role's operation may still refuse: everyone's jobs (admin), a job's finance summary (finance, admin).
 VARIANTS: dict[str, tuple[Operation, set[Role]]] = {
     "bulk_jobs of everyone": (lambda desk, actor, _: desk.bulk_jobs(actor, everyone=True), {Role.ADMIN}),

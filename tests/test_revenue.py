@@ -59,7 +59,8 @@ def _put(engine: Engine, organization_id: str, mrr: int | None, day: date, statu
     """The directory's row for an organization as read on `day` (noon UTC)."""
     moment = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
     with engine.begin() as conn:
-        conn.execute(delete(directory_organizations).where(directory_organizations.c.organization_id == organization_id))
+        conn.execute(delete(directory_organizations).where(
+            directory_organizations.c.organization_id == organization_id))
         conn.execute(insert(directory_organizations).values(
             organization_id=organization_id, plan=plan, price_cents=mrr, currency="USD", interval_unit="month",
             interval_count=1, status=status, cancel_at_period_end=cancelling, mrr_cents=mrr, first_read_at=moment,
@@ -284,3 +285,69 @@ def test_the_day_is_taken_once_its_refresh_has_finished_or_at_once_with_the_refr
     assert taken is not None and taken.day == moment.date() and schedule.run_due() is None
     later = moment + timedelta(days=1)
     assert SnapshotSchedule(engine, jobs, refresh_on=False, by="test", clock=lambda: later).run_due() is not None
+
+
+def test_the_accounts_needing_attention_most_money_first_each_once_with_every_reason(engine: Engine) -> None:
+    from sqlalchemy import update
+
+    from services.auth.roles import Actor, Role
+    from services.desk import BillingDesk
+    from services.audit import AuditLog
+    from services.revenue import needs_attention
+
+    today = datetime.now(timezone.utc)
+    _put(engine, "org_due", 39900, today.date(), status="past_due", plan="Growth")
+    _put(engine, "org_both", 69900, today.date(), status="past_due", plan="Scale", cancelling=True)
+    _put(engine, "org_down", 99900, today.date(), plan="Expansion")
+    _put(engine, "org_trial", 0, today.date(), status="trialing", plan="Free Trial")
+    _put(engine, "org_late_trial", 0, today.date(), status="trialing", plan="Free Trial")
+    _put(engine, "org_fine", 17900, today.date())
+    _put(engine, "org_gone", 17900, today.date(), status="past_due", gone=True)
+    with engine.begin() as conn:
+        table = directory_organizations
+        conn.execute(update(table).where(table.c.organization_id == "org_down").values(
+            scheduled_plan="Growth", scheduled_mrr_cents=39900, scheduled_at=today + timedelta(days=9)))
+        conn.execute(update(table).where(table.c.organization_id == "org_trial").values(
+            trial_end=today + timedelta(days=3)))
+        conn.execute(update(table).where(table.c.organization_id == "org_late_trial").values(
+            trial_end=today + timedelta(days=30)))
+    frame = needs_attention(engine, today)
+    assert list(frame["organization_id"]) == ["org_both", "org_down", "org_due", "org_trial"]
+    assert list(frame["at_stake"]) == [699.0, 600.0, 399.0, 0.0]
+    assert frame["reasons"][0] == "Past due, Cancelling at period end" and frame["reasons"][1] == "Downgrade scheduled"
+    assert list(needs_attention(engine, today, ["Trial ending"])["organization_id"]) == ["org_trial"]
+
+    desk = BillingDesk(None, AuditLog(engine))  # type: ignore[arg-type]  # the list reads only the store
+    with engine.begin() as conn:
+        conn.execute(update(directory_organizations).where(directory_organizations.c.organization_id == "org_due")
+                     .values(name='=HYPERLINK("http://evil.example")'))
+    exported = desk.attention_export(Actor("sam", Role.SUPPORT), "csv", ["Past due"]).decode("utf-8-sig")
+    assert "'=HYPERLINK" in exported and "org_down" not in exported
+    assert list(desk.audit.events()["action"]) == ["export needs attention"]
+
+
+def test_a_read_keeps_what_a_scheduled_downgrade_leaves(engine: Engine, client: PaymentsClient,
+                                                        control: SandboxControl) -> None:
+    row = next(row for row in control.organizations() if row["scheduled_price_id"] and row["status"] == "active")
+    assert Directory(engine).note(client.get_customer(row["id"]), LOOKUP)
+    with engine.connect() as conn:
+        kept = conn.execute(select(directory_organizations.c.mrr_cents, directory_organizations.c.scheduled_mrr_cents)
+                            .where(directory_organizations.c.organization_id == row["id"])).one()
+    assert tuple(kept) == (_monthly_cents(row["price_id"]), _monthly_cents(row["scheduled_price_id"]))
+
+
+def test_two_processes_taking_the_same_day_write_it_once(engine: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for number in range(50):
+        _put(engine, f"org_{number:03d}", 17900, DAY1)
+    assert take_snapshot(engine, DAY1, "first") is not None
+    day = DAY1 + timedelta(days=2)  # and one day to fill in between
+    with ThreadPoolExecutor(4) as pool:
+        taken = list(pool.map(lambda who: take_snapshot(engine, day, who), ["a", "b", "c", "d"]))
+    assert sum(result is not None for result in taken) == 1
+    with engine.connect() as conn:
+        days = [row.day for row in conn.execute(select(revenue_days.c.day).order_by(revenue_days.c.day))]
+        rows = conn.execute(select(revenue_snapshots.c.day)).all()
+    assert [str(value) for value in days] == [str(DAY1), str(DAY1 + timedelta(days=1)), str(day)]
+    assert len(rows) == 150

@@ -30,7 +30,7 @@ from tests.fixtures.make_audit_release_3f600a6 import OLD_TABLES, fill, old_rele
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests/fixtures/audit-release-3f600a6.sqlite3"
-EVERY_REVISION = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013", "0014", "0015", "0016"]
+EVERY_REVISION = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013", "0014", "0015", "0016", "0017"]
 
 
 def _differences(engine: Engine, models: MetaData) -> list[Any]:

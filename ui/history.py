@@ -7,12 +7,14 @@ newest first, and the bulk lookups that included it.
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from services.auth.roles import Action, Actor, allowed
 from services.desk import BULK_LOOKUPS_SHOWN, BillingDesk
 from services.inputs import MAX_NOTE_LENGTH
+from services.revenue import LABELS
 
 from . import guard
 from .paging import cursors, pager
@@ -87,6 +89,7 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
             st.dataframe(_lookups_frame(lookups), hide_index=True, width="stretch", column_config={
                 "at": st.column_config.DatetimeColumn("Time (UTC)", format="D MMM YYYY, HH:mm"),
                 "user": "Who", "what": "What", "job": "Job"})
+        _revenue(desk, actor, organization_id)
         if allowed(actor.role, Action.READ_AUDIT_LOG):
             st.page_link("pages/audit.py", label="Open this organization in the Audit log", icon=":material/policy:",
                          query_params={"org": organization_id})
@@ -94,3 +97,25 @@ def history(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
 
 def _lookups_frame(lookups: pd.DataFrame) -> pd.DataFrame:
     return lookups.assign(job=lookups.job.map(short_id))
+
+
+def _revenue(desk: BillingDesk, actor: Actor, organization_id: str) -> None:
+    """Its MRR by day from the daily snapshots (a small chart) and its MRR movements (docs/revenue.md)."""
+    try:
+        days, movements = desk.customer_mrr_history(actor, organization_id)
+    except Exception as problem:
+        show_error(problem, "read the customer's MRR history")
+        return
+    if days.empty:
+        return  # not in any daily snapshot yet
+    st.markdown("**MRR over the last year** (from the daily snapshots)")
+    st.altair_chart(alt.Chart(days.rename(columns={"day": "Day", "mrr": "MRR", "plan": "Plan"})).mark_line(
+        interpolate="step-after").encode(x=alt.X("Day:T", title=None), y=alt.Y("MRR:Q", title="MRR ($)"),
+                                         tooltip=[alt.Tooltip("Day:T"), alt.Tooltip("MRR:Q", format="$,.2f"), "Plan"]),
+                    height=160, use_container_width=True)
+    if not movements.empty:
+        st.dataframe(movements.assign(kind=movements.kind.map(LABELS)), hide_index=True, width="stretch",
+                     placeholder="",
+                     column_config={"day": st.column_config.DateColumn("Date", format="D MMM YYYY"),
+                                    "kind": "MRR movement", "from_plan": "From plan", "to_plan": "To plan",
+                                    "change": st.column_config.NumberColumn("Change", format="dollar")})

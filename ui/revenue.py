@@ -18,7 +18,8 @@ MONTH_TABLE: dict[str, tuple[str, str | None]] = {
     "month": ("Month", None), "mrr_start": ("MRR at start", None), "new": ("New", "new"),
     "expansion": ("Expansion", "expansion"), "reactivation": ("Reactivation", "reactivation"),
     "contraction": ("Contraction", "contraction"), "churn": ("Churn", "churn"), "net_movement": ("Net", None),
-    "first_counted": ("First counted", "first_counted"), "no_longer_counted": ("No longer counted", "no_longer_counted"),
+    "first_counted": ("First counted", "first_counted"),
+    "no_longer_counted": ("No longer counted", "no_longer_counted"),
     "mrr_end": ("MRR at end", None), "customers_end": ("Customers", None), "customers_churned": ("Churned", "churn"),
     "customer_churn_rate": ("Customer churn", "churn"), "gross_mrr_churn": ("Gross MRR churn", None),
     "net_mrr_churn": ("Net MRR churn", None), "net_revenue_retention": ("NRR", None),
@@ -82,7 +83,8 @@ def movements_chart(months: pd.DataFrame) -> None:
     net = months.rename(columns={"month": "Month", "net_movement": "Net"})[["Month", "Net"]]
     bars = alt.Chart(frame).mark_bar().encode(
         x=alt.X("Month:O", title=None), y=alt.Y("MRR:Q", title="MRR moved ($)"),
-        color=alt.Color("Movement:N", scale=alt.Scale(domain=list(GROWTH_COLOURS), range=list(GROWTH_COLOURS.values()))),
+        color=alt.Color("Movement:N", scale=alt.Scale(domain=list(GROWTH_COLOURS),
+                                                      range=list(GROWTH_COLOURS.values()))),
         tooltip=["Month", "Movement", alt.Tooltip("MRR:Q", format="$,.2f")])
     line = alt.Chart(net).mark_line(point=True, color="#263238").encode(
         x="Month:O", y="Net:Q", tooltip=["Month", alt.Tooltip("Net:Q", format="$,.2f")])

@@ -42,6 +42,7 @@ class Page(str, Enum):
     AUDIT = "audit"
     APPROVALS = "approvals"
     REVENUE = "revenue"
+    ATTENTION = "attention"
 
 
 _SUPPORT = frozenset({Action.VIEW_PLANS, Action.LOOK_UP_CUSTOMER, Action.CREATE_CHECKOUT_LINK,
@@ -64,6 +65,7 @@ PAGE_ACTIONS: dict[Page, Action] = {
     Page.AUDIT: Action.READ_AUDIT_LOG,
     Page.APPROVALS: Action.APPROVE_REQUESTS,
     Page.REVENUE: Action.SEE_REVENUE,
+    Page.ATTENTION: Action.LOOK_UP_CUSTOMER,
 }
 
 

@@ -4,6 +4,7 @@ that sees a customer's history). services/revenue/ computes; this checks who may
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import pandas as pd
@@ -11,7 +12,9 @@ import pandas as pd
 from .. import exports
 from ..auth.roles import Action, Actor
 from ..inputs import InputRefused
-from ..revenue import KINDS, LEDGER_PAGE, RevenueOverview, ledger, organization_history, overview
+from ..revenue import (KINDS, LEDGER_PAGE, REASONS, RevenueOverview, ledger, needs_attention,
+                       organization_history, overview)
+from ..store import now
 from .core import DeskCore
 
 LONGEST_RANGE = timedelta(days=3 * 366)
@@ -54,6 +57,30 @@ class RevenueReads(DeskCore):
             if "day" in frame:
                 frame = frame.assign(day=frame["day"].dt.date)
             return exports.xlsx_bytes({"Ledger" if what == "ledger" else "Months": frame})
+        return exports.csv_bytes(frame)
+
+    def attention_list(self, actor: Actor, reasons: Sequence[str] = REASONS) -> pd.DataFrame:
+        """The accounts that need someone (past due, cancelling, downgrading, trials ending), most MRR at stake
+        first; every role that looks customers up."""
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER)
+        unknown = [reason for reason in reasons if reason not in REASONS]
+        if unknown:
+            raise InputRefused("reasons", "Choose among the reasons listed.")
+        return needs_attention(self.audit.engine, now(), reasons)
+
+    def attention_export(self, actor: Actor, fmt: str, reasons: Sequence[str] = REASONS) -> bytes:
+        """The list as CSV or Excel, formula-neutralised; an audit row first."""
+        self._authorize(actor, Action.LOOK_UP_CUSTOMER)
+        if fmt not in ("csv", "xlsx"):
+            raise InputRefused("download", "Download the list as CSV or Excel.")
+        frame = self.attention_list(actor, reasons)
+        self.audit.record(user=actor.username, role=actor.role.value, action="export needs attention",
+                          organization_id=None, outcome="succeeded", subject=actor.subject, required=True,
+                          parameters={"format": fmt, "reasons": list(reasons), "rows": len(frame)})
+        if fmt == "xlsx":
+            for column in ("date", "last_read_at"):  # Excel has no time zones: UTC, plainly
+                frame[column] = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
+            return exports.xlsx_bytes({"Needs attention": frame})
         return exports.csv_bytes(frame)
 
     def customer_mrr_history(self, actor: Actor, organization_id: str, days: int = 365

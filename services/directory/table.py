@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Table, Text
 
 from ..finance import mrr_cents
+from ..tables import finance_record
 from ..payments.models import CustomerInfo
 from ..store import metadata
 
@@ -40,6 +41,7 @@ directory_organizations = Table(
     Column("cancel_at_period_end", Boolean, nullable=False),
     Column("scheduled_plan", String(200)),
     Column("scheduled_at", DateTime(timezone=True)),
+    Column("scheduled_mrr_cents", Integer),  # the MRR the scheduled change leaves (migration 0017): what it puts at stake
     Column("period_end", DateTime(timezone=True)),
     Column("trial_end", DateTime(timezone=True)),
     Column("mrr_cents", Integer),  # rounded to the cent; None when counted but its price is unknown
@@ -104,6 +106,7 @@ def row_of(customer: CustomerInfo, read_by: str, moment: datetime) -> dict[str, 
     count = subscription.interval_count if subscription and unit else None
     price = subscription.unit_amount if subscription else None
     mrr = mrr_cents(customer.status, price, unit, count)
+    terms = finance_record(subscription)  # a scheduled change's price and interval, as the finance summary reads them
     name = customer.organization_name or customer.name
     return {
         "organization_id": customer.organization_id,
@@ -119,9 +122,12 @@ def row_of(customer: CustomerInfo, read_by: str, moment: datetime) -> dict[str, 
         "cancel_at_period_end": bool(subscription and subscription.cancel_at_period_end),
         "scheduled_plan": (scheduled.plan_name or scheduled.product_id) if scheduled else None,
         "scheduled_at": scheduled.effective_at if scheduled else None,
+        "scheduled_mrr_cents": _cents(mrr_cents(customer.status, terms["scheduled_price_cents"],
+                                                terms["scheduled_interval_unit"], terms["scheduled_interval_count"]))
+        if scheduled else None,
         "period_end": subscription.current_period_end if subscription else None,
         "trial_end": subscription.trial_end if subscription else None,
-        "mrr_cents": None if mrr is None else int(mrr.quantize(Decimal(1), ROUND_HALF_UP)),
+        "mrr_cents": _cents(mrr),
         "last_read_at": moment,
         "last_read_by": read_by,
         "gone_at": None,
@@ -129,3 +135,7 @@ def row_of(customer: CustomerInfo, read_by: str, moment: datetime) -> dict[str, 
                                                   fold(name), fold(customer.email)) if part),
         "name_key": fold(name),
     }
+
+
+def _cents(exact: Decimal | None) -> int | None:
+    return None if exact is None else int(exact.quantize(Decimal(1), ROUND_HALF_UP))

@@ -8,16 +8,18 @@ finance reads from them (MRR and ARR, movements, churn, retention, cohorts).
 | `snapshots.py`  | taking a day: rows, movements and rollups in one transaction; missing days carried   |
 | `schedule.py`   | when: after the day's directory refresh has finished (or daily, with it off)         |
 | `figures.py`    | the Revenue page's figures from the rollups; the ledger; one organization's history  |
+| `attention.py`  | the accounts needing a person: past due, cancelling, downgrading, trials ending       |
 
 MRR is the finance summary's rule (services/finance.py `mrr_cents`), computed when the directory notes a read.
 """
 
 from __future__ import annotations
 
+from .attention import ATTENTION_COLUMNS, REASONS, needs_attention
 from .figures import LEDGER_PAGE, MONTH_COLUMNS, RevenueOverview, ledger, organization_history, overview
 from .movements import KINDS, LABELS, movement
 from .schedule import SnapshotSchedule
 from .snapshots import TakenDay, take_snapshot
 
-__all__ = ["KINDS", "LABELS", "LEDGER_PAGE", "MONTH_COLUMNS", "RevenueOverview", "SnapshotSchedule", "TakenDay",
+__all__ = ["ATTENTION_COLUMNS", "KINDS", "LABELS", "REASONS", "needs_attention", "LEDGER_PAGE", "MONTH_COLUMNS", "RevenueOverview", "SnapshotSchedule", "TakenDay",
            "ledger", "movement", "organization_history", "overview", "take_snapshot"]

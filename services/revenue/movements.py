@@ -15,8 +15,8 @@ consecutive days, a change is one movement:
   known: the console can't tell when it began paying, so it is not new MRR but the directory's opening balance;
 - **no longer counted**: left the directory (forgotten, purged after its retention) or its price no longer known.
 
-MRR on a day = MRR the day before + new + expansion + reactivation − contraction − churn + first counted − no longer
-counted, exactly (tests/test_revenue.py).
+MRR on a day = MRR the day before + new + expansion + reactivation − contraction − churn + first counted − no
+longer counted, exactly (tests/test_revenue.py).
 """
 
 from __future__ import annotations

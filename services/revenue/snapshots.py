@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..directory import directory_organizations as directory
 from ..store import now, utc, write_transaction
-from .movements import CHURN, FIRST_COUNTED, NO_LONGER_COUNTED, movement
+from .movements import movement
 from .tables import (MOVEMENT_COLUMNS, revenue_cohort_days, revenue_customers, revenue_days, revenue_movements,
                      revenue_snapshots)
 
@@ -44,23 +44,32 @@ class TakenDay:
 
 def take_snapshot(engine: Engine, day: date, by: str, clock: Any = now) -> TakenDay | None:
     """Writes `day`'s snapshot of the directory as it stands; None if that day is already taken (by anyone).
-    Rows not read during `day` (UTC) are marked carried."""
+    Rows not read during `day` (UTC) are marked carried.
+
+    The day is worked out from a read of the store, then written in one short transaction that checks first that
+    no other process wrote a day meanwhile (on SQLite the write lock is held only for the inserts, not the
+    reading: a directory of 100,000 takes seconds to read)."""
+    with engine.connect() as conn:
+        if conn.execute(select(revenue_days.c.day).where(revenue_days.c.day >= day).limit(1)).first():
+            return None  # taken, or a later day is: a day is never written after the ones following it
+        last = conn.execute(select(func.max(revenue_days.c.day))).scalar()
+        last = None if last is None else _day(last)
+        worked = _work_out(conn, day, last)
     try:
         with write_transaction(engine) as conn:
-            if conn.execute(select(revenue_days.c.day).where(revenue_days.c.day >= day).limit(1)).first():
-                return None  # taken, or a later day is: a day is never written after the ones following it
-            filled = _fill_missing_days(conn, day, clock())
-            return _take(conn, day, by, clock(), filled)
+            now_last = conn.execute(select(func.max(revenue_days.c.day))).scalar()
+            if (None if now_last is None else _day(now_last)) != last:
+                return None  # another process wrote a day since: the next check works it out again
+            filled = _fill_missing_days(conn, last, day, clock())
+            return _write(conn, day, by, clock(), filled, worked)
     except IntegrityError:  # another process took it at the same moment
         return None
 
 
-def _fill_missing_days(conn: Connection, day: date, moment: datetime) -> int:
+def _fill_missing_days(conn: Connection, last: date | None, day: date, moment: datetime) -> int:
     """Copies the last day taken into each day between it and `day`, every row carried; how many days."""
-    last = conn.execute(select(func.max(revenue_days.c.day))).scalar()
     if last is None:
         return 0
-    last = _day(last)
     totals = conn.execute(select(revenue_days).where(revenue_days.c.day == last)).one()._asdict()
     filled = 0
     missing = last + timedelta(days=1)
@@ -84,12 +93,22 @@ def _fill_missing_days(conn: Connection, day: date, moment: datetime) -> int:
     return filled
 
 
-def _take(conn: Connection, day: date, by: str, moment: datetime, filled: int) -> TakenDay:
-    before_day = day - timedelta(days=1)
-    before: dict[str, tuple[int | None, str | None]] = {
+@dataclass
+class _Worked:
+    """A day's rows, movements, newly paying organizations, cohorts and totals, ready to insert."""
+    rows: list[dict[str, Any]]
+    moves: list[dict[str, Any]]
+    newly_paid: list[dict[str, Any]]
+    cohorts: dict[date, list[int]]
+    totals: dict[str, int]
+
+
+def _work_out(conn: Connection, day: date, last: date | None) -> _Worked:
+    """`day` from the directory, against the last day taken (the days between, if any, are its copies)."""
+    before: dict[str, tuple[int | None, str | None]] = {} if last is None else {
         row.organization_id: (row.mrr_cents, row.plan) for row in conn.execute(
             select(revenue_snapshots.c.organization_id, revenue_snapshots.c.mrr_cents, revenue_snapshots.c.plan)
-            .where(revenue_snapshots.c.day == before_day))}
+            .where(revenue_snapshots.c.day == last))}
     first_paid = {row.organization_id: _day(row.first_paid_day) for row in conn.execute(select(revenue_customers))}
     starts = datetime.combine(day, time(0), tzinfo=timezone.utc)
 
@@ -139,7 +158,12 @@ def _take(conn: Connection, day: date, by: str, moment: datetime, filled: int) -
         kind = move["kind"]
         totals[f"{kind}_cents"] += abs(move["to_mrr_cents"] - move["from_mrr_cents"])
         totals[f"{kind}_count"] += 1
+    return _Worked(rows, moves, newly_paid, cohorts, totals)
 
+
+def _write(conn: Connection, day: date, by: str, moment: datetime, filled: int, worked: _Worked) -> TakenDay:
+    rows, moves, newly_paid, cohorts, totals = (worked.rows, worked.moves, worked.newly_paid, worked.cohorts,
+                                                worked.totals)
     _insert(conn, revenue_snapshots, rows)
     _insert(conn, revenue_movements, moves)
     _insert(conn, revenue_customers, newly_paid)
@@ -156,8 +180,7 @@ def _take(conn: Connection, day: date, by: str, moment: datetime, filled: int) -
 
 def _movement(day: date, organization_id: str, kind: str, was: int | None, mrr: int | None, plan_before: str | None,
               plan: str | None) -> dict[str, Any]:
-    # First counted comes from nothing counted and no longer counted goes to it: both sides as numbers, zero.
-    assert kind in (FIRST_COUNTED, NO_LONGER_COUNTED, CHURN) or (was is not None and mrr is not None)
+    # Not counted (None) is written as zero: first counted comes from it and no longer counted goes to it.
     return {"day": day, "organization_id": organization_id, "kind": kind, "from_mrr_cents": was or 0,
             "to_mrr_cents": mrr or 0, "from_plan": plan_before, "to_plan": plan}
 

@@ -15,9 +15,11 @@ from .conftest import (PASSWORDS, Console, choose, login, nav_links, open_page, 
                        wait_for_app)
 
 ROLE_PAGES = {
-    "support": ["Customer", "Bulk lookup", "Plans"],
-    "finance": ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Revenue", "Approvals", "Audit log"],
-    "admin": ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Revenue", "Approvals", "Audit log"],
+    "support": ["Customer", "Needs attention", "Bulk lookup", "Plans"],
+    "finance": ["Customer", "Needs attention", "Bulk lookup", "Plans", "Subscription actions", "Revenue", "Approvals",
+                "Audit log"],
+    "admin": ["Customer", "Needs attention", "Bulk lookup", "Plans", "Subscription actions", "Revenue", "Approvals",
+              "Audit log"],
 }
 
 

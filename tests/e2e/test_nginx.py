@@ -38,7 +38,7 @@ from tests.support.oidc import secrets_toml, sign_in_at_provider, start_oidc_pro
 from .test_sso import ROLES, SIGN_IN
 
 HEADINGS = {"customer": "Customer", "bulk": "Bulk lookup", "plans": "Plans", "subscription": "Subscription actions",
-            "audit": "Audit log", "approvals": "Approvals"}
+            "audit": "Audit log", "approvals": "Approvals", "revenue": "Revenue", "attention": "Needs attention"}
 CSP_WORDS = ("Content Security Policy", "Content-Security-Policy", "Refused to", "CSP violation")
 # Chromium reports each violation as a DOM event too; this puts them in the console whatever its wording.
 REPORT_VIOLATIONS = """document.addEventListener('securitypolicyviolation', (event) =>

@@ -89,8 +89,9 @@ def sign_in(page: Page, sso: SsoConsole, username: str) -> None:
 
 
 @pytest.mark.parametrize(("username", "role", "pages"), [
-    ("fay", "Finance", ["Customer", "Bulk lookup", "Plans", "Subscription actions", "Revenue", "Approvals", "Audit log"]),
-    ("sam", "Support", ["Customer", "Bulk lookup", "Plans"])])
+    ("fay", "Finance", ["Customer", "Needs attention", "Bulk lookup", "Plans", "Subscription actions", "Revenue",
+                        "Approvals", "Audit log"]),
+    ("sam", "Support", ["Customer", "Needs attention", "Bulk lookup", "Plans"])])
 def test_the_providers_groups_give_the_menu(context: BrowserContext, sso: SsoConsole, username: str, role: str,
                                             pages: list[str]) -> None:
     page = context.new_page()
