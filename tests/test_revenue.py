@@ -139,8 +139,8 @@ def test_days_are_taken_once_with_their_movements_and_missing_days_carried(engin
     assert (month["new"], month["expansion"], month["reactivation"], month["contraction"], month["churn"]) == (
         179.0, 220.0, 179.0, 220.0, 578.0)
     assert month["mrr_start"] == 0 and month["mrr_end"] == 878.0 and month["customers_churned"] == 2
-    assert figures.filled_days == [day[3], day[5]]
-    page, total = ledger(engine, "2026-11", "churn", day[1], day[6])
+    assert figures.carried_days == [day[3], day[5]]
+    page, total = ledger(engine, "2026-11", ["churn"], day[1], day[6])
     assert total == 2 and list(page["organization_id"]) == ["org_c", "org_b"]  # largest first
 
 
@@ -274,15 +274,16 @@ def test_the_day_is_taken_once_its_refresh_has_finished_or_at_once_with_the_refr
     _put(engine, "org_a", 17900, moment.date())
     jobs = JobStore(engine)
     schedule = SnapshotSchedule(engine, jobs, refresh_on=True, by="test", clock=lambda: moment)
-    assert not schedule.due() and schedule.run_due() is None  # today's refresh not queued yet
+    assert schedule.due_day(moment) is None and schedule.run_due() is None  # no refresh queued yet
     job_id = jobs.create("billing-desk (scheduled refresh)", "system", ["org_a"], kind=REFRESH, limited=False)
     with engine.begin() as conn:
         conn.execute(insert(directory_refreshes).values(day="2026-11-03", started_at=moment, started_by="test",
                                                         organizations=1, jobs=job_id))
-    assert not schedule.due()  # its job is still queued
+    assert schedule.due_day(moment) is None  # its job is still queued
     assert jobs.claim("worker", timedelta(seconds=30)) is not None and jobs.finish(job_id, "worker", "done")
+    moment += timedelta(days=1, hours=-4)  # finished after midnight: the refresh's own day is taken, late
     taken = schedule.run_due()
-    assert taken is not None and taken.day == moment.date() and schedule.run_due() is None
+    assert taken is not None and taken.day == date(2026, 11, 3) and schedule.run_due() is None
     later = moment + timedelta(days=1)
     assert SnapshotSchedule(engine, jobs, refresh_on=False, by="test", clock=lambda: later).run_due() is not None
 
@@ -302,10 +303,13 @@ def test_the_accounts_needing_attention_most_money_first_each_once_with_every_re
     _put(engine, "org_trial", 0, today.date(), status="trialing", plan="Free Trial")
     _put(engine, "org_late_trial", 0, today.date(), status="trialing", plan="Free Trial")
     _put(engine, "org_fine", 17900, today.date())
+    _put(engine, "org_up", 17900, today.date())  # an upgrade scheduled: nothing at stake, not listed
     _put(engine, "org_gone", 17900, today.date(), status="past_due", gone=True)
     with engine.begin() as conn:
         table = directory_organizations
         conn.execute(update(table).where(table.c.organization_id == "org_down").values(
+            scheduled_plan="Growth", scheduled_mrr_cents=39900, scheduled_at=today + timedelta(days=9)))
+        conn.execute(update(table).where(table.c.organization_id == "org_up").values(
             scheduled_plan="Growth", scheduled_mrr_cents=39900, scheduled_at=today + timedelta(days=9)))
         conn.execute(update(table).where(table.c.organization_id == "org_trial").values(
             trial_end=today + timedelta(days=3)))
@@ -351,3 +355,16 @@ def test_two_processes_taking_the_same_day_write_it_once(engine: Engine) -> None
         rows = conn.execute(select(revenue_snapshots.c.day)).all()
     assert [str(value) for value in days] == [str(DAY1), str(DAY1 + timedelta(days=1)), str(day)]
     assert len(rows) == 150
+
+
+
+def test_mrr_in_another_currency_is_counted_in_no_total(engine: Engine) -> None:
+    _put(engine, "org_usd", 17900, DAY1)
+    _put(engine, "org_eur", 15000, DAY1)
+    with engine.begin() as conn:
+        conn.execute(directory_organizations.update().where(
+            directory_organizations.c.organization_id == "org_eur").values(currency="EUR"))
+    assert take_snapshot(engine, DAY1, "test") is not None
+    totals = _day_totals(engine)[DAY1]
+    assert (totals["mrr_cents"], totals["customers"], totals["unknown"]) == (17900, 1, 1)
+    assert _moves(engine) == {(str(DAY1), "org_usd", "first_counted", 17900)}

@@ -4,6 +4,7 @@ that sees a customer's history). services/revenue/ computes; this checks who may
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -18,7 +19,7 @@ from ..store import now
 from .core import DeskCore
 
 LONGEST_RANGE = timedelta(days=3 * 366)
-LEDGER_EXPORT_ROWS = 100_000
+LEDGER_EXPORT_ROWS = 2_000_000  # every movement of a month: a first month may count every organization
 
 
 class RevenueReads(DeskCore):
@@ -28,17 +29,17 @@ class RevenueReads(DeskCore):
         _check_range(start, end)
         return overview(self.audit.engine, start, end)
 
-    def revenue_ledger(self, actor: Actor, month: str, kind: str | None, start: date, end: date,
+    def revenue_ledger(self, actor: Actor, month: str, kinds: Sequence[str] | None, start: date, end: date,
                        page: int = 0) -> tuple[pd.DataFrame, int]:
-        """A page of the movements behind a month's figure (largest first) and how many there are."""
+        """A page of the movements of these kinds (None: every one) behind a month's figure, largest first, and
+        how many there are."""
         self._authorize(actor, Action.SEE_REVENUE)
         _check_range(start, end)
-        if kind is not None and kind not in KINDS:
-            raise InputRefused("movement", "Choose one of the movements listed.")
-        return ledger(self.audit.engine, month, kind, start, end, page, LEDGER_PAGE)
+        _check_ledger(month, kinds)
+        return ledger(self.audit.engine, month, kinds, start, end, max(0, page), LEDGER_PAGE)
 
     def revenue_export(self, actor: Actor, what: str, fmt: str, start: date, end: date, month: str | None = None,
-                       kind: str | None = None) -> bytes:
+                       kinds: Sequence[str] | None = None) -> bytes:
         """The monthly table ("months") or a month's ledger ("ledger") as CSV or Excel, formula-neutralised; an
         audit row first (if it can't be stored, no file)."""
         self._authorize(actor, Action.SEE_REVENUE)
@@ -46,13 +47,15 @@ class RevenueReads(DeskCore):
         if fmt not in ("csv", "xlsx") or what not in ("months", "ledger") or (what == "ledger" and not month):
             raise InputRefused("download", "Download the monthly table or a month's ledger as CSV or Excel.")
         if what == "ledger":
-            frame, _ = ledger(self.audit.engine, month or "", kind, start, end, 0, LEDGER_EXPORT_ROWS)
+            _check_ledger(month or "", kinds)
+            frame, _ = ledger(self.audit.engine, month or "", kinds, start, end, 0, LEDGER_EXPORT_ROWS)
         else:
             frame = overview(self.audit.engine, start, end).months
         self.audit.record(user=actor.username, role=actor.role.value, action="export revenue", organization_id=None,
                           outcome="succeeded", subject=actor.subject, required=True,
                           parameters={"table": what, "format": fmt, "from": start.isoformat(), "to": end.isoformat(),
-                                      "month": month, "movement": kind, "rows": len(frame)})
+                                      "month": month, "movements": list(kinds) if kinds else "every",
+                                      "rows": len(frame)})
         if fmt == "xlsx":
             if "day" in frame:
                 frame = frame.assign(day=frame["day"].dt.date)
@@ -87,7 +90,14 @@ class RevenueReads(DeskCore):
                              ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """This organization's MRR by day over the last `days` and its movements."""
         self._authorize(actor, Action.VIEW_CUSTOMER_HISTORY, organization_id)
-        return organization_history(self.audit.engine, organization_id, date.today() - timedelta(days=days))
+        return organization_history(self.audit.engine, organization_id, now().date() - timedelta(days=days))
+
+
+def _check_ledger(month: str, kinds: Sequence[str] | None) -> None:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month or ""):
+        raise InputRefused("month", "Choose a month of the table.")
+    if kinds is not None and (not kinds or any(kind not in KINDS for kind in kinds)):
+        raise InputRefused("movement", "Choose one of the movements listed.")
 
 
 def _check_range(start: date, end: date) -> None:

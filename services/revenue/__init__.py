@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from .attention import ATTENTION_COLUMNS, REASONS, needs_attention
 from .figures import LEDGER_PAGE, MONTH_COLUMNS, RevenueOverview, ledger, organization_history, overview
-from .movements import KINDS, LABELS, movement
+from .movements import KINDS, LABELS, LEDGER_CHOICES, movement
 from .schedule import SnapshotSchedule
 from .snapshots import TakenDay, take_snapshot
 
-__all__ = ["ATTENTION_COLUMNS", "KINDS", "LABELS", "REASONS", "needs_attention", "LEDGER_PAGE", "MONTH_COLUMNS", "RevenueOverview", "SnapshotSchedule", "TakenDay",
+__all__ = ["ATTENTION_COLUMNS", "KINDS", "LABELS", "LEDGER_CHOICES", "REASONS", "needs_attention", "LEDGER_PAGE", "MONTH_COLUMNS", "RevenueOverview", "SnapshotSchedule", "TakenDay",
            "ledger", "movement", "organization_history", "overview", "take_snapshot"]

@@ -3,7 +3,8 @@ downgrade scheduled, a trial ending within 14 days. Each once, with every reason
 date that matters; the most money at stake first.
 
 MRR at stake: past due or cancelling, its whole MRR; a scheduled downgrade, the MRR it loses (current minus what
-the change leaves; none if it doesn't lower MRR); a trial, none (it pays nothing yet: the date is what matters).
+the change leaves; a scheduled change that doesn't lower MRR is not listed); a trial, none (it pays nothing yet and
+the plan it would choose is not known: the date is what matters).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def needs_attention(engine: Engine, moment: datetime, reasons: Sequence[str] = R
         if row.cancel_at_period_end:
             found.append(CANCELLING)
             at_stake, when = mrr, row.period_end
-        if row.scheduled_plan is not None and not row.cancel_at_period_end:
+        lowers = row.scheduled_mrr_cents is None or row.scheduled_mrr_cents < mrr  # an upgrade needs nobody
+        if row.scheduled_plan is not None and not row.cancel_at_period_end and lowers:
             found.append(DOWNGRADE)
             lost = mrr - row.scheduled_mrr_cents if row.scheduled_mrr_cents is not None else 0
             at_stake, when = max(at_stake, lost, 0), when or row.scheduled_at

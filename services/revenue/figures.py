@@ -2,7 +2,7 @@
 movements and rates, the cohorts; the movement ledger behind every number; one organization's MRR history.
 
 Definitions (shown on the page; docs/revenue.md):
-- **MRR** at a day's end; **ARR** = MRR × 12; **customers**: organizations with MRR above zero; **ARPA** = MRR ÷
+- **MRR** as of each day's snapshot (taken after that day's refresh, early in the day UTC); **ARR** = MRR × 12; **customers**: organizations with MRR above zero; **ARPA** = MRR ÷
   customers at the month's end.
 - **Customer churn rate** = customers churned in the month ÷ customers at its start.
 - **Gross MRR churn** = (contraction + churn) ÷ MRR at the month's start; **net MRR churn** = (contraction + churn −
@@ -17,6 +17,7 @@ A rate whose divisor is zero is shown empty, not as zero.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -35,7 +36,7 @@ LEDGER_PAGE = 50
 MONTH_COLUMNS = ["month", "mrr_start", "new", "expansion", "reactivation", "contraction", "churn", "net_movement",
                  "first_counted", "no_longer_counted", "mrr_end", "arr_end", "customers_start", "customers_end",
                  "customers_churned", "customer_churn_rate", "gross_mrr_churn", "net_mrr_churn",
-                 "net_revenue_retention", "quick_ratio", "arpa", "scheduled_churn", "carried_days"]
+                 "net_revenue_retention", "quick_ratio", "arpa", "scheduled_churn", "days", "carried_days"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class RevenueOverview:
     days: pd.DataFrame  # one row per day in the range: day, mrr, arr, customers, organizations, carried, movements
     months: pd.DataFrame  # MONTH_COLUMNS, money in dollars, rates as fractions (0.05 for 5 %)
     cohorts: pd.DataFrame  # cohort, customers, mrr_first_month, then "month 0", "month 1"… as fractions
-    filled_days: list[date]  # days no snapshot was read on (copied from the day before)
+    carried_days: list[date]  # days nothing was read on: filled in from the day before, or every row carried
 
     @property
     def empty(self) -> bool:
@@ -63,7 +64,13 @@ def overview(engine: Engine, start: date, end: date) -> RevenueOverview:
     rows = [row for row in rows if row["day"] >= start]
     days = _days_frame(rows)
     return RevenueOverview(days, _months(rows, before[-1] if before else None), _cohorts(cohort_rows),
-                           [row["day"] for row in rows if row["taken_by"] == CARRIED_BY])
+                           [row["day"] for row in rows if _carried(row)])
+
+
+def _carried(row: dict[str, Any]) -> bool:
+    """A day nothing was read on: filled in from the day before, or taken with every row carried (the refresh
+    read none of them)."""
+    return row["taken_by"] == CARRIED_BY or (row["organizations"] > 0 and row["carried"] == row["organizations"])
 
 
 def _days_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -103,7 +110,7 @@ def _months(rows: list[dict[str, Any]], opening: dict[str, Any] | None) -> pd.Da
             "quick_ratio": _share(growth, loss),
             "arpa": last["mrr_cents"] / 100 / last["customers"] if last["customers"] else None,
             "scheduled_churn": last["scheduled_churn_cents"] / 100,
-            "carried_days": sum(row["taken_by"] == CARRIED_BY for row in inside)})
+            "days": len(inside), "carried_days": sum(_carried(row) for row in inside)})
         previous = last
     return pd.DataFrame(months, columns=MONTH_COLUMNS)
 
@@ -146,18 +153,18 @@ def _cohorts(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def ledger(engine: Engine, month: str, kind: str | None, start: date, end: date, page: int = 0,
+def ledger(engine: Engine, month: str, kinds: Sequence[str] | None, start: date, end: date, page: int = 0,
            size: int = LEDGER_PAGE) -> tuple[pd.DataFrame, int]:
-    """The movements of `month` ("2026-11", within `start`…`end`) of one kind (None: every kind), largest change
-    first: (a page of rows, how many in all). Each row names the organization as the directory knows it."""
+    """The movements of `month` ("2026-11", within `start`…`end`) of these kinds (None: every kind), largest
+    change first: (a page of rows, how many in all). Each row names the organization as the directory knows it."""
     first = date.fromisoformat(f"{month}-01")
     after = (first + timedelta(days=32)).replace(day=1)
     conditions = [revenue_movements.c.day >= max(first, start), revenue_movements.c.day < after,
                   revenue_movements.c.day <= end]
-    if kind is not None:
-        if kind not in KINDS:
-            raise ValueError(f"{kind!r} is not a movement")
-        conditions.append(revenue_movements.c.kind == kind)
+    if kinds is not None:
+        if not kinds or any(kind not in KINDS for kind in kinds):
+            raise ValueError(f"{kinds!r} are not movements")
+        conditions.append(revenue_movements.c.kind.in_(list(kinds)))
     change = revenue_movements.c.to_mrr_cents - revenue_movements.c.from_mrr_cents
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(revenue_movements).where(*conditions)).scalar_one()

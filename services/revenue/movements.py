@@ -28,6 +28,12 @@ LOSS = (CONTRACTION, CHURN)  # down
 KINDS = (*GROWTH, *LOSS, FIRST_COUNTED, NO_LONGER_COUNTED)
 LABELS = {NEW: "New", EXPANSION: "Expansion", REACTIVATION: "Reactivation", CONTRACTION: "Contraction",
           CHURN: "Churn", FIRST_COUNTED: "First counted", NO_LONGER_COUNTED: "No longer counted"}
+# What the ledger can list, by name: one kind, or the kinds a figure is made of (None: every movement).
+LEDGER_CHOICES: dict[str, tuple[str, ...] | None] = {
+    "Every movement": None, **{label: (kind,) for kind, label in LABELS.items()},
+    "Growth and loss (net)": (*GROWTH, *LOSS), "Loss (gross MRR churn)": LOSS,
+    "Retention (NRR: expansion, contraction, churn)": (EXPANSION, CONTRACTION, CHURN),
+    "Net MRR churn (contraction, churn, expansion, reactivation)": (CONTRACTION, CHURN, EXPANSION, REACTIVATION)}
 
 
 def movement(before: int | None, after: int | None, paid_before: bool) -> str | None:

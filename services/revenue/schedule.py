@@ -1,12 +1,13 @@
-"""When a day's snapshot is taken: once the day's directory refresh has finished (all its jobs), or, with the
-refresh off, at the first check of the day. Every console and worker process checks; the day's key lets one win.
+"""When a day's snapshot is taken: once the day's directory refresh has finished (all its jobs), even if that is
+after midnight, or, with the refresh off, at the first check of the day. Every console and worker process checks;
+the day's key lets one win.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -30,26 +31,31 @@ class SnapshotSchedule:
         self.check_every, self.clock = check_every, clock
         self._loop: PeriodicCheck | None = None
 
-    def due(self) -> bool:
-        """Whether today's snapshot may be taken now (not whether it has been)."""
+    def due_day(self, moment: datetime) -> date | None:
+        """The day whose snapshot may be taken at `moment`, or None. With the refresh on: the day of the latest
+        refresh once all its jobs have finished (a refresh running past midnight gives its own day, taken late);
+        with it off: today. Whether that day is already taken is `take_snapshot`'s to say."""
         if not self.refresh_on:
-            return True
-        moment = self.clock()
+            return moment.date()
         with self.engine.connect() as conn:
-            refresh = conn.execute(select(directory_refreshes).where(
-                directory_refreshes.c.day == moment.date().isoformat())).first()
+            refresh = conn.execute(select(directory_refreshes).order_by(directory_refreshes.c.day.desc())
+                                   .limit(1)).first()
         if refresh is None:
-            return False  # today's refresh is not queued yet
+            return None  # no refresh queued yet
         job_ids = [job_id for job_id in refresh.jobs.split(",") if job_id]
-        if not job_ids:
-            return moment - utc(refresh.started_at) >= QUEUING_GRACE
-        return all((job := self.jobs.job(job_id)) is None or job.status in FINISHED for job_id in job_ids)
+        if not job_ids and moment - utc(refresh.started_at) < QUEUING_GRACE:
+            return None
+        if not all((job := self.jobs.job(job_id)) is None or job.status in FINISHED for job_id in job_ids):
+            return None  # still reading
+        return date.fromisoformat(refresh.day)
 
     def run_due(self) -> TakenDay | None:
-        """Takes today's snapshot if it is due; what was written, or None."""
-        if not self.due():
+        """Takes the day that is due, if any and not taken yet; what was written, or None."""
+        moment = self.clock()  # read once: a check at midnight must not mix two days
+        day = self.due_day(moment)
+        if day is None:
             return None
-        return take_snapshot(self.engine, self.clock().date(), self.by, self.clock)
+        return take_snapshot(self.engine, day, self.by, lambda: moment)
 
     def start(self) -> SnapshotSchedule:
         self._loop = PeriodicCheck(self.run_due, self.check_every, "revenue-snapshot",

@@ -28,6 +28,7 @@ log = logging.getLogger("billing_desk.revenue")
 GONE = "gone"  # the status a snapshot gives an organization the API said doesn't exist
 CARRIED_BY = "carried"  # revenue_days.taken_by of a day filled in from the day before it
 INSERTED_PER_STATEMENT = 5000
+REPORTING_CURRENCY = "USD"  # the currency of every total (the Payments API's catalog); others are not counted
 SNAPSHOT_COLUMNS = ("organization_id", "plan", "price_cents", "currency", "interval_unit", "interval_count", "status",
                     "cancel_at_period_end", "mrr_cents")
 
@@ -106,9 +107,10 @@ class _Worked:
 def _work_out(conn: Connection, day: date, last: date | None) -> _Worked:
     """`day` from the directory, against the last day taken (the days between, if any, are its copies)."""
     before: dict[str, tuple[int | None, str | None]] = {} if last is None else {
-        row.organization_id: (row.mrr_cents, row.plan) for row in conn.execute(
-            select(revenue_snapshots.c.organization_id, revenue_snapshots.c.mrr_cents, revenue_snapshots.c.plan)
-            .where(revenue_snapshots.c.day == last))}
+        row.organization_id: (row.mrr_cents if (row.currency or REPORTING_CURRENCY) == REPORTING_CURRENCY else None,
+                              row.plan) for row in conn.execute(
+            select(revenue_snapshots.c.organization_id, revenue_snapshots.c.mrr_cents, revenue_snapshots.c.plan,
+                   revenue_snapshots.c.currency).where(revenue_snapshots.c.day == last))}
     first_paid = {row.organization_id: _day(row.first_paid_day) for row in conn.execute(select(revenue_customers))}
     starts = datetime.combine(day, time(0), tzinfo=timezone.utc)
 
@@ -127,7 +129,9 @@ def _work_out(conn: Connection, day: date, last: date | None) -> _Worked:
                "cancel_at_period_end": bool(entry.cancel_at_period_end) and not gone,
                "mrr_cents": 0 if gone else entry.mrr_cents, "carried": utc(entry.last_read_at) < starts}
         rows.append(row)
-        mrr = row["mrr_cents"]
+        # MRR in another currency than the figures' is kept on its row but counted in no total (as the finance
+        # summary leaves it out): not converted at a rate the console doesn't have.
+        mrr = row["mrr_cents"] if (row["currency"] or REPORTING_CURRENCY) == REPORTING_CURRENCY else None
         totals["organizations"] += 1
         totals["carried"] += row["carried"]
         totals["trialing"] += row["status"] == "trialing"
