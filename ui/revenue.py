@@ -158,7 +158,7 @@ def ledger_section(desk: BillingDesk, actor: Actor, months: list[str], cells: li
         return
     first = page * LEDGER_PAGE
     shown = f"; {first + 1:,}–{first + len(frame):,} shown" if total > len(frame) else ""
-    st.caption(f"{total:,} movements ({choice.lower()}) in {month}, largest first{shown}")
+    st.caption(f"{total:,} movement{'' if total == 1 else 's'} ({choice.lower()}) in {month}, largest first{shown}")
     ledger_table(frame)
     earlier, later, csv, excel = st.columns(4)
     if earlier.button("Previous 50", key="ledger_previous", disabled=page == 0, icon=":material/chevron_left:"):

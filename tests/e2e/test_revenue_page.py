@@ -75,7 +75,7 @@ def test_finance_reads_mrr_and_downloads_a_month_s_ledger_formula_safe_and_audit
     month = CHURNED_ON.strftime("%Y-%m")
     choose(page, "Month", month)
     choose(page, "Movement", "Churn")
-    expect(page.get_by_text(f"1 movements (churn) in {month}")).to_be_visible()
+    expect(page.get_by_text(f"1 movement (churn) in {month}")).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("button", name="Ledger CSV").click()
     text = Path(download.value.path()).read_text(encoding="utf-8-sig")
@@ -84,7 +84,7 @@ def test_finance_reads_mrr_and_downloads_a_month_s_ledger_formula_safe_and_audit
     contracted = (TODAY - timedelta(days=10)).strftime("%Y-%m")
     choose(page, "Month", contracted)
     choose(page, "Movement", "Contraction")
-    expect(page.get_by_text(f"1 movements (contraction) in {contracted}")).to_be_visible()  # the new run drawn
+    expect(page.get_by_text(f"1 movement (contraction) in {contracted}")).to_be_visible()  # the new run drawn
     with page.expect_download() as download:
         page.get_by_role("button", name="Ledger CSV").click()
     text = Path(download.value.path()).read_text(encoding="utf-8-sig")
@@ -139,4 +139,4 @@ def test_a_number_in_the_monthly_table_opens_the_movements_behind_it(page: Page,
     wait_for_app(page)
     expect(page.get_by_role("combobox", name="Movement")).to_have_value("Churn")
     expect(page.get_by_role("combobox", name="Month")).to_have_value(CHURNED_ON.strftime("%Y-%m"))
-    expect(page.get_by_text(f"1 movements (churn) in {CHURNED_ON:%Y-%m}")).to_be_visible()
+    expect(page.get_by_text(f"1 movement (churn) in {CHURNED_ON:%Y-%m}")).to_be_visible()
