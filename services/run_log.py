@@ -8,12 +8,15 @@ waiting (for the API, or for a busy machine). The load test reads these lines to
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
 LOG_LEVEL_VARIABLE = "BILLING_DESK_LOG_LEVEL"
+LOG_FORMAT_VARIABLE = "BILLING_DESK_LOG_FORMAT"  # "json": one JSON object per line
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 SLOW_RUN_SECONDS = 2.0
 RUN_LOGGER = logging.getLogger("billing_desk.runs")
@@ -24,14 +27,38 @@ RUN_LINE = "run page=%s wall_ms=%.1f cpu_ms=%.1f"
 _configured = False
 
 
-def configure_logging() -> None:
-    """Once per process. The console's own loggers (`billing_desk.*`) log at INFO unless BILLING_DESK_LOG_LEVEL
-    names another level (DEBUG adds a line per page run); libraries stay at INFO, so DEBUG is not their noise."""
+class JsonLines(logging.Formatter):
+    """One JSON object per line (BILLING_DESK_LOG_FORMAT=json), for a log collector: time (UTC), level, logger,
+    message, the exception if any, and the fields a line carries for machines (an API call's request id,
+    endpoint, status and time: services/payments/client.py)."""
+
+    FIELDS = ("request_id", "method", "endpoint", "status", "elapsed_ms")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        entry.update({name: getattr(record, name) for name in self.FIELDS if hasattr(record, name)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(text_format: str = LOG_FORMAT) -> None:
+    """Once per process (the console's and the job worker's). The console's own loggers (`billing_desk.*`) log
+    at INFO unless BILLING_DESK_LOG_LEVEL names another level (DEBUG adds a line per page run); libraries stay at
+    INFO, so DEBUG is not their noise. BILLING_DESK_LOG_FORMAT=json writes JSON lines instead of text."""
     global _configured
     if _configured:
         return
     _configured = True
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    handler = logging.StreamHandler()
+    wanted = os.environ.get(LOG_FORMAT_VARIABLE, "text").strip().lower()
+    handler.setFormatter(JsonLines() if wanted == "json" else logging.Formatter(text_format))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    if wanted not in ("json", "text"):
+        logging.getLogger("billing_desk").warning("%s=%r is not a log format (json or text); using text",
+                                                  LOG_FORMAT_VARIABLE, wanted[:20])
     requested = os.environ.get(LOG_LEVEL_VARIABLE, "INFO").strip().upper()
     level = logging.getLevelName(requested)
     console_logger = logging.getLogger("billing_desk")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import RunningSandbox
 from services import run_log
+from services.payments.client import PaymentsClient
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +70,47 @@ def test_streamlit_settings_that_keep_the_console_fast_under_load() -> None:
     assert settings["runner"]["postScriptGC"] is False
     assert settings["server"]["fileWatcherType"] == "none"
     assert settings["server"]["runOnSave"] is False
+
+
+def test_api_calls_log_as_json_lines_with_their_request_id_and_never_the_key(
+        client: PaymentsClient, sandbox: RunningSandbox) -> None:
+    import io
+    import json
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(run_log.JsonLines())
+    payments_logger = logging.getLogger("billing_desk.payments")
+    payments_logger.addHandler(handler)
+    level = payments_logger.level
+    payments_logger.setLevel(logging.INFO)
+    try:
+        client.get_customer("org_abc123")
+    finally:
+        payments_logger.removeHandler(handler)
+        payments_logger.setLevel(level)
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["level"] == "INFO" and line["logger"] == "billing_desk.payments" and line["time"].endswith("+00:00")
+    assert (line["method"], line["endpoint"], line["status"]) == ("GET", "/payment/customer-info", 200)
+    assert line["request_id"] and line["request_id"] in line["message"] and line["elapsed_ms"] >= 0
+    assert sandbox.api_key not in stream.getvalue()
+
+
+def test_the_log_format_comes_from_the_environment_in_each_process(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = ("from services.run_log import configure_logging; import logging; configure_logging(); "
+              "logging.getLogger('billing_desk.test').warning('a \"quoted\" word')")
+    for wanted, parse in (("json", json.loads), ("text", str), ("yaml", str)):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                              env={**os.environ, "BILLING_DESK_LOG_FORMAT": wanted})
+        lines = done.stderr.strip().splitlines()
+        if wanted == "json":
+            [entry] = [parse(line) for line in lines]
+            assert entry["message"] == 'a "quoted" word' and entry["level"] == "WARNING"
+        else:
+            assert lines[-1].endswith('billing_desk.test a "quoted" word')
+            assert (wanted == "yaml") == any("is not a log format" in line for line in lines)

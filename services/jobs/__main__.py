@@ -8,7 +8,6 @@ Ctrl-C, when it gives back the job it holds (another worker resumes it at once).
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -19,6 +18,7 @@ from ..config import ConfigError, load_config
 from ..audit import AuditLog
 from ..directory import Directory, RefreshSchedule
 from ..revenue import SnapshotSchedule
+from ..run_log import configure_logging
 from ..store.leases import ConsoleLease
 from ..payments.client import PaymentsClient
 from ..payments.rate_pacer import RatePacer
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["worker"])
     parser.add_argument("--threads", type=int, default=1, help="workers in this process (each runs one job)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("%(asctime)s %(levelname)s %(name)s: %(message)s")  # BILLING_DESK_LOG_FORMAT=json too
     try:
         config = load_config()
         if not config.api_url:

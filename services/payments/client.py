@@ -173,7 +173,10 @@ class PaymentsClient:
         finally:
             self.pacer.release()
         request_id = response.headers.get("X-Request-Id") or response.headers.get("Request-Id")
-        log.info("%s %s -> %s (%s)", method, path, response.status_code, request_id)
+        log.info("%s %s -> %s (%s)", method, path, response.status_code, request_id,
+                 extra={"request_id": request_id, "method": method, "endpoint": path,
+                        "status": response.status_code,
+                        "elapsed_ms": round(response.elapsed.total_seconds() * 1000, 1)})
         if response.status_code >= 400:
             raise self._status_error(response, operation, request_id)
         try:
