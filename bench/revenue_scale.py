@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .directory_scale import PLANS, load_postgres, make_rows
+from services.revenue import movement
+
+from .directory_scale import PLANS, _summary, load_postgres, make_rows
 from .support import report
 
 SNAPSHOT_TARGET_S, LEDGER_TARGET_MS, PAGE_TARGET_MS = 10.0, 300.0, 1000.0
@@ -52,7 +53,7 @@ def stories(rows: list[dict[str, Any]], days: int, seed: int = 24) -> tuple[list
             end = path[index + 1][0] - 1 if index + 1 < len(path) else days - 1
             segments.append((row["organization_id"], start, end, plan, price, status, mrr))
             before = path[index - 1][4] if index else None
-            kind = _kind(before, mrr, any(step[4] for step in path[:index]))
+            kind = movement(before, mrr, any(step[4] for step in path[:index]))
             if kind:
                 movements.append((start, row["organization_id"], kind, before or 0, mrr,
                                   path[index - 1][1] if index else None, plan))
@@ -60,18 +61,6 @@ def stories(rows: list[dict[str, Any]], days: int, seed: int = 24) -> tuple[list
         if paid is not None:
             first_paid.append((row["organization_id"], paid))
     return segments, movements, first_paid
-
-
-def _kind(before: int | None, after: int, paid_before: bool) -> str | None:
-    if before is None:
-        return "first_counted" if after else None
-    if before == after:
-        return None
-    if before == 0:
-        return "reactivation" if paid_before else "new"
-    if after == 0:
-        return "churn"
-    return "expansion" if after > before else "contraction"
 
 
 def load_history(url: str, rows: list[dict[str, Any]], first: date, days: int) -> dict[str, float]:
@@ -262,12 +251,6 @@ def _wait_for_today(url: str, seconds: float = 120) -> None:
         raise RuntimeError("the console took no snapshot of today within two minutes")
     finally:
         engine.dispose()
-
-
-def _summary(samples: list[float]) -> dict[str, Any]:
-    ordered = sorted(samples)
-    return {"count": len(ordered), "p50_ms": round(statistics.median(ordered), 1),
-            "p95_ms": round(ordered[max(0, -(-len(ordered) * 95 // 100) - 1)], 1), "max_ms": round(ordered[-1], 1)}
 
 
 def run(organizations: int = 100_000, days: int = 365, browser: bool = True) -> dict[str, Any]:

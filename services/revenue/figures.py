@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from ..directory import directory_organizations as directory
 from .movements import CHURN, CONTRACTION, EXPANSION, GROWTH, KINDS, LOSS, REACTIVATION
-from .snapshots import CARRIED_BY
+from .snapshots import CARRIED_BY, as_day
 from .tables import MOVEMENT_COLUMNS, revenue_cohort_days, revenue_days, revenue_movements, revenue_snapshots
 
 LEDGER_PAGE = 50
@@ -59,7 +59,7 @@ def overview(engine: Engine, start: date, end: date) -> RevenueOverview:
         cohort_rows = [row._asdict() for row in conn.execute(select(revenue_cohort_days).where(
             revenue_cohort_days.c.day >= start, revenue_cohort_days.c.day <= end))]
     for row in rows:
-        row["day"] = _day(row["day"])
+        row["day"] = as_day(row["day"])
     before = [row for row in rows if row["day"] < start]
     rows = [row for row in rows if row["day"] >= start]
     days = _days_frame(rows)
@@ -133,11 +133,11 @@ def _cohorts(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Each cohort's MRR at each month's last day on record, as a share of its MRR at the end of its first month."""
     month_ends: dict[date, date] = {}
     for row in rows:
-        day = _day(row["day"])
+        day = as_day(row["day"])
         month = day.replace(day=1)
         month_ends[month] = max(month_ends.get(month, day), day)
-    at_end = {(_day(row["cohort"]), _day(row["day"]).replace(day=1)): row for row in rows
-              if _day(row["day"]) == month_ends[_day(row["day"]).replace(day=1)]}
+    at_end = {(as_day(row["cohort"]), as_day(row["day"]).replace(day=1)): row for row in rows
+              if as_day(row["day"]) == month_ends[as_day(row["day"]).replace(day=1)]}
     records = []
     for cohort in sorted({cohort for cohort, _ in at_end}):
         first = at_end.get((cohort, cohort))
@@ -175,7 +175,7 @@ def ledger(engine: Engine, month: str, kinds: Sequence[str] | None, start: date,
                                          revenue_movements.c.organization_id)
             .limit(size).offset(page * size)).all()
     frame = pd.DataFrame([{
-        "day": pd.Timestamp(_day(row.day)), "organization_id": row.organization_id, "name": row.name,
+        "day": pd.Timestamp(as_day(row.day)), "organization_id": row.organization_id, "name": row.name,
         "kind": row.kind, "from_plan": row.from_plan, "to_plan": row.to_plan, "from_mrr": row.from_mrr_cents / 100,
         "to_mrr": row.to_mrr_cents / 100, "change": (row.to_mrr_cents - row.from_mrr_cents) / 100} for row in rows],
         columns=["day", "organization_id", "name", "kind", "from_plan", "to_plan", "from_mrr", "to_mrr", "change"])
@@ -190,16 +190,11 @@ def organization_history(engine: Engine, organization_id: str, since: date) -> t
             .order_by(revenue_snapshots.c.day)).all()
         moves = conn.execute(select(revenue_movements).where(
             revenue_movements.c.organization_id == organization_id).order_by(revenue_movements.c.day)).all()
-    history = pd.DataFrame([{"day": pd.Timestamp(_day(row.day)),
+    history = pd.DataFrame([{"day": pd.Timestamp(as_day(row.day)),
                              "mrr": None if row.mrr_cents is None else row.mrr_cents / 100, "plan": row.plan,
                              "status": row.status, "carried": row.carried} for row in days],
                            columns=["day", "mrr", "plan", "status", "carried"])
-    movements = pd.DataFrame([{"day": pd.Timestamp(_day(row.day)), "kind": row.kind, "from_plan": row.from_plan,
+    movements = pd.DataFrame([{"day": pd.Timestamp(as_day(row.day)), "kind": row.kind, "from_plan": row.from_plan,
                                "to_plan": row.to_plan, "change": (row.to_mrr_cents - row.from_mrr_cents) / 100}
                               for row in moves], columns=["day", "kind", "from_plan", "to_plan", "change"])
     return history, movements
-
-
-def _day(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -54,12 +53,12 @@ def take_snapshot(engine: Engine, day: date, by: str, clock: Any = now) -> Taken
         if conn.execute(select(revenue_days.c.day).where(revenue_days.c.day >= day).limit(1)).first():
             return None  # taken, or a later day is: a day is never written after the ones following it
         last = conn.execute(select(func.max(revenue_days.c.day))).scalar()
-        last = None if last is None else _day(last)
+        last = None if last is None else as_day(last)
         worked = _work_out(conn, day, last)
     try:
         with write_transaction(engine) as conn:
             now_last = conn.execute(select(func.max(revenue_days.c.day))).scalar()
-            if (None if now_last is None else _day(now_last)) != last:
+            if (None if now_last is None else as_day(now_last)) != last:
                 return None  # another process wrote a day since: the next check works it out again
             filled = _fill_missing_days(conn, last, day, clock())
             return _write(conn, day, by, clock(), filled, worked)
@@ -111,7 +110,7 @@ def _work_out(conn: Connection, day: date, last: date | None) -> _Worked:
                               row.plan) for row in conn.execute(
             select(revenue_snapshots.c.organization_id, revenue_snapshots.c.mrr_cents, revenue_snapshots.c.plan,
                    revenue_snapshots.c.currency).where(revenue_snapshots.c.day == last))}
-    first_paid = {row.organization_id: _day(row.first_paid_day) for row in conn.execute(select(revenue_customers))}
+    first_paid = {row.organization_id: as_day(row.first_paid_day) for row in conn.execute(select(revenue_customers))}
     starts = datetime.combine(day, time(0), tzinfo=timezone.utc)
 
     rows, moves, newly_paid = [], [], []
@@ -194,12 +193,5 @@ def _insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(table), rows[start:start + INSERTED_PER_STATEMENT])
 
 
-def _day(value: date | str) -> date:
+def as_day(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
-def taken_days(engine: Engine, days: Iterable[date]) -> set[date]:
-    """Which of these days have been taken (or filled in)."""
-    with engine.connect() as conn:
-        return {_day(value) for value in conn.execute(
-            select(revenue_days.c.day).where(revenue_days.c.day.in_(list(days)))).scalars()}
